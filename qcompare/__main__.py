@@ -1,0 +1,3 @@
+from qcompare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,280 @@
+"""The pipeline without a browser: `python -m qcompare methods | run | sweep | results | jobs | cancel`.
+
+The CLI never imports torch: work runs in worker processes started by the runner.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from qcompare.errors import UserError
+from qcompare.home import default_home
+
+SHOW_COLUMNS = ["method_label", "ppl", "kld_mean", "top1_agree", "weights_mib", "decode_tok_s",
+                "prefill_tok_s", "ttft_ms", "peak_rss_mib", "quant_s", "kernel", "device", "protocol"]
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    from qcompare.specs import EvalSpec
+
+    d = EvalSpec()
+    p.add_argument("--model", default="embedded",
+                   help="embedded | a local Hugging Face folder | a hub id | a .gguf file")
+    p.add_argument("--corpus", default="embedded",
+                   help="embedded | path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
+    p.add_argument("--tokens", type=int, default=d.tokens, help="corpus tokens evaluated")
+    p.add_argument("--window", type=int, default=d.window, help="tokens per window")
+    p.add_argument("--stride", type=int, default=d.stride, help="strided protocol step (0: window/2)")
+    p.add_argument("--protocol", default=d.protocol, help="disjoint | llamacpp | strided")
+    p.add_argument("--device", default=d.device, help="cpu | cuda")
+    p.add_argument("--dtype", default=d.dtype, help="compute dtype of dequantizing methods")
+    p.add_argument("--speed-prompt", type=int, default=d.speed_prompt)
+    p.add_argument("--speed-new-tokens", type=int, default=d.speed_new_tokens)
+    p.add_argument("--speed-repeats", type=int, default=d.speed_repeats, help="0 skips speed")
+    p.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: all)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model's own Python code to run (never by default)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow pickle (.bin/.pt) checkpoints (refused by default)")
+
+
+def _specs_from_args(args, method_args: list[str]):
+    from qcompare import corpora, models, registry
+    from qcompare.specs import EvalSpec
+    from qcompare.submit import build_specs
+
+    methods = [registry.parse_method_arg(m) for m in method_args]
+    ev = EvalSpec(tokens=args.tokens, window=args.window, stride=args.stride,
+                  protocol=args.protocol, device=args.device, dtype=args.dtype,
+                  speed_prompt=args.speed_prompt, speed_new_tokens=args.speed_new_tokens,
+                  speed_repeats=args.speed_repeats, threads=args.threads)
+    model = models.model_from_arg(args.model, args.trust_remote_code, args.allow_pickle)
+    return build_specs(model, methods, corpora.corpus_from_arg(args.corpus), ev)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "—" if math.isnan(v) else (f"{v:.4g}" if abs(v) < 1e5 else f"{v:.0f}")
+    return "—" if v is None else str(v)
+
+
+def _print_table(rows: list[dict], columns: list[str], out=sys.stdout) -> None:
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=out)
+
+
+def _jsonable(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        elif isinstance(v, float) and math.isnan(v):
+            v = None
+        out[k] = v
+    return out
+
+
+def _wait(home: Path, job_ids: list[int], quiet: bool) -> None:
+    """Poll the job table (no busy loop) and show one progress line per job until all end."""
+    from qcompare.jobs.store import FINISHED, JobStore
+
+    store = JobStore.open(home)
+    last = ""
+    while True:
+        jobs = [store.get(i) for i in job_ids]
+        line = " | ".join(f"#{j.id} {j.state} {j.progress:4.0%} {j.stage[:40]}" for j in jobs)
+        if not quiet and line != last and sys.stderr.isatty():
+            print("\r" + line[:200].ljust(len(last)), end="", file=sys.stderr, flush=True)
+        elif not quiet and line != last:
+            print(line, file=sys.stderr, flush=True)
+        last = line
+        if all(j.state in FINISHED for j in jobs):
+            if not quiet and sys.stderr.isatty():
+                print(file=sys.stderr)
+            return
+        time.sleep(0.5)
+
+
+def cmd_methods(args) -> int:
+    from qcompare import registry
+
+    rows = []
+    for cls in registry.all_methods():
+        reasons = {d: cls.unavailable_reason(d) for d in ("cpu", "cuda")}
+        rows.append({"name": cls.name, "family": cls.family, "summary": cls.summary,
+                     "available": {d: r is None for d, r in reasons.items()},
+                     "why_not": {d: r for d, r in reasons.items() if r},
+                     "options": cls.config_cls.describe()})
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+        return 0
+    for r in rows:
+        where = ", ".join(d for d, ok in r["available"].items() if ok) or "nowhere here"
+        print(f"{r['name']:<8} [{r['family']}] {r['summary']}")
+        print(f"{'':8} runs on: {where}")
+        for d, why in r["why_not"].items():
+            print(f"{'':8} {d}: {why}")
+        for o in r["options"]:
+            choices = f" {{{'|'.join(map(str, o['choices']))}}}" if o["choices"] else ""
+            print(f"{'':8} --set {o['name']}={o['default']}{choices}  {o['help']}")
+    return 0
+
+
+def _submit(args, method_args: list[str]):
+    from qcompare.submit import submit
+
+    return submit(_specs_from_args(args, method_args), args.home)
+
+
+def cmd_run(args) -> int:
+    from qcompare.jobs.store import JobStore
+    from qcompare.results import ResultStore
+
+    method = args.method + (":" + ",".join(args.set) if args.set else "")
+    (sub,) = _submit(args, [method])
+    if not sub.cached:
+        _wait(args.home, [sub.job_id], args.quiet)
+    job = JobStore.open(args.home).get(sub.job_id)
+    row = ResultStore(args.home).get(sub.spec.key())
+    if row is None:
+        print(f"job #{job.id} {job.state}: {job.error}", file=sys.stderr)
+        if job.traceback and args.verbose:
+            print(job.traceback, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_jsonable(row), default=str))
+    else:
+        if sub.cached:
+            print("(cache hit: stored result)", file=sys.stderr)
+        _print_table([row], SHOW_COLUMNS)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from qcompare.jobs.store import JobStore
+
+    subs = _submit(args, args.method)
+    for s in subs:
+        what = "cache hit" if s.cached else ("queued" if s.new else "already queued")
+        print(f"#{s.job_id} {what}: {s.spec.method.label}", file=sys.stderr)
+    if args.no_wait:
+        return 0
+    _wait(args.home, [s.job_id for s in subs if not s.cached], args.quiet)
+    store = JobStore.open(args.home)
+    failed = [store.get(s.job_id) for s in subs if store.get(s.job_id).state != "done"]
+    for j in failed:
+        print(f"#{j.id} {j.state}: {j.label}: {j.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_results(args) -> int:
+    from qcompare.results import ResultStore
+
+    loaded = ResultStore(args.home).load()
+    for name, msg in loaded.errors:
+        print(f"warning: skipped unreadable result file {name}: {msg}", file=sys.stderr)
+    df = loaded.frame
+    if args.format == "table":
+        if df.empty:
+            print("no results yet: python -m qcompare run --model embedded --method fp32")
+            return 0
+        _print_table(df.to_dict("records"), SHOW_COLUMNS)
+    elif args.format == "csv":
+        df.to_csv(args.output or sys.stdout, index=False)
+    elif args.format == "json":
+        text = json.dumps([_jsonable(r) for r in df.to_dict("records")], default=str, indent=1)
+        Path(args.output).write_text(text) if args.output else print(text)
+    else:
+        if not args.output:
+            raise UserError("parquet export needs --output FILE.parquet")
+        df.to_parquet(args.output, index=False)
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from qcompare.jobs.runner import process_alive
+    from qcompare.jobs.status import classify, eta_seconds
+    from qcompare.jobs.store import JobStore
+
+    jobs = JobStore.open(args.home).list()
+    if not jobs:
+        print("no jobs yet")
+        return 0
+    now = time.time()
+    rows = []
+    for j in jobs:
+        state = classify(j, process_alive(j.pid, j.pid_start) if j.state == "running" else None)
+        eta = eta_seconds(j, now)
+        rows.append({"id": j.id, "state": state, "progress": f"{j.progress:.0%}",
+                     "stage": j.stage[:50], "eta_s": None if eta is None else round(eta),
+                     "job": j.label[:60], "error": (j.error or "")[:80]})
+    _print_table(rows, ["id", "state", "progress", "stage", "eta_s", "job", "error"])
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from qcompare.jobs.runner import cancel
+    from qcompare.jobs.store import JobStore
+
+    ok = cancel(JobStore.open(args.home), args.job)
+    print(f"job #{args.job} {'cancelled' if ok else 'was not queued or running'}")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m qcompare", description=__doc__)
+    ap.add_argument("--home", type=Path, default=None,
+                    help="state folder (default: $QCOMPARE_HOME or the repository's data/)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("methods", help="every method, its options, and where it can run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("run", help="measure one method and print its row (waits)")
+    p.add_argument("--method", required=True, help="method name, e.g. rtn")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option; repeat for several")
+    p.add_argument("--json", action="store_true", help="print the row as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--verbose", action="store_true", help="print the traceback of a failure")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="queue several methods and show their progress")
+    p.add_argument("--method", action="append", required=True,
+                   help="NAME or NAME:key=value,key=value; repeat for several")
+    p.add_argument("--no-wait", action="store_true", help="queue and return")
+    p.add_argument("--quiet", action="store_true")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("results", help="show or export the result cache")
+    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
+    p.add_argument("--output", help="file to write (stdout for csv/json when omitted)")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("jobs", help="queued / running (with progress) / done / failed jobs")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("cancel", help="cancel a queued or running job")
+    p.add_argument("job", type=int)
+    p.set_defaults(func=cmd_cancel)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.home = Path(args.home) if args.home else default_home()
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,89 @@
+"""Evaluation text: the embedded corpus (CPython's own documentation), a text file, or a
+`datasets` split; each resolved to exact text whose sha256 goes into the spec."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from qcompare.errors import UserError
+from qcompare.specs import CorpusSpec
+
+EMBEDDED_LABEL = "CPython reference documentation (pydoc_data.topics, ships with Python)"
+
+
+def embedded_text() -> str:
+    """Real prose that ships with every Python install: the pydoc topic pages, in key order."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[k].strip() for k in sorted(topics))
+
+
+def _file_text(path: str) -> str:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"corpus file {path} does not exist: give the path of a UTF-8 text file.")
+    raw = p.read_bytes()
+    if b"\x00" in raw[:65536]:
+        raise UserError(f"corpus file {path} looks binary (it has NUL bytes): give a UTF-8 text file.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"corpus file {path} is not UTF-8 text ({e.reason} at byte {e.start}): "
+                        "convert it to UTF-8 first.") from None
+
+
+def _hf_text(ref: str) -> str:
+    parts = ref.split(":")
+    if len(parts) != 3:
+        raise UserError(f"a datasets corpus is NAME:CONFIG:SPLIT (CONFIG may be empty); got {ref!r}.")
+    name, config, split = parts
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("datasets corpora need the 'datasets' package: pip install datasets.") from None
+    try:
+        ds = datasets.load_dataset(name, config or None, split=split)
+    except Exception as e:  # noqa: BLE001 - the library raises many kinds; the message matters
+        raise UserError(f"could not load dataset {ref}: {e}. Without network access only datasets "
+                        "already in the local cache work.") from None
+    column = "text" if "text" in ds.column_names else ds.column_names[0]
+    return "\n\n".join(str(t) for t in ds[column] if str(t).strip())
+
+
+def load_text(spec: CorpusSpec) -> str:
+    """The corpus text; raises UserError when it is missing, binary or empty."""
+    if spec.source == "embedded":
+        text = embedded_text()
+    elif spec.source == "file":
+        text = _file_text(spec.ref)
+    else:
+        text = _hf_text(spec.ref)
+    if not text.strip():
+        raise UserError(f"corpus {spec.label} is empty: give a text with at least one window of tokens.")
+    return text
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def resolve(spec: CorpusSpec) -> CorpusSpec:
+    """The same spec with `content_sha256` filled from the text as it is now."""
+    return CorpusSpec(source=spec.source, ref=spec.ref, content_sha256=content_hash(load_text(spec)))
+
+
+def corpus_from_arg(arg: str) -> CorpusSpec:
+    """'embedded' | 'hf:NAME:CONFIG:SPLIT' | a path to a text file."""
+    if arg in ("", "embedded"):
+        return CorpusSpec()
+    if arg.startswith("hf:"):
+        return CorpusSpec(source="hf", ref=arg[3:])
+    return CorpusSpec(source="file", ref=str(Path(arg).expanduser().resolve()))
+
+
+def load_checked(spec: CorpusSpec) -> str:
+    """Text for a worker: refuses when the content changed since the spec was made."""
+    text = load_text(spec)
+    if spec.content_sha256 and content_hash(text) != spec.content_sha256:
+        raise UserError(f"corpus {spec.label} changed since this run was queued: submit it again.")
+    return text

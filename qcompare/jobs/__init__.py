@@ -1,0 +1,1 @@
+"""Jobs: the durable job table, the runner that spawns one worker process per job, the worker."""

@@ -1,0 +1,225 @@
+"""Runners: `ProcessRunner` (a detached daemon that spawns one worker process per job, at most
+K at once) and `run_inline` (tests, debugging). Only one daemon serves a home: it holds an
+exclusive lock on `<home>/runner.lock`; `ensure_runner` starts one when none holds it.
+
+Each worker starts in its own session (process group), so `cancel` kills it and its children.
+Workers record their own outcome; the runner records the outcome of workers that died.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from qcompare.jobs import status
+from qcompare.jobs.store import JobStore
+
+DEFAULT_IDLE_EXIT_S = 600.0
+
+
+def _log_dir(home: Path) -> Path:
+    d = Path(home) / "logs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def job_log_path(home: Path, job_id: int) -> Path:
+    return _log_dir(home) / f"job-{job_id}.log"
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def process_alive(pid: int | None, pid_start: float | None) -> bool:
+    """True if `pid` runs and is the process started at `pid_start` (not a recycled pid)."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return pid_start is None or abs(p.create_time() - pid_start) < 1.0
+    except psutil.Error:
+        return False
+
+
+class ProcessRunner:
+    def __init__(self, home: str | Path, max_workers: int = 1,
+                 idle_exit_s: float = DEFAULT_IDLE_EXIT_S, poll_s: float = 0.3):
+        self.home = Path(home)
+        self.store = JobStore.open(self.home)
+        self.max_workers = max_workers
+        self.idle_exit_s = idle_exit_s
+        self.poll_s = poll_s
+        self.children: dict[int, subprocess.Popen] = {}     # job id -> our worker
+        self.adopted: dict[int, tuple[int, float | None]] = {}   # job id -> (pid, start)
+
+    def serve(self) -> int:
+        """Run until idle for `idle_exit_s`; returns 0, or 1 if another runner holds the lock."""
+        lock = open(self.home / "runner.lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 1
+        lock.seek(0), lock.truncate(), lock.write(str(os.getpid())), lock.flush()
+        self._recover()
+        idle_since = time.monotonic()
+        while True:
+            self._reap()
+            self._start_queued()
+            if self.children or self.adopted or self.store.next_queued():
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self.idle_exit_s:
+                return 0
+            time.sleep(self.poll_s)
+
+    def _recover(self) -> None:
+        for job in self.store.list(("running",)):
+            if process_alive(job.pid, job.pid_start):
+                self.adopted[job.id] = (job.pid, job.pid_start)
+            else:
+                self.store.finish(job.id, "failed", error=status.lost_message(job),
+                                  tb=_tail(job_log_path(self.home, job.id)))
+
+    def _start_queued(self) -> None:
+        import psutil
+
+        while len(self.children) + len(self.adopted) < self.max_workers:
+            job = self.store.next_queued()
+            if job is None:
+                return
+            log = open(job_log_path(self.home, job.id), "ab")
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "qcompare.jobs.worker", "--home", str(self.home),
+                 "--job", str(job.id)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+            log.close()
+            try:
+                started = psutil.Process(proc.pid).create_time()
+            except psutil.Error:
+                started = None
+            if self.store.mark_running(job.id, proc.pid, started):
+                self.children[job.id] = proc
+            else:   # cancelled between our read and now
+                _kill_group(proc.pid)
+                proc.wait()
+
+    def _reap(self) -> None:
+        for job_id, proc in list(self.children.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            del self.children[job_id]
+            if rc != 0 or self.store.get(job_id).state == "running":
+                self.store.finish(job_id, "failed", error=status.exit_reason(rc),
+                                  tb=_tail(job_log_path(self.home, job_id)))
+        for job_id, (pid, start) in list(self.adopted.items()):
+            if not process_alive(pid, start):
+                del self.adopted[job_id]
+                job = self.store.get(job_id)
+                self.store.finish(job_id, "failed", error=status.lost_message(job),
+                                  tb=_tail(job_log_path(self.home, job_id)))
+
+
+def _kill_group(pid: int, grace_s: float = 3.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not process_alive(pid, None):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def cancel(store: JobStore, job_id: int) -> bool:
+    """Cancel a queued job, or a running one by killing its worker's process group."""
+    job = store.get(job_id)
+    if job.state not in ("queued", "running"):
+        return False
+    changed = store.finish(job_id, "cancelled", error="cancelled by the user")
+    if changed and job.state == "running" and process_alive(job.pid, job.pid_start):
+        _kill_group(job.pid)
+    return changed
+
+
+def runner_running(home: str | Path) -> bool:
+    path = Path(home) / "runner.lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def ensure_runner(home: str | Path, max_workers: int | None = None) -> bool:
+    """Start a detached runner for `home` unless one is already serving; True if started."""
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    if runner_running(home):
+        return False
+    k = max_workers or int(os.environ.get("QCOMPARE_MAX_WORKERS", "1"))
+    log = open(_log_dir(home) / "runner.log", "ab")
+    subprocess.Popen([sys.executable, "-m", "qcompare.jobs.runner", "--home", str(home),
+                      "--max-workers", str(k)],
+                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
+    log.close()
+    return True
+
+
+def run_inline(store: JobStore, home: str | Path, job_id: int) -> None:
+    """Run a queued job in this process (tests, debugging); records the outcome like a worker."""
+    import traceback
+
+    from qcompare.errors import UserError
+    from qcompare.jobs import worker
+    from qcompare.specs import RunSpec
+
+    job = store.get(job_id)
+    store.mark_running(job_id, os.getpid(), None)
+    try:
+        row = worker.run(RunSpec.from_json(job.spec_json), home, store.reporter(job_id))
+    except UserError as e:
+        store.finish(job_id, "failed", error=str(e), tb=traceback.format_exc())
+        return
+    except Exception as e:  # noqa: BLE001 - recorded as a failed row, like a worker's
+        store.finish(job_id, "failed", error=f"{type(e).__name__}: {e}", tb=traceback.format_exc())
+        return
+    store.finish(job_id, "done", result_key=row["key"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="qcompare-runner")
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--max-workers", type=int, default=1)
+    ap.add_argument("--idle-exit", type=float, default=DEFAULT_IDLE_EXIT_S)
+    args = ap.parse_args(argv)
+    return ProcessRunner(args.home, args.max_workers, args.idle_exit).serve()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""The worker: `run(spec, home, report) -> row`, the whole measurement of one RunSpec.
+
+Stages: prepare (model folder, tokens) -> baseline log-probabilities (once per model, corpus and
+protocol) -> load + quantize (method.build, its own memory phase) -> quality over the windows ->
+speed -> row -> Parquet. `python -m qcompare.jobs.worker --home H --job ID` runs one job of the
+job table in this process and records its outcome there; the runner spawns it.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qcompare import __version__, corpora, models, registry
+from qcompare.errors import UserError
+from qcompare.results import ResultStore
+from qcompare.specs import PROTOCOL_VERSION, RunSpec
+
+Report = Callable[[str, float], None]          # (stage, fraction of the whole job)
+
+
+def _phase(report: Report, lo: float, hi: float) -> Report:
+    """A reporter for a sub-range [lo, hi] of the job's progress."""
+    return lambda stage, frac: report(stage, lo + (hi - lo) * min(max(frac, 0.0), 1.0))
+
+
+def _prepare_env(spec: RunSpec):
+    import torch
+
+    if spec.eval.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("CUDA was asked for but torch sees no CUDA device here: use --device cpu.")
+    torch.set_num_threads(spec.eval.threads or os.cpu_count() or 1)
+    torch.manual_seed(0)
+
+
+def _check_memory(folder: Path, device: str) -> None:
+    import psutil
+    import torch
+
+    needed = models.estimate_fp32_bytes(folder)
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        models.check_fits(needed, free, "GPU memory")
+    models.check_fits(needed, psutil.virtual_memory().available, "RAM")
+
+
+def _evaluate(model, ids, nbytes, windows, bos_id, device, report: Report,
+              reference=None, writer=None) -> dict:
+    """Quality over all windows; divergence against `reference`, or log-probs into `writer`."""
+    import torch
+
+    from qcompare.metrics import quality as q
+
+    nll, scored_bytes, kl, same, dp = [], 0, [], [], []
+    offset = 0
+    for i, w in enumerate(windows):
+        logp, targets = q.window_logprobs(model, ids, w, bos_id, device)
+        nll.append((-logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).double().cpu().numpy())
+        scored_bytes += int(nbytes[w.start + w.score_from:w.end].sum())
+        lp16 = logp.to(torch.float16)
+        if writer is not None:
+            writer.append(lp16.cpu().numpy(), targets.cpu().numpy())
+        if reference is not None:
+            base16, base_targets = reference.rows(offset, w.n_scored)
+            if not np.array_equal(base_targets, targets.cpu().numpy()):
+                raise RuntimeError("the cached baseline was computed on other tokens; delete "
+                                   f"{reference.meta.get('folder', 'its folder')} and run again")
+            d = q.divergence(q.storage_logprobs(torch.from_numpy(base16).to(logp.device)),
+                             q.storage_logprobs(lp16), targets)
+            kl.append(d["kl"]), same.append(d["same_top"]), dp.append(d["dp"])
+        offset += w.n_scored
+        report(f"perplexity window {i + 1}/{len(windows)}", (i + 1) / len(windows))
+    nll_all = np.concatenate(nll)
+    ppl, ppl_se = q.perplexity(nll_all)
+    bpb, byte_ppl = q.byte_metrics(float(nll_all.sum()), scored_bytes)
+    out = {"ppl": ppl, "ppl_se": ppl_se, "nll_mean": float(nll_all.mean()),
+           "bits_per_byte": bpb, "byte_ppl": byte_ppl,
+           "n_scored": int(nll_all.size), "n_bytes": scored_bytes}
+    if reference is not None:
+        out.update(q.summarize_divergence(np.concatenate(kl), np.concatenate(same), np.concatenate(dp)))
+    return out
+
+
+def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home, report: Report):
+    """Baseline (fp32) log-probabilities for this model, corpus and protocol, computed once."""
+    from qcompare.reference import ReferenceStore
+
+    store, key = ReferenceStore(home), spec.reference_key()
+    with store.lock(key):
+        if not store.exists(key):
+            report("baseline: loading fp32 reference", 0.0)
+            model = models.load_model(folder, spec.model, "float32", spec.eval.device)
+            n_scored = sum(w.n_scored for w in windows)
+            vocab = model.get_output_embeddings().weight.shape[0]
+            with store.write(key, n_scored, vocab, {"model": spec.model.label,
+                                                    "protocol": spec.eval.protocol}) as writer:
+                metrics = _evaluate(model, ids, nbytes, windows, bos_id, spec.eval.device,
+                                    lambda s, f: report(f"baseline: {s}", f), writer=writer)
+                writer_meta = metrics
+            del model
+            gc.collect()
+            report(f"baseline ready (PPL {writer_meta['ppl']:.3f})", 1.0)
+    reader = store.read(key)
+    reader.meta["folder"] = str(store.folder(key))
+    return reader
+
+
+def _versions(library: str) -> dict:
+    import torch
+    import transformers
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        lib_version = version(library) if library else ""
+    except PackageNotFoundError:
+        lib_version = ""
+    return {"python_version": platform.python_version(), "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__, "qcompare_version": __version__,
+            "library_version": lib_version}
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+        return torch.cuda.get_device_name()
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return name
+
+
+def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: None) -> dict:
+    """Measure one spec and write its row to the result cache; returns the row."""
+    import torch
+
+    from qcompare.methods.base import BuildContext
+    from qcompare.metrics import quality as q
+    from qcompare.metrics.memory import PhasePeak
+    from qcompare.metrics.speed import measure_speed
+
+    home = Path(home)
+    started = dt.datetime.now(dt.timezone.utc)
+    method_cls = registry.get(spec.method.name)
+    reason = method_cls.unavailable_reason(spec.eval.device)
+    if reason:
+        raise UserError(reason)
+    method = method_cls(method_cls.config_cls.parse(spec.method.options_dict))
+    _prepare_env(spec)
+    ev = spec.eval
+
+    report("preparing model", 0.0)
+    folder = models.local_folder(spec.model, home, _phase(report, 0.0, 0.05))
+    _check_memory(folder, ev.device)
+    tokenizer = models.load_tokenizer(folder, spec.model)
+    text = corpora.load_checked(spec.corpus)
+    ids, nbytes = q.tokenize_stream(tokenizer, text, ev.tokens)
+    if len(ids) < ev.tokens:
+        raise UserError(f"corpus {spec.corpus.label} has {len(ids)} tokens, fewer than the "
+                        f"{ev.tokens} asked for: lower --tokens or give a longer text.")
+    windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
+    bos_id = tokenizer.bos_token_id
+    reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home,
+                                  _phase(report, 0.05, 0.40))
+
+    ctx = BuildContext(load_model=lambda dtype: models.load_model(folder, spec.model, dtype, ev.device),
+                       tokenizer=tokenizer, device=ev.device, dtype=ev.dtype,
+                       progress=_phase(report, 0.40, 0.50), workdir=str(home / "work" / spec.key()))
+    with PhasePeak(ev.device) as load_phase:
+        t0 = time.perf_counter()
+        built = method.build(ctx)
+        quant_s = time.perf_counter() - t0
+    with PhasePeak(ev.device) as infer_phase:
+        t0 = time.perf_counter()
+        quality = _evaluate(built.model, ids, nbytes, windows, bos_id, ev.device,
+                            _phase(report, 0.50, 0.85), reference=reference)
+        eval_s = time.perf_counter() - t0
+        speed, speed_s = {}, None
+        if ev.speed_repeats:
+            report("speed: prefill and decode", 0.85)
+            t0 = time.perf_counter()
+            speed = measure_speed(built.model, ids[:ev.speed_prompt], ev.speed_new_tokens,
+                                  ev.speed_repeats, ev.device)
+            speed_s = time.perf_counter() - t0
+
+    report("writing result", 0.98)
+    row = {
+        "key": spec.key(), "spec_json": spec.to_json(), "reference_key": spec.reference_key(),
+        "model": spec.model.label, "model_source": spec.model.source,
+        "model_fingerprint": spec.model.fingerprint, "model_note": models.note(spec.model),
+        "method": spec.method.name, "method_label": spec.method.label, "family": method.family,
+        "options_json": json.dumps(spec.method.options_dict, sort_keys=True),
+        "corpus": spec.corpus.label, "corpus_sha256": spec.corpus.content_sha256,
+        "protocol": ev.protocol, "tokens": ev.tokens, "window": ev.window,
+        "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
+        "device": ev.device, "device_name": _device_name(ev.device),
+        "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
+        "backend": f"transformers {type(built.model).__name__} on torch/{ev.device}",
+        "library": built.library, "notes": built.notes,
+        "layers_json": json.dumps(built.layers),
+        "speed_prompt": ev.speed_prompt, "speed_new_tokens": ev.speed_new_tokens,
+        "speed_repeats": ev.speed_repeats, "cpu_threads": torch.get_num_threads(),
+        "protocol_version": PROTOCOL_VERSION,
+        "weights_mib": built.weights_bytes / 2**20, "quant_s": quant_s, "eval_s": eval_s,
+        "speed_s": speed_s, "started_at": started, "finished_at": dt.datetime.now(dt.timezone.utc),
+        **quality, **speed, **_versions(built.library),
+        **{f"load_{k}": v for k, v in load_phase.result.items()}, **infer_phase.result,
+    }
+    ResultStore(home).write(row)
+    report("done", 1.0)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of a spawned worker: run one job of the table and record the outcome there."""
+    from qcompare.jobs.store import JobStore
+
+    ap = argparse.ArgumentParser(prog="qcompare-worker")
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--job", type=int, required=True)
+    args = ap.parse_args(argv)
+    store = JobStore.open(args.home)
+    job = store.get(args.job)
+    reporter = store.reporter(job.id)
+    try:
+        row = run(RunSpec.from_json(job.spec_json), args.home, reporter)
+    except UserError as e:
+        store.finish(job.id, "failed", error=str(e), tb=traceback.format_exc())
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BaseException as e:  # noqa: BLE001 - every failure becomes a readable row
+        store.finish(job.id, "failed", error=f"{type(e).__name__}: {e}", tb=traceback.format_exc())
+        traceback.print_exc()
+        return 1
+    store.finish(job.id, "done", result_key=row["key"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Quantization methods, one module per family; `base` holds the contract."""

@@ -1,0 +1,159 @@
+"""The method contract: a config of documented options, what the method needs, and `build`.
+
+A method turns a model source into a model ready to evaluate, and reports how it is stored
+(`weights_bytes`), what ran (`kernel`: real | dequantized | simulated) and per-layer notes.
+Modules under qcompare.methods import their heavy libraries inside methods, never at import
+time, so listing methods stays cheap.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable
+
+from qcompare.errors import UserError
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Options of a method: each field has metadata `help` and, where fixed, `choices`."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise UserError(f"option {f.name} must be one of {', '.join(map(str, choices))}; "
+                                f"got {value!r}.")
+            low = f.metadata.get("min")
+            if low is not None and value < low:
+                raise UserError(f"option {f.name} must be at least {low}; got {value!r}.")
+
+    @classmethod
+    def describe(cls) -> list[dict]:
+        """One dict per option: name, type, default, help, choices (for forms and `methods`)."""
+        out = []
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else None
+            out.append({"name": f.name, "type": type(default).__name__, "default": default,
+                        "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices")})
+        return out
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> "MethodConfig":
+        """Build from strings or values, coercing each to its field's type; unknown keys refused."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            listed = ", ".join(known) or "none"
+            raise UserError(f"unknown option(s) {', '.join(unknown)}; this method takes: {listed}.")
+        values = {}
+        for name, value in raw.items():
+            values[name] = _coerce(name, value, type(known[name].default))
+        return cls(**values)
+
+
+def _coerce(name: str, value: Any, typ: type) -> Any:
+    if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    try:
+        if typ is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+    except ValueError:
+        raise UserError(f"option {name} needs a {typ.__name__}; got {value!r}.") from None
+    return text
+
+
+@dataclass(frozen=True)
+class Needs:
+    packages: tuple[str, ...] = ()          # import names that must be installed
+    calibration: bool = False               # needs calibration text
+    devices: tuple[str, ...] = ("cpu", "cuda")
+
+
+@dataclass
+class Built:
+    """A model ready for evaluation, with the facts the result row reports about it."""
+
+    model: Any                               # callable like a transformers CausalLM
+    weights_bytes: int                       # bytes the stored format takes
+    kernel: str                              # real | dequantized | simulated
+    storage: str                             # real | simulated
+    compute_dtype: str
+    library: str = "torch"
+    notes: str = ""
+    layers: list[dict] = field(default_factory=list)   # per-layer diagnostics
+
+
+@dataclass
+class BuildContext:
+    """What the worker hands a method: loaders and a progress callback, no globals."""
+
+    load_model: Callable[[str], Any]         # dtype name -> transformers model on the device
+    tokenizer: Any
+    device: str
+    progress: Callable[[str, float], None]
+    dtype: str = "float32"                   # compute dtype for methods that dequantize
+    workdir: str = ""
+
+
+class Method:
+    """Base class: subclasses set the class attributes and implement `build`."""
+
+    name: str = ""
+    family: str = ""
+    summary: str = ""
+    config_cls: type[MethodConfig] = MethodConfig
+    needs: Needs = Needs()
+    fixed_dtype: str | None = None           # methods that are a dtype (fp32/bf16/fp16)
+
+    def __init__(self, config: MethodConfig | None = None):
+        self.config = config if config is not None else self.config_cls()
+
+    @classmethod
+    def unavailable_reason(cls, device: str = "cpu") -> str | None:
+        """A sentence a person can act on, or None when the method can run on `device`."""
+        if device not in cls.needs.devices:
+            return f"{cls.name} runs on {' or '.join(cls.needs.devices)} only, not {device}."
+        for pkg in cls.needs.packages:
+            if importlib.util.find_spec(pkg) is None:
+                return f"{cls.name} needs the '{pkg}' package: pip install {pkg}."
+        if device == "cuda" and not _cuda_visible():
+            return "needs CUDA, and no NVIDIA GPU is visible on this machine."
+        return None
+
+    def build(self, ctx: BuildContext) -> Built:
+        raise NotImplementedError
+
+
+def _cuda_visible() -> bool:
+    """True when an NVIDIA driver is present, checked without importing torch."""
+    import os
+    return os.path.exists("/proc/driver/nvidia/version") or bool(os.environ.get("QCOMPARE_ASSUME_CUDA"))
+
+
+def weights_bytes_of(model, bits_of: Callable[[str, Any], float] | None = None) -> int:
+    """Bytes of every distinct parameter and buffer tensor (tied weights counted once).
+
+    `bits_of(name, tensor)` may return the storage bits per element; default: the tensor's dtype.
+    """
+    seen: set[int] = set()
+    total_bits = 0.0
+    named = list(model.named_parameters(remove_duplicate=False))
+    for name, t in named:
+        ptr = t.data_ptr()
+        if ptr in seen:
+            continue
+        seen.add(ptr)
+        bits = bits_of(name, t) if bits_of else t.element_size() * 8
+        total_bits += bits * t.numel()
+    return int(round(total_bits / 8))

@@ -1,0 +1,150 @@
+"""Round-to-nearest (RTN) weight quantization of Linear layers, stored as simulated packed ints.
+
+For a block of weights w sharing one scale s (a whole tensor, one output row, or `group_size`
+consecutive input columns of one row):
+
+* symmetric:  qmax = 2^(b-1) - 1,  s = max|w| / qmax,
+              q = clamp(round(w / s), -qmax - 1, qmax),          w_hat = s * q
+* asymmetric: lo = min(min w, 0), hi = max(max w, 0),  s = (hi - lo) / (2^b - 1),
+              z = round(-lo / s),  q = clamp(round(w / s) + z, 0, 2^b - 1),  w_hat = s * (q - z)
+
+(s = 1 where a block is all zeros.) A ragged last group is as if padded with zeros, which
+changes no scale because 0 is always inside the block's range.
+
+Storage, as a packed format would hold it: b bits per code, a 16-bit scale per block, and for
+asymmetric a b-bit zero point per block. Tensors left unquantized (embeddings, norms, and the
+LM head unless included) are counted at 16 bits per value.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, weights_bytes_of
+
+SCALE_BITS = 16
+KEPT_BITS = 16
+
+
+@dataclass(frozen=True)
+class RTNConfig(MethodConfig):
+    bits: int = field(default=4, metadata={"help": "bits per weight code", "choices": (8, 4, 3, 2)})
+    symmetric: bool = field(default=True, metadata={
+        "help": "symmetric around zero (no zero point) or asymmetric with a zero point",
+        "choices": (True, False)})
+    granularity: str = field(default="group", metadata={
+        "help": "weights sharing one scale: the whole tensor, one output channel, or a group",
+        "choices": ("tensor", "channel", "group")})
+    group_size: int = field(default=128, metadata={
+        "help": "input columns per scale when granularity is group", "min": 1})
+    include_lm_head: bool = field(default=False, metadata={
+        "help": "quantize the LM head too (untied from the embedding first)", "choices": (True, False)})
+
+
+def _blocks(w, granularity: str, group_size: int):
+    """View of w as [n_blocks, block_len] (zero-padded) and a function undoing it."""
+    import torch
+
+    out_f, in_f = w.shape
+    if granularity == "tensor":
+        return w.reshape(1, -1), lambda b: b.reshape(out_f, in_f)
+    if granularity == "channel":
+        return w, lambda b: b
+    n_groups = math.ceil(in_f / group_size)
+    pad = n_groups * group_size - in_f
+    padded = torch.nn.functional.pad(w, (0, pad)) if pad else w
+    return (padded.reshape(out_f * n_groups, group_size),
+            lambda b: b.reshape(out_f, n_groups * group_size)[:, :in_f])
+
+
+def quantize_blocks(blocks, bits: int, symmetric: bool):
+    """Integer codes, scales and zero points of each row of `blocks` (formulas in the module doc)."""
+    import torch
+
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        scale = blocks.abs().amax(dim=1, keepdim=True) / qmax
+        scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+        q = torch.clamp(torch.round(blocks / scale), -qmax - 1, qmax)
+        return q, scale, torch.zeros_like(scale)
+    qmax = 2 ** bits - 1
+    lo = blocks.amin(dim=1, keepdim=True).clamp(max=0)
+    hi = blocks.amax(dim=1, keepdim=True).clamp(min=0)
+    scale = (hi - lo) / qmax
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    zero = torch.round(-lo / scale)
+    q = torch.clamp(torch.round(blocks / scale) + zero, 0, qmax)
+    return q, scale, zero
+
+
+def fake_quantize(w, bits: int, symmetric: bool, granularity: str, group_size: int):
+    """w_hat: w quantized then dequantized, same shape and dtype as w (computed in fp32)."""
+    blocks, unblock = _blocks(w.float(), granularity, group_size)
+    q, scale, zero = quantize_blocks(blocks, bits, symmetric)
+    return unblock((q - zero) * scale).to(w.dtype)
+
+
+def storage_bits(shape: tuple[int, int], bits: int, symmetric: bool, granularity: str,
+                 group_size: int) -> int:
+    """Bits a packed format takes for one [out, in] weight: codes + scales (+ zero points)."""
+    out_f, in_f = shape
+    n_scales = {"tensor": 1, "channel": out_f,
+                "group": out_f * math.ceil(in_f / group_size)}[granularity]
+    return out_f * in_f * bits + n_scales * (SCALE_BITS + (0 if symmetric else bits))
+
+
+def quantizable_linears(model, include_lm_head: bool):
+    """(name, module) of each nn.Linear RTN-style methods quantize; the LM head only if asked."""
+    import torch
+
+    head = model.get_output_embeddings()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and (include_lm_head or module is not head):
+            yield name, module
+
+
+def untie_lm_head(model) -> None:
+    """Give the LM head its own copy of a weight it shares with the input embedding."""
+    import torch
+
+    head, emb = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is not None and head.weight.data_ptr() == emb.weight.data_ptr():
+        head.weight = torch.nn.Parameter(emb.weight.detach().clone())
+        model.config.tie_word_embeddings = False
+
+
+class RTN(Method):
+    name = "rtn"
+    family = "round-to-nearest"
+    summary = "round-to-nearest integer weights, per tensor / channel / group, sym or asym"
+    config_cls = RTNConfig
+
+    def build(self, ctx: BuildContext) -> Built:
+        import torch
+
+        c = self.config
+        ctx.progress("loading weights", 0.0)
+        model = ctx.load_model("float32")
+        if c.include_lm_head:
+            untie_lm_head(model)
+        targets = list(quantizable_linears(model, c.include_lm_head))
+        layer_bits: dict[str, float] = {}
+        layers = []
+        with torch.no_grad():
+            for i, (name, lin) in enumerate(targets):
+                w = lin.weight.data
+                w_hat = fake_quantize(w, c.bits, c.symmetric, c.granularity, c.group_size)
+                rel = float((w_hat - w).norm() / w.norm().clamp_min(1e-30))
+                lin.weight.data.copy_(w_hat)
+                bits = storage_bits(tuple(w.shape), c.bits, c.symmetric, c.granularity, c.group_size)
+                layer_bits[f"{name}.weight"] = bits / w.numel()
+                layers.append({"layer": name, "shape": list(w.shape), "weight_rel_err": rel,
+                               "bits_per_weight": bits / w.numel()})
+                ctx.progress(f"quantizing {name}", (i + 1) / len(targets))
+        model.to(getattr(torch, ctx.dtype))
+        weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, KEPT_BITS))
+        return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
+                     compute_dtype=ctx.dtype, layers=layers,
+                     notes=(f"int{c.bits} {'sym' if c.symmetric else 'asym'} {c.granularity}"
+                            + (f" g{c.group_size}" if c.granularity == "group" else "")
+                            + f"; dequantized to {ctx.dtype} for compute; unquantized tensors counted at 16 bits"))

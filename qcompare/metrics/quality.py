@@ -1,0 +1,160 @@
+"""Quality metrics: perplexity, bytes-normalised perplexity, and divergence from the baseline.
+
+Protocol (every row names it, so numbers from different tools are never silently compared):
+
+* Tokenization: the corpus is tokenized once, as one stream, with the tokenizer's default
+  special-token handling; the first N tokens are kept. Each token owns the UTF-8 bytes of the
+  text between the previous token's end offset and its own, so the bytes of all tokens add up
+  to the bytes of the text they cover.
+* Windows (`plan_windows`): the model sees each window alone, starting from an empty cache.
+  - disjoint: consecutive non-overlapping windows of W tokens, the remainder dropped; every
+    token but the first of each window is scored (W = 2048 is the GPTQ/AWQ papers' protocol).
+  - llamacpp: the same windows with the first token replaced by BOS; only the second half is
+    scored: logits at positions W/2 .. W-2 predict tokens W/2+1 .. W-1 (llama-perplexity).
+  - strided: sliding windows of at most W tokens starting every S tokens; in each, only the
+    tokens not scored by an earlier window are scored (the transformers perplexity guide).
+* A scored token t at position i has NLL_t = -log softmax(z_{i-1})[x_i], computed in fp32.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int          # first corpus token fed to the model
+    end: int            # one past the last
+    score_from: int     # first scored position inside the window (>= 1)
+    bos: bool = False   # replace the window's first token with BOS
+
+    @property
+    def n_scored(self) -> int:
+        return self.end - self.start - self.score_from
+
+
+def plan_windows(n_tokens: int, window: int, protocol: str, stride: int = 0) -> list[Window]:
+    """The windows and scored positions of a protocol over an n-token stream (module doc)."""
+    if protocol in ("disjoint", "llamacpp"):
+        first = 1 if protocol == "disjoint" else window // 2 + 1
+        return [Window(s, s + window, first, bos=protocol == "llamacpp")
+                for s in range(0, n_tokens - window + 1, window)]
+    if protocol != "strided":
+        raise ValueError(f"unknown protocol {protocol!r}")
+    stride = stride or window // 2
+    out, prev_end = [], 0
+    for begin in range(0, n_tokens, stride):
+        end = min(begin + window, n_tokens)
+        score_from = max(1, (end - begin) - (end - prev_end))
+        out.append(Window(begin, end, score_from))
+        prev_end = end
+        if end == n_tokens:
+            break
+    return out
+
+
+def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """First `n_tokens` ids of `text` tokenized as one stream, and the UTF-8 bytes each owns.
+
+    Only a prefix of a long text is tokenized (for speed); tokens ending near the cut are
+    dropped, so the kept tokens are exactly those of tokenizing the whole text.
+    """
+    margin = 256
+    cut = min(len(text), n_tokens * 12 + margin)
+    while True:
+        enc = tokenizer(text[:cut], return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        if cut < len(text):
+            keep = [i for i, (_, e) in enumerate(offsets) if e <= cut - margin]
+            ids, offsets = [ids[i] for i in keep], [offsets[i] for i in keep]
+        if len(ids) >= n_tokens or cut >= len(text):
+            break
+        cut = min(len(text), cut * 2)
+    ids, offsets = ids[:n_tokens], offsets[:n_tokens]
+    nbytes, prev_end = [], 0
+    for start, end in offsets:
+        end = max(end, prev_end)
+        nbytes.append(len(text[prev_end:end].encode("utf-8")) if end > prev_end else 0)
+        prev_end = end
+    return np.asarray(ids, dtype=np.int64), np.asarray(nbytes, dtype=np.int64)
+
+
+def window_logprobs(model, ids, w: Window, bos_id: int | None, device: str):
+    """(log-probabilities [n_scored, V] in fp32, target ids [n_scored]) for one window."""
+    import torch
+
+    x = torch.as_tensor(ids[w.start:w.end], dtype=torch.long).clone()
+    if w.bos:
+        if bos_id is None:
+            raise ValueError("the llamacpp protocol needs a tokenizer with a BOS token")
+        x[0] = bos_id
+    with torch.inference_mode():
+        logits = model(x.unsqueeze(0).to(device)).logits[0]
+        logits = logits[w.score_from - 1: x.numel() - 1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+    return logp, x[w.score_from:].to(logp.device)
+
+
+def perplexity(nll: np.ndarray) -> tuple[float, float]:
+    """PPL = exp(mean NLL) over scored tokens, and its standard error by the delta method:
+    se(PPL) = PPL * sd(NLL) / sqrt(n) (sample sd, n - 1 in the denominator)."""
+    nll = np.asarray(nll, dtype=np.float64)
+    n = nll.size
+    if n == 0:
+        raise ValueError("no scored tokens")
+    ppl = math.exp(nll.mean())
+    se = ppl * nll.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    return ppl, se
+
+
+def byte_metrics(nll_sum: float, n_bytes: int) -> tuple[float, float]:
+    """(bits_per_byte, byte_ppl) as lm-eval defines them over the scored text's UTF-8 bytes:
+    bits_per_byte = sum NLL / (n_bytes * ln 2),  byte_ppl = exp(sum NLL / n_bytes)."""
+    if n_bytes <= 0:
+        return float("nan"), float("nan")
+    return nll_sum / (n_bytes * math.log(2)), math.exp(nll_sum / n_bytes)
+
+
+def storage_logprobs(logp):
+    """The compact form baseline log-probabilities are stored in: fp16, then renormalised.
+
+    Both sides of a KL are passed through this, so identical models give exactly zero and the
+    rounding (about 1e-3 nats on improbable tokens) affects base and quantized alike.
+    """
+    import torch
+
+    lp = logp.to(torch.float16).float()
+    return lp - torch.logsumexp(lp, dim=-1, keepdim=True)
+
+
+def divergence(base_lp, quant_lp, targets) -> dict[str, np.ndarray]:
+    """Per scored token, from renormalised log-probs [n, V] of the baseline (P) and method (Q):
+
+    kl        = sum_v P(v) (log P(v) - log Q(v))       (nats; clipped at 0 against rounding)
+    same_top  = argmax P == argmax Q
+    dp        = Q(x) - P(x) for the correct next token x
+    """
+    import torch
+
+    p = base_lp.exp()
+    kl = (p * (base_lp - quant_lp)).sum(-1).clamp_min(0)
+    same = base_lp.argmax(-1) == quant_lp.argmax(-1)
+    idx = targets.unsqueeze(-1)
+    dp = quant_lp.gather(-1, idx).exp().squeeze(-1) - base_lp.gather(-1, idx).exp().squeeze(-1)
+    return {k: v.double().cpu().numpy() for k, v in
+            (("kl", kl), ("same_top", same.to(torch.float64)), ("dp", dp))}
+
+
+def summarize_divergence(kl: np.ndarray, same_top: np.ndarray, dp: np.ndarray) -> dict[str, float]:
+    """Mean KL with its standard error (sd / sqrt n) and 99th percentile (linear interpolation),
+    top-1 agreement (fraction of scored tokens), mean Delta-p of the correct token."""
+    n = kl.size
+    return {
+        "kld_mean": float(kl.mean()),
+        "kld_se": float(kl.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+        "kld_p99": float(np.percentile(kl, 99)),
+        "top1_agree": float(same_top.mean()),
+        "delta_p_mean": float(dp.mean()),
+    }

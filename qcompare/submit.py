@@ -1,0 +1,50 @@
+"""From a request to queued work: resolve specs (content hashes), answer cache hits at once,
+queue the rest (identical active specs once) and make sure a runner serves them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qcompare import corpora, models, registry
+from qcompare.jobs.runner import ensure_runner
+from qcompare.jobs.store import JobStore
+from qcompare.results import ResultStore
+from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+
+
+@dataclass(frozen=True)
+class Submitted:
+    spec: RunSpec
+    job_id: int
+    cached: bool        # answered from the result cache, no work queued
+    new: bool           # a new job was queued (False: joined an identical active one)
+
+
+def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
+                ev: EvalSpec) -> list[RunSpec]:
+    """Resolved RunSpecs: model fingerprint and corpus hash filled in, dtype-fixed methods'
+    eval dtype normalised, so equal questions get equal keys."""
+    model = models.resolve(model)
+    corpus = corpora.resolve(corpus)
+    specs = []
+    for m in methods:
+        fixed = registry.get(m.name).fixed_dtype
+        specs.append(RunSpec(model=model, method=m, corpus=corpus,
+                             eval=replace(ev, dtype=fixed) if fixed else ev))
+    return specs
+
+
+def submit(specs: list[RunSpec], home: str | Path, start_runner: bool = True) -> list[Submitted]:
+    results, store = ResultStore(home), JobStore.open(home)
+    out, queued = [], False
+    for spec in specs:
+        key = spec.key()
+        if results.has(key):
+            out.append(Submitted(spec, store.record_cached(key, spec.label, spec.to_json()), True, False))
+            continue
+        job_id, new = store.submit(key, spec.label, spec.to_json())
+        out.append(Submitted(spec, job_id, False, new))
+        queued = True
+    if queued and start_runner:
+        ensure_runner(home)
+    return out
