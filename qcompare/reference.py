@@ -42,7 +42,7 @@ class ReferenceReader:
         self.targets = np.load(folder / "targets.npy")
 
     def rows(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.logprobs[start:start + n]), self.targets[start:start + n]
+        return np.array(self.logprobs[start:start + n]), self.targets[start:start + n]
 
 
 class ReferenceStore:

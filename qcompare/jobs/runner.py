@@ -162,6 +162,14 @@ def cancel(store: JobStore, job_id: int) -> bool:
     return changed
 
 
+def runner_pid(home: str | Path) -> int | None:
+    """Pid of the runner serving `home`, or None."""
+    if not runner_running(home):
+        return None
+    text = (Path(home) / "runner.lock").read_text().strip()
+    return int(text) if text.isdigit() else None
+
+
 def runner_running(home: str | Path) -> bool:
     path = Path(home) / "runner.lock"
     if not path.exists():
@@ -182,9 +190,10 @@ def ensure_runner(home: str | Path, max_workers: int | None = None) -> bool:
     if runner_running(home):
         return False
     k = max_workers or int(os.environ.get("QCOMPARE_MAX_WORKERS", "1"))
+    idle = os.environ.get("QCOMPARE_RUNNER_IDLE_EXIT_S", str(DEFAULT_IDLE_EXIT_S))
     log = open(_log_dir(home) / "runner.log", "ab")
     subprocess.Popen([sys.executable, "-m", "qcompare.jobs.runner", "--home", str(home),
-                      "--max-workers", str(k)],
+                      "--max-workers", str(k), "--idle-exit", idle],
                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                      start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
     log.close()

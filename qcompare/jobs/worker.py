@@ -163,6 +163,8 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
     ev = spec.eval
 
     report("preparing model", 0.0)
+    # Test seam: lets the runner tests cancel or kill a worker in a known stage.
+    time.sleep(float(os.environ.get("QCOMPARE_TEST_WORKER_DELAY_S", "0")))
     folder = models.local_folder(spec.model, home, _phase(report, 0.0, 0.05))
     _check_memory(folder, ev.device)
     tokenizer = models.load_tokenizer(folder, spec.model)

@@ -88,8 +88,12 @@ def storage_bits(shape: tuple[int, int], bits: int, symmetric: bool, granularity
                  group_size: int) -> int:
     """Bits a packed format takes for one [out, in] weight: codes + scales (+ zero points)."""
     out_f, in_f = shape
-    n_scales = {"tensor": 1, "channel": out_f,
-                "group": out_f * math.ceil(in_f / group_size)}[granularity]
+    if granularity == "tensor":
+        n_scales = 1
+    elif granularity == "channel":
+        n_scales = out_f
+    else:
+        n_scales = out_f * math.ceil(in_f / group_size)
     return out_f * in_f * bits + n_scales * (SCALE_BITS + (0 if symmetric else bits))
 
 

@@ -48,7 +48,8 @@ def plan_windows(n_tokens: int, window: int, protocol: str, stride: int = 0) -> 
     for begin in range(0, n_tokens, stride):
         end = min(begin + window, n_tokens)
         score_from = max(1, (end - begin) - (end - prev_end))
-        out.append(Window(begin, end, score_from))
+        if end - begin > score_from:            # a window with nothing new to score is skipped
+            out.append(Window(begin, end, score_from))
         prev_end = end
         if end == n_tokens:
             break

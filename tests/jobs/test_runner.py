@@ -1,0 +1,108 @@
+"""The process runner with real spawned workers: success, cancel, kill -9, runner restarts."""
+import os
+import signal
+import time
+
+import pytest
+
+from qcompare import submit as submitting
+from qcompare.jobs.runner import cancel, ensure_runner, process_alive, runner_pid
+from qcompare.jobs.store import JobStore
+from qcompare.models import model_from_arg
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CorpusSpec
+
+
+@pytest.fixture
+def runner_env(monkeypatch, home):
+    monkeypatch.setenv("QCOMPARE_RUNNER_IDLE_EXIT_S", "2")
+    yield home
+    pid = runner_pid(home)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for(pred, timeout=90.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _submit(home, model_dir, ev, method="fp32"):
+    specs = submitting.build_specs(model_from_arg(str(model_dir)), [parse_method_arg(method)],
+                                   CorpusSpec(), ev)
+    return submitting.submit(specs, home)[0]
+
+
+def _in_delay(store, job_id):
+    job = store.get(job_id)
+    return job.state == "running" and job.stage == "preparing model" and job
+
+
+def test_a_job_runs_in_a_spawned_worker_and_lands_in_parquet(runner_env, tiny_model_dir, tiny_eval):
+    from qcompare.results import ResultStore
+
+    store = JobStore.open(runner_env)
+    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
+    job = _wait_for(lambda: store.get(sub.job_id).state in ("done", "failed") and store.get(sub.job_id),
+                    what="job end")
+    assert job.state == "done", job.traceback
+    assert job.pid != os.getpid() and ResultStore(runner_env).has(sub.spec.key())
+    again = _submit(runner_env, tiny_model_dir, tiny_eval)
+    assert again.cached and store.get(again.job_id).state == "done"
+    _wait_for(lambda: runner_pid(runner_env) is None, 20, "idle runner exit")
+
+
+def test_cancel_kills_the_running_worker(runner_env, tiny_model_dir, tiny_eval, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "60")
+    store = JobStore.open(runner_env)
+    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
+    job = _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
+    assert cancel(store, sub.job_id)
+    assert store.get(sub.job_id).state == "cancelled"
+    _wait_for(lambda: not process_alive(job.pid, job.pid_start), 10, "worker exit")
+
+
+def test_a_worker_killed_with_sigkill_becomes_a_failed_row(runner_env, tiny_model_dir, tiny_eval, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "60")
+    store = JobStore.open(runner_env)
+    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
+    job = _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
+    os.kill(job.pid, signal.SIGKILL)
+    failed = _wait_for(lambda: store.get(sub.job_id).state == "failed" and store.get(sub.job_id),
+                       what="failure record")
+    assert "SIGKILL" in failed.error
+
+
+def test_after_a_restart_a_job_whose_worker_is_gone_is_recovered_as_failed(
+        runner_env, tiny_model_dir, tiny_eval, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "60")
+    store = JobStore.open(runner_env)
+    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
+    job = _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
+    os.kill(runner_pid(runner_env), signal.SIGKILL)       # the machine "restarts":
+    os.kill(job.pid, signal.SIGKILL)                      # runner and worker both gone
+    _wait_for(lambda: runner_pid(runner_env) is None, 10, "runner gone")
+    assert store.get(sub.job_id).state == "running"       # nobody recorded anything yet
+    assert ensure_runner(runner_env)
+    failed = _wait_for(lambda: store.get(sub.job_id).state == "failed" and store.get(sub.job_id),
+                       what="recovery")
+    assert "is gone" in failed.error
+
+
+def test_a_worker_that_outlives_its_runner_finishes_on_its_own(
+        runner_env, tiny_model_dir, tiny_eval, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "3")
+    store = JobStore.open(runner_env)
+    sub = _submit(runner_env, tiny_model_dir, tiny_eval, "rtn:bits=8")
+    _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
+    os.kill(runner_pid(runner_env), signal.SIGKILL)       # only the runner dies
+    _wait_for(lambda: runner_pid(runner_env) is None, 10, "runner gone")
+    assert ensure_runner(runner_env)                      # a new one adopts the worker
+    done = _wait_for(lambda: store.get(sub.job_id).state in ("done", "failed") and store.get(sub.job_id),
+                     what="job end")
+    assert done.state == "done", done.error

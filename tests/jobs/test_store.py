@@ -1,0 +1,57 @@
+from qcompare.jobs.status import classify, eta_seconds, exit_reason
+from qcompare.jobs.store import JobStore
+
+
+def test_identical_active_specs_are_queued_once():
+    s = JobStore.memory()
+    a, new_a = s.submit("k1", "rtn", "{}")
+    b, new_b = s.submit("k1", "rtn", "{}")
+    c, _ = s.submit("k2", "fp32", "{}")
+    assert a == b and new_a and not new_b and c != a
+    s.finish(a, "done", result_key="k1")
+    d, new_d = s.submit("k1", "rtn", "{}")          # finished jobs do not absorb new ones
+    assert new_d and d != a
+
+
+def test_final_states_are_final():
+    s = JobStore.memory()
+    j, _ = s.submit("k", "x", "{}")
+    assert s.mark_running(j, 123, 1.0)
+    assert s.finish(j, "cancelled")
+    assert not s.finish(j, "done")                  # a late worker cannot overwrite a cancel
+    assert s.get(j).state == "cancelled"
+
+
+def test_reporter_writes_progress_and_a_log_tail():
+    s = JobStore.memory()
+    j, _ = s.submit("k", "x", "{}")
+    s.mark_running(j, 1, None)
+    r = s.reporter(j, min_interval=0)
+    r("loading", 0.1)
+    r("perplexity window 1/2", 0.5)
+    r("perplexity window 2/2", 0.9)
+    job = s.get(j)
+    assert job.stage == "perplexity window 2/2" and job.progress == 0.9
+    assert job.log.count("perplexity") == 1 and "loading" in job.log
+
+
+def test_clear_finished_keeps_active_jobs():
+    s = JobStore.memory()
+    a, _ = s.submit("a", "x", "{}")
+    b, _ = s.submit("b", "x", "{}")
+    s.finish(a, "failed", error="boom")
+    assert s.clear_finished() == 1
+    assert [j.id for j in s.list()] == [b]
+
+
+def test_status_rules():
+    s = JobStore.memory()
+    j, _ = s.submit("a", "x", "{}")
+    s.mark_running(j, 999, 1.0)
+    job = s.get(j)
+    assert classify(job, worker_alive=False) == "lost"
+    assert classify(job, worker_alive=True) == "running"
+    assert "SIGKILL" in exit_reason(-9) and "status 3" in exit_reason(3)
+    assert eta_seconds(job, job.started + 10) is None     # no progress yet
+    s.progress(j, "x", 0.25)
+    assert eta_seconds(s.get(j), s.get(j).started + 10) == 30

@@ -1,0 +1,77 @@
+import math
+
+import pytest
+
+from qcompare import submit as submitting
+from qcompare.errors import UserError
+from qcompare.jobs import worker
+from qcompare.jobs.runner import run_inline
+from qcompare.jobs.store import JobStore
+from qcompare.models import model_from_arg
+from qcompare.registry import parse_method_arg
+from qcompare.results import ResultStore
+from qcompare.specs import CorpusSpec
+
+
+def _specs(model_dir, ev, *methods):
+    return submitting.build_specs(model_from_arg(str(model_dir)),
+                                  [parse_method_arg(m) for m in methods], CorpusSpec(), ev)
+
+
+def test_worker_rows_are_complete_and_fp32_against_itself_has_zero_kld(tiny_model_dir, home, tiny_eval):
+    fp32, rtn2 = _specs(tiny_model_dir, tiny_eval, "fp32", "rtn:bits=2,granularity=tensor")
+    row = worker.run(fp32, home)
+    assert math.isfinite(row["ppl"]) and row["ppl"] > 1
+    assert row["kld_mean"] == 0 and row["top1_agree"] == 1 and row["delta_p_mean"] == 0
+    assert row["n_scored"] == (256 // 64) * 63
+    assert row["decode_tok_s"] > 0 and row["ttft_ms"] > 0 and row["peak_rss_mib"] > 0
+    assert row["kernel"] == "real" and row["storage"] == "real"
+    bad = worker.run(rtn2, home)
+    assert bad["kld_mean"] > 0 and bad["top1_agree"] < 1 and bad["weights_mib"] < row["weights_mib"] / 2
+    assert bad["kernel"] == "simulated"
+    stored = ResultStore(home).load().frame
+    assert set(stored["key"]) == {fp32.key(), rtn2.key()}
+
+
+def test_protocols_score_the_documented_token_counts(tiny_model_dir, home, tiny_eval):
+    from dataclasses import replace
+
+    ev = replace(tiny_eval, speed_repeats=0)
+    (lc,) = _specs(tiny_model_dir, replace(ev, protocol="llamacpp"), "fp32")
+    (st,) = _specs(tiny_model_dir, replace(ev, protocol="strided", stride=16), "fp32")
+    assert worker.run(lc, home)["n_scored"] == 4 * (64 - 1 - 32)
+    row = worker.run(st, home)
+    assert row["n_scored"] == 255 and row.get("decode_tok_s") is None
+
+
+def test_corpus_shorter_than_requested_tokens_is_a_clear_failure(tiny_model_dir, home, tiny_eval, tmp_path):
+    from dataclasses import replace
+
+    short = tmp_path / "short.txt"
+    short.write_text("only a few words here. " * 5)
+    (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32")],
+                                     CorpusSpec(source="file", ref=str(short)), tiny_eval)
+    with pytest.raises(UserError, match="fewer than the 256 asked for"):
+        worker.run(spec, home)
+
+
+def test_cuda_asked_for_where_there_is_none(tiny_model_dir, home, tiny_eval):
+    import torch
+    from dataclasses import replace
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (spec,) = _specs(tiny_model_dir, replace(tiny_eval, device="cuda"), "fp32")
+    with pytest.raises(UserError, match="CUDA"):
+        worker.run(spec, home)
+
+
+def test_inline_runner_records_failures_as_readable_rows(tiny_model_dir, home, tiny_eval):
+    from dataclasses import replace
+
+    store = JobStore.open(home)
+    (spec,) = _specs(tiny_model_dir, replace(tiny_eval, device="cuda"), "fp32")
+    (sub,) = submitting.submit([spec], home, start_runner=False)
+    run_inline(store, home, sub.job_id)
+    job = store.get(sub.job_id)
+    assert job.state == "failed" and "CUDA" in job.error and "Traceback" in job.traceback

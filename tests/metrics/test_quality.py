@@ -1,0 +1,109 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qcompare.metrics import quality as q
+
+
+def test_three_token_perplexity_by_hand():
+    nll = np.array([math.log(2), 2 * math.log(2), 3 * math.log(2)])   # p = 1/2, 1/4, 1/8
+    ppl, se = q.perplexity(nll)
+    assert ppl == pytest.approx(4.0)
+    assert se == pytest.approx(4.0 * math.log(2) / math.sqrt(3))
+
+
+def test_kl_of_two_known_distributions():
+    p = torch.log(torch.tensor([[0.5, 0.5]]))
+    qq = torch.log(torch.tensor([[0.25, 0.75]]))
+    d = q.divergence(p, qq, torch.tensor([1]))
+    assert d["kl"][0] == pytest.approx(0.5 * math.log(4 / 3), rel=1e-6)
+    assert d["same_top"][0] == 0.0            # argmax: P ties -> index 0, Q -> index 1
+    assert d["dp"][0] == pytest.approx(0.75 - 0.5)
+
+
+def test_identical_distributions_have_zero_kl_after_storage_rounding():
+    logp = torch.log_softmax(torch.randn(5, 300) * 4, dim=-1)
+    a, b = q.storage_logprobs(logp), q.storage_logprobs(logp.clone())
+    d = q.divergence(a, b, torch.zeros(5, dtype=torch.long))
+    assert np.all(d["kl"] == 0) and np.all(d["same_top"] == 1)
+
+
+def test_summary_statistics():
+    kl = np.array([0.0, 0.1, 0.2, 0.3])
+    s = q.summarize_divergence(kl, np.array([1, 1, 0, 1.0]), np.array([0.1, -0.1, 0.0, 0.2]))
+    assert s["kld_mean"] == pytest.approx(0.15)
+    assert s["kld_se"] == pytest.approx(np.std(kl, ddof=1) / 2)
+    assert s["kld_p99"] == pytest.approx(0.297)
+    assert s["top1_agree"] == 0.75 and s["delta_p_mean"] == pytest.approx(0.05)
+
+
+def test_byte_metrics():
+    bpb, byte_ppl = q.byte_metrics(nll_sum=8 * math.log(2), n_bytes=4)
+    assert bpb == pytest.approx(2.0) and byte_ppl == pytest.approx(4.0)
+
+
+def test_disjoint_windows_drop_the_remainder():
+    ws = q.plan_windows(10, 4, "disjoint")
+    assert [(w.start, w.end, w.score_from) for w in ws] == [(0, 4, 1), (4, 8, 1)]
+    assert sum(w.n_scored for w in ws) == 6
+
+
+def test_llamacpp_windows_score_the_second_half_after_bos():
+    ws = q.plan_windows(16, 8, "llamacpp")
+    assert [(w.start, w.score_from, w.bos) for w in ws] == [(0, 5, True), (8, 5, True)]
+    assert all(w.n_scored == 8 - 1 - 8 // 2 for w in ws)
+
+
+@pytest.mark.parametrize("n,window,stride", [(10, 4, 2), (37, 8, 3), (64, 16, 15), (9, 8, 1)])
+def test_strided_windows_score_every_token_but_the_first_once(n, window, stride):
+    ws = q.plan_windows(n, window, "strided", stride)
+    scored = [w.start + i for w in ws for i in range(w.score_from, w.end - w.start)]
+    assert sorted(scored) == list(range(1, n))
+    assert all(w.end - w.start <= window and w.n_scored > 0 for w in ws)
+
+
+def test_strided_with_stride_equal_to_window_cannot_score_window_starts():
+    ws = q.plan_windows(20, 8, "strided", 8)
+    scored = {w.start + i for w in ws for i in range(w.score_from, w.end - w.start)}
+    assert scored == set(range(1, 20)) - {8, 16}    # no context to predict them from
+    assert all(w.n_scored > 0 for w in ws)
+
+
+class _FixedLogits:
+    """A 'model' whose logits at position i put all mass on token (input[i] + 1) % V."""
+    V = 7
+
+    def __call__(self, x):
+        logits = torch.full((1, x.shape[1], self.V), -1e4)
+        nxt = (x[0] + 1) % self.V
+        logits[0, torch.arange(x.shape[1]), nxt] = 0.0
+
+        class Out:
+            pass
+        o = Out()
+        o.logits = logits
+        return o
+
+
+def test_window_logprobs_scores_the_right_positions_and_replaces_bos():
+    ids = np.array([1, 2, 3, 5, 6, 0, 1, 2])
+    w = q.Window(0, 8, 2, bos=True)
+    logp, targets = q.window_logprobs(_FixedLogits(), ids, w, bos_id=4, device="cpu")
+    assert targets.tolist() == [3, 5, 6, 0, 1, 2]
+    nll = -logp.gather(-1, targets[:, None]).squeeze(-1)
+    # position 1 predicts 3 from 2 (right); 2 -> 5 from 3 (wrong); 5 -> 6 ... (right)
+    assert (nll < 1e-3).tolist() == [True, False, True, True, True, True]
+
+
+def test_tokenize_stream_bytes_partition_the_text(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = "Grüße, 世界! " * 50
+    ids, nbytes = q.tokenize_stream(tok, text, 40)
+    assert len(ids) == 40
+    full = tok(text)["input_ids"]
+    assert ids.tolist() == full[:40]
+    assert nbytes.sum() == len(tok.decode(ids).encode("utf-8"))

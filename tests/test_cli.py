@@ -1,0 +1,75 @@
+"""The CLI as a user runs it: a real process per command, a real runner and worker."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from qcompare.jobs.runner import runner_pid
+
+TINY = ["--tokens", "256", "--window", "64", "--speed-prompt", "16", "--speed-new-tokens", "4",
+        "--speed-repeats", "1"]
+
+
+@pytest.fixture
+def cli(home):
+    env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}
+
+    def run(*args, check=True):
+        out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(home), *args],
+                             capture_output=True, text=True, env=env, timeout=300)
+        if check and out.returncode != 0:
+            raise AssertionError(f"exit {out.returncode}: {out.stderr}")
+        return out
+    yield run
+    pid = runner_pid(home)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_methods_lists_every_method_with_options_and_reasons(cli):
+    out = cli("methods").stdout
+    for name in ("fp32", "bf16", "fp16", "rtn"):
+        assert f"\n{name} " in "\n" + out
+    assert "--set group_size=128" in out and "cuda:" in out
+    rows = json.loads(cli("methods", "--json").stdout)
+    assert {r["name"] for r in rows} >= {"fp32", "rtn"}
+
+
+def test_run_then_cache_hit_then_export(cli, home, tiny_model_dir, tmp_path):
+    first = cli("run", "--model", str(tiny_model_dir), "--method", "rtn", "--set", "bits=8", *TINY, "--json")
+    row = json.loads(first.stdout)
+    assert row["method"] == "rtn" and row["ppl"] > 1 and row["kld_mean"] >= 0
+    second = cli("run", "--model", str(tiny_model_dir), "--method", "rtn", "--set", "bits=8", *TINY, "--json")
+    assert json.loads(second.stdout)["key"] == row["key"]
+    assert len(list((home / "results").glob("*.parquet"))) == 1
+    table = cli("results").stdout
+    assert "rtn:bits=8" in table and "ppl" in table
+    cli("results", "--format", "parquet", "--output", str(tmp_path / "r.parquet"))
+    assert pd.read_parquet(tmp_path / "r.parquet")["key"].tolist() == [row["key"]]
+    assert json.loads(cli("results", "--format", "json").stdout)[0]["key"] == row["key"]
+    assert row["key"] in cli("results", "--format", "csv").stdout
+    assert "done" in cli("jobs").stdout
+
+
+def test_sweep_queues_several_and_reports_each(cli, home, tiny_model_dir):
+    out = cli("sweep", "--model", str(tiny_model_dir), "--method", "fp32", "--method", "rtn:bits=4,group_size=32",
+              "--method", "rtn:bits=4,group_size=32", *TINY)
+    assert out.stderr.count("queued") >= 2 and "already queued" in out.stderr
+    assert len(pd.read_parquet(home / "results")) == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--method", "rnt"], "Did you mean rtn"),
+    (["run", "--method", "rtn", "--set", "bits=5"], "must be one of 8, 4, 3, 2"),
+    (["run", "--model", "/no/such/folder", "--method", "fp32"], "does not exist"),
+    (["run", "--method", "fp32", "--protocol", "sliding"], "protocol must be one of"),
+    (["run", "--method", "fp32", "--corpus", "/no/such.txt"], "does not exist"),
+    (["results", "--format", "parquet"], "needs --output"),
+])
+def test_bad_input_gets_a_clear_message_and_exit_2(cli, args, message):
+    out = cli(*args, check=False)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,40 @@
+import pytest
+
+from qcompare import corpora
+from qcompare.errors import UserError
+from qcompare.specs import CorpusSpec
+
+
+def test_embedded_corpus_is_real_python_documentation():
+    text = corpora.load_text(CorpusSpec())
+    assert len(text) > 300_000
+    assert 'The "if" statement' in text and 'The "for" statement' in text
+
+
+def test_content_hash_follows_the_text(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("hello world " * 100)
+    a = corpora.resolve(corpora.corpus_from_arg(str(p)))
+    p.write_text("hello there " * 100)
+    b = corpora.resolve(corpora.corpus_from_arg(str(p)))
+    assert a.content_sha256 != b.content_sha256
+    with pytest.raises(UserError, match="changed since"):
+        corpora.load_checked(a)
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "is empty"), (b"   \n\n", "is empty"), (b"abc\x00\x01\x02", "looks binary"),
+    (b"\xff\xfe\xfa bad", "not UTF-8"),
+])
+def test_bad_corpus_files_get_a_clear_message(tmp_path, content, match):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(content)
+    with pytest.raises(UserError, match=match):
+        corpora.load_text(corpora.corpus_from_arg(str(p)))
+
+
+def test_missing_file_and_bad_dataset_reference():
+    with pytest.raises(UserError, match="does not exist"):
+        corpora.load_text(corpora.corpus_from_arg("/no/such/file.txt"))
+    with pytest.raises(UserError, match="NAME:CONFIG:SPLIT"):
+        corpora.load_text(CorpusSpec(source="hf", ref="wikitext"))

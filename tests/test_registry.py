@@ -1,0 +1,52 @@
+import json
+from dataclasses import asdict
+
+import pytest
+
+from qcompare import registry
+from qcompare.errors import UserError
+from qcompare.methods.base import Method, MethodConfig
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_registered_method_imports_and_round_trips(name):
+    cls = registry.get(name)
+    assert issubclass(cls, Method) and cls.name == name and cls.family and cls.summary
+    config = cls.config_cls()                          # defaults are valid
+    assert isinstance(config, MethodConfig)
+    spec = registry.make_method_spec(name, {})
+    assert cls.config_cls.parse(json.loads(json.dumps(spec.options_dict))) == config
+    for opt in cls.config_cls.describe():
+        assert opt["help"], f"{name}.{opt['name']} has no help text"
+    reason = cls.unavailable_reason("cpu")
+    assert reason is None or reason.endswith(".")
+
+
+def test_listing_methods_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from qcompare import registry; registry.all_methods(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_method_suggests_the_closest_names():
+    with pytest.raises(UserError, match="Did you mean rtn"):
+        registry.get("rnt")
+
+
+def test_option_values_are_checked_and_listed():
+    with pytest.raises(UserError, match="must be one of 8, 4, 3, 2"):
+        registry.parse_method_arg("rtn:bits=5")
+    with pytest.raises(UserError, match="unknown option.*this method takes: bits"):
+        registry.parse_method_arg("rtn:bitz=4")
+    with pytest.raises(UserError, match="needs a int"):
+        registry.parse_method_arg("rtn:group_size=big")
+
+
+def test_defaults_are_part_of_the_spec_so_equal_questions_share_a_key():
+    assert registry.parse_method_arg("rtn") == registry.parse_method_arg("rtn:bits=4,symmetric=true")
+    assert registry.parse_method_arg("rtn:bits=8") != registry.parse_method_arg("rtn")
+    assert asdict(registry.get("rtn").config_cls()) == registry.parse_method_arg("rtn").options_dict

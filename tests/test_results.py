@@ -1,0 +1,55 @@
+import datetime as dt
+import multiprocessing as mp
+
+import pandas as pd
+import pytest
+
+from qcompare.results import COLUMNS, ResultStore
+
+
+def _row(key, ppl=10.0):
+    return {"key": key, "method": "rtn", "ppl": ppl, "tokens": 2048,
+            "finished_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
+
+
+def test_write_then_read_with_plain_pandas(home):
+    store = ResultStore(home)
+    store.write(_row("a" * 64))
+    store.write(_row("b" * 64, 12.0))
+    df = pd.read_parquet(home / "results")
+    assert sorted(df["ppl"]) == [10.0, 12.0]
+    assert list(store.load().frame.columns) == COLUMNS
+    assert store.get("a" * 64)["ppl"] == 10.0
+
+
+def test_unknown_columns_are_refused(home):
+    with pytest.raises(KeyError, match="not in the schema"):
+        ResultStore(home).write({**_row("c" * 64), "perplexity": 3.0})
+
+
+def test_a_corrupt_file_is_named_and_skipped(home):
+    store = ResultStore(home)
+    store.write(_row("a" * 64))
+    (home / "results" / ("d" * 64 + ".parquet")).write_bytes(b"PAR1 not really")
+    loaded = store.load()
+    assert len(loaded.frame) == 1
+    assert loaded.errors and loaded.errors[0][0] == "d" * 64 + ".parquet"
+
+
+def _writer(home, key, n):
+    store = ResultStore(home)
+    for i in range(n):
+        store.write(_row(key, float(i)))
+
+
+def test_concurrent_writers_never_leave_a_partial_file(home):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(home), k * 64, 30)) for k in "aab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    loaded = ResultStore(home).load()
+    assert not loaded.errors and len(loaded.frame) == 2
+    assert not list((home / "results").glob(".tmp-*"))
