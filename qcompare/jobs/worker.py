@@ -64,10 +64,13 @@ def _evaluate(model, ids, nbytes, windows, bos_id, device, report: Report,
     nll, scored_bytes, kl, same, dp = [], 0, [], [], []
     offset = 0
     for i, w in enumerate(windows):
-        logp, targets = q.window_logprobs(model, ids, w, bos_id, device)
-        nll.append((-logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).double().cpu().numpy())
+        logits, targets = q.window_logits(model, ids, w, bos_id, device)
+        nll.append(q.token_nll(logits, targets).double().cpu().numpy())
         scored_bytes += int(nbytes[w.start + w.score_from:w.end].sum())
-        lp16 = logp.to(torch.float16)
+        if writer is not None or reference is not None:
+            with torch.inference_mode():
+                lp16 = torch.log_softmax(logits, dim=-1).to(torch.float16)
+            del logits
         if writer is not None:
             writer.append(lp16.cpu().numpy(), targets.cpu().numpy())
         if reference is not None:
@@ -75,7 +78,7 @@ def _evaluate(model, ids, nbytes, windows, bos_id, device, report: Report,
             if not np.array_equal(base_targets, targets.cpu().numpy()):
                 raise RuntimeError("the cached baseline was computed on other tokens; delete "
                                    f"{reference.meta.get('folder', 'its folder')} and run again")
-            d = q.divergence(q.storage_logprobs(torch.from_numpy(base16).to(logp.device)),
+            d = q.divergence(q.storage_logprobs(torch.from_numpy(base16).to(lp16.device)),
                              q.storage_logprobs(lp16), targets)
             kl.append(d["kl"]), same.append(d["same_top"]), dp.append(d["dp"])
         offset += w.n_scored

@@ -82,8 +82,11 @@ def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np
     return np.asarray(ids, dtype=np.int64), np.asarray(nbytes, dtype=np.int64)
 
 
-def window_logprobs(model, ids, w: Window, bos_id: int | None, device: str):
-    """(log-probabilities [n_scored, V] in fp32, target ids [n_scored]) for one window."""
+def window_logits(model, ids, w: Window, bos_id: int | None, device: str):
+    """(fp32 logits [n_scored, V] that predict the scored tokens, their target ids [n_scored]).
+
+    Only the LM-head rows that predict scored tokens are computed (`logits_to_keep`).
+    """
     import torch
 
     x = torch.as_tensor(ids[w.start:w.end], dtype=torch.long).clone()
@@ -91,11 +94,28 @@ def window_logprobs(model, ids, w: Window, bos_id: int | None, device: str):
         if bos_id is None:
             raise ValueError("the llamacpp protocol needs a tokenizer with a BOS token")
         x[0] = bos_id
+    keep = x.numel() - w.score_from + 1          # positions score_from-1 .. end-1
     with torch.inference_mode():
-        logits = model(x.unsqueeze(0).to(device)).logits[0]
-        logits = logits[w.score_from - 1: x.numel() - 1].float()
-        logp = torch.log_softmax(logits, dim=-1)
-    return logp, x[w.score_from:].to(logp.device)
+        logits = model(x.unsqueeze(0).to(device), logits_to_keep=keep).logits[0]
+        logits = logits[:-1].float()              # the last position predicts past the window
+    return logits, x[w.score_from:].to(logits.device)
+
+
+def token_nll(logits, targets):
+    """NLL_t = -log softmax(z_t)[x_t] per scored token (fused, fp32)."""
+    import torch
+
+    with torch.inference_mode():
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+
+
+def window_logprobs(model, ids, w: Window, bos_id: int | None, device: str):
+    """(log-probabilities [n_scored, V] in fp32, target ids [n_scored]) for one window."""
+    import torch
+
+    logits, targets = window_logits(model, ids, w, bos_id, device)
+    with torch.inference_mode():
+        return torch.log_softmax(logits, dim=-1), targets
 
 
 def perplexity(nll: np.ndarray) -> tuple[float, float]:

@@ -75,10 +75,11 @@ class _FixedLogits:
     """A 'model' whose logits at position i put all mass on token (input[i] + 1) % V."""
     V = 7
 
-    def __call__(self, x):
+    def __call__(self, x, logits_to_keep=0):
         logits = torch.full((1, x.shape[1], self.V), -1e4)
         nxt = (x[0] + 1) % self.V
         logits[0, torch.arange(x.shape[1]), nxt] = 0.0
+        logits = logits[:, -logits_to_keep:] if logits_to_keep else logits
 
         class Out:
             pass
@@ -95,6 +96,7 @@ def test_window_logprobs_scores_the_right_positions_and_replaces_bos():
     nll = -logp.gather(-1, targets[:, None]).squeeze(-1)
     # position 1 predicts 3 from 2 (right); 2 -> 5 from 3 (wrong); 5 -> 6 ... (right)
     assert (nll < 1e-3).tolist() == [True, False, True, True, True, True]
+    assert torch.allclose(q.token_nll(*q.window_logits(_FixedLogits(), ids, w, 4, "cpu")), nll)
 
 
 def test_tokenize_stream_bytes_partition_the_text(tiny_model_dir):
