@@ -141,9 +141,9 @@ def cmd_run(args) -> int:
     (sub,) = _submit(args, [method])
     if not sub.cached:
         _wait(args.home, [sub.job_id], args.quiet)
-    job = JobStore.open(args.home).get(sub.job_id)
     row = ResultStore(args.home).get(sub.spec.key())
     if row is None:
+        job = JobStore.open(args.home).get(sub.job_id)
         print(f"job #{job.id} {job.state}: {job.error}", file=sys.stderr)
         if job.traceback and args.verbose:
             print(job.traceback, file=sys.stderr)

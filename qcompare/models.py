@@ -254,3 +254,65 @@ def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str):
         folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
         use_safetensors=not spec.allow_pickle or None)
     return model.to(device).eval()
+
+
+def embedded_state(home: Path) -> tuple[str, str]:
+    """('ready' | 'converting' | 'not converted' | 'missing', a sentence for the page)."""
+    try:
+        gguf = embedded_gguf()
+    except UserError as e:
+        return "missing", str(e)
+    target = converted_dir(home, gguf, _file_sha256(gguf))
+    if (target / "config.json").is_file():
+        return "ready", f"converted once to safetensors in {target}"
+    lock = target.parent / f".{target.name}.lock"
+    if lock.exists():
+        with open(lock, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+            except BlockingIOError:
+                return "converting", "a worker is converting the GGUF to safetensors (about a minute)"
+    return "not converted", "it is converted from GGUF on the first run (about a minute, once)"
+
+
+def discover(home: Path) -> list[str]:
+    """Model folders a user may pick: converted/copied ones in <home>/models and the local
+    Hugging Face cache (snapshots with a config.json)."""
+    found = []
+    roots = [Path(home) / "models"]
+    hf = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    if hf.is_dir():
+        roots += [p / "snapshots" for p in hf.glob("models--*")]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for p in sorted(root.iterdir()):
+            if (p / "config.json").is_file() and not (p / "qcompare-source.json").is_file():
+                found.append(str(p))
+    return found
+
+
+def param_count(spec: ModelSpec, home: Path) -> int | None:
+    """Number of weights, from safetensors headers or the GGUF header (no tensors are read)."""
+    try:
+        if spec.source in ("embedded", "gguf"):
+            path = embedded_gguf() if spec.source == "embedded" else Path(spec.ref)
+            import gguf
+
+            return sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+        folder = Path(spec.ref) if spec.source == "local" else _hub_folder(spec.ref)
+        total = 0
+        for p in folder.glob("*.safetensors"):
+            with open(p, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(n))
+            for name, meta in header.items():
+                if name != "__metadata__":
+                    count = 1
+                    for d in meta["shape"]:
+                        count *= d
+                    total += count
+        return total or None
+    except Exception:  # noqa: BLE001 - an estimate only; the worker checks for real
+        return None

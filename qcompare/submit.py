@@ -34,15 +34,24 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
     return specs
 
 
-def submit(specs: list[RunSpec], home: str | Path, start_runner: bool = True) -> list[Submitted]:
+def job_label(spec: RunSpec) -> str:
+    cls = registry.get(spec.method.name)
+    return f"{cls.short_label(spec.method.options_dict)} on {spec.model.label} ({spec.eval.device})"
+
+
+def submit(specs: list[RunSpec], home: str | Path, start_runner: bool = True,
+           record_hits: bool = False) -> list[Submitted]:
+    """Queue specs; a cached spec is answered at once (and, with `record_hits`, listed as a
+    done job, as the dashboard shows it)."""
     results, store = ResultStore(home), JobStore.open(home)
     out, queued = [], False
     for spec in specs:
-        key = spec.key()
+        key, label = spec.key(), job_label(spec)
         if results.has(key):
-            out.append(Submitted(spec, store.record_cached(key, spec.label, spec.to_json()), True, False))
+            job_id = store.record_cached(key, label, spec.to_json()) if record_hits else 0
+            out.append(Submitted(spec, job_id, True, False))
             continue
-        job_id, new = store.submit(key, spec.label, spec.to_json())
+        job_id, new = store.submit(key, label, spec.to_json())
         out.append(Submitted(spec, job_id, False, new))
         queued = True
     if queued and start_runner:

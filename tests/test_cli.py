@@ -47,7 +47,7 @@ def test_run_then_cache_hit_then_export(cli, home, tiny_model_dir, tmp_path):
     assert json.loads(second.stdout)["key"] == row["key"]
     assert len(list((home / "results").glob("*.parquet"))) == 1
     table = cli("results").stdout
-    assert "rtn:bits=8" in table and "ppl" in table
+    assert "rtn bits=8" in table and "ppl" in table
     cli("results", "--format", "parquet", "--output", str(tmp_path / "r.parquet"))
     assert pd.read_parquet(tmp_path / "r.parquet")["key"].tolist() == [row["key"]]
     assert json.loads(cli("results", "--format", "json").stdout)[0]["key"] == row["key"]

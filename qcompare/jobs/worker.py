@@ -206,7 +206,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
         "key": spec.key(), "spec_json": spec.to_json(), "reference_key": spec.reference_key(),
         "model": spec.model.label, "model_source": spec.model.source,
         "model_fingerprint": spec.model.fingerprint, "model_note": models.note(spec.model),
-        "method": spec.method.name, "method_label": spec.method.label, "family": method.family,
+        "method": spec.method.name, "method_label": method_cls.short_label(spec.method.options_dict), "family": method.family,
         "options_json": json.dumps(spec.method.options_dict, sort_keys=True),
         "corpus": spec.corpus.label, "corpus_sha256": spec.corpus.content_sha256,
         "protocol": ev.protocol, "tokens": ev.tokens, "window": ev.window,

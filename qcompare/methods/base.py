@@ -115,6 +115,16 @@ class Method:
     config_cls: type[MethodConfig] = MethodConfig
     needs: Needs = Needs()
     fixed_dtype: str | None = None           # methods that are a dtype (fp32/bf16/fp16)
+    key_options: tuple[str, ...] = ()        # options always shown in short labels
+
+    @classmethod
+    def short_label(cls, options: dict) -> str:
+        """'rtn 4-bit…'-style label: the key options, then any option not at its default."""
+        defaults = {o["name"]: o["default"] for o in cls.config_cls.describe()}
+        shown = [f"{k}={options[k]}" for k in cls.key_options if k in options]
+        shown += [f"{k}={v}" for k, v in sorted(options.items())
+                  if k not in cls.key_options and defaults.get(k) != v]
+        return " ".join([cls.name] + shown)
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.config_cls()

@@ -122,6 +122,7 @@ class RTN(Method):
     family = "round-to-nearest"
     summary = "round-to-nearest integer weights, per tensor / channel / group, sym or asym"
     config_cls = RTNConfig
+    key_options = ("bits", "granularity", "group_size")
 
     def build(self, ctx: BuildContext) -> Built:
         import torch

@@ -1,0 +1,25 @@
+"""qcompare dashboard: navigation and the sidebar status line. Start: streamlit run app.py"""
+import streamlit as st
+
+from qcompare.jobs.runner import runner_running
+from qcompare.jobs.store import JobStore
+from qcompare.dashboard import home, results
+
+st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/compare.py", title="Compare", icon="🧪"),
+    st.Page("pages/jobs.py", title="Jobs", icon="⏱️"),
+    st.Page("pages/results.py", title="Results", icon="📈"),
+]
+nav = st.navigation(pages)
+
+with st.sidebar:
+    jobs = JobStore.open(home()).list(("queued", "running"))
+    running = sum(j.state == "running" for j in jobs)
+    st.caption(f"**Jobs:** {running} running, {len(jobs) - running} queued · "
+               f"runner {'on' if runner_running(home()) else 'idle'}")
+    st.caption(f"**Results stored:** {len(results()[0])} · state in `{home()}`")
+
+nav.run()

@@ -1,0 +1,134 @@
+"""Compare: pick a model and methods (options rendered from each method's config), set the
+corpus and protocol, see an estimate, and submit. Cache hits show as done at once."""
+from pathlib import Path
+
+import streamlit as st
+
+from qcompare import models, registry
+from qcompare.dashboard import (eval_fields, home, method_variants, param_count, resolve_model,
+                                results, show_submitted, submit_specs, user_error)
+from qcompare.errors import UserError
+from qcompare.corpora import corpus_from_arg
+from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, EvalSpec
+
+st.title("Compare methods")
+
+# --- model ------------------------------------------------------------------------------------
+st.subheader("1. Model")
+OTHER = "Other: a folder, a hub id or a .gguf file…"
+choices = ["embedded"] + models.discover(home()) + [OTHER]
+picked = st.selectbox("Model", choices, format_func=lambda c: "Embedded SmolLM2-135M-Instruct (default)"
+                      if c == "embedded" else c)
+ref = st.text_input("Path or hub id", placeholder="/path/to/model-folder, org/name or model.gguf",
+                    key="model_ref") if picked == OTHER else picked
+c1, c2 = st.columns(2)
+trust = c1.checkbox("Trust remote code", help="Run the model's own Python code (never by default).")
+pickle = c2.checkbox("Allow pickle checkpoints", help=".bin/.pt files can run code when loaded.")
+model_spec, model_ok = None, False
+if ref:
+    try:
+        model_spec = resolve_model(models.model_from_arg(ref, trust, pickle))
+        model_ok = True
+    except UserError as e:
+        user_error(e)
+if model_spec is not None and model_spec.source == "embedded":
+    st.caption("ℹ️ " + models.EMBEDDED_NOTE + ".")
+
+# --- protocol (advanced) ----------------------------------------------------------------------
+help_of = {k: h for k, (_, h) in eval_fields().items()}
+with st.expander("Corpus and protocol (advanced)"):
+    corpus_arg = st.text_input("Corpus", "embedded",
+                               help="embedded (CPython docs) | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
+    a, b, c = st.columns(3)
+    protocol = a.selectbox("Protocol", PROTOCOLS, help=help_of["protocol"])
+    tokens = b.number_input("Tokens", 16, 1_000_000, EvalSpec().tokens, step=512, help=help_of["tokens"])
+    window = c.number_input("Window", 8, 32_768, EvalSpec().window, step=128, help=help_of["window"])
+    a, b, c = st.columns(3)
+    stride = a.number_input("Stride (strided only; 0 = window/2)", 0, 32_768, 0, help=help_of["stride"])
+    dtype = b.selectbox("Compute dtype", DTYPES, help=help_of["dtype"])
+    threads = c.number_input("CPU threads (0 = all)", 0, 256, 0, help=help_of["threads"])
+    a, b, c = st.columns(3)
+    speed_prompt = a.number_input("Speed: prompt tokens", 2, 8192, EvalSpec().speed_prompt)
+    speed_new = b.number_input("Speed: new tokens", 2, 4096, EvalSpec().speed_new_tokens)
+    speed_repeats = c.number_input("Speed: repeats (0 skips)", 0, 20, EvalSpec().speed_repeats)
+
+device = st.sidebar.selectbox("Device", DEVICES, help="cuda needs an NVIDIA GPU on this machine")
+ev, ev_ok = None, False
+try:
+    ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
+                  device=device, dtype=dtype, speed_prompt=int(speed_prompt),
+                  speed_new_tokens=int(speed_new), speed_repeats=int(speed_repeats), threads=int(threads))
+    ev_ok = True
+except UserError as e:
+    user_error(e)
+try:
+    corpus = corpus_from_arg(corpus_arg)
+except UserError as e:
+    corpus = None
+    user_error(e)
+
+# --- methods ----------------------------------------------------------------------------------
+st.subheader("2. Methods")
+st.caption(f"Device: **{device}** (change it in the sidebar). Options with several values "
+           "run once per combination.")
+chosen, option_errors = [], False
+by_family: dict[str, list] = {}
+for cls in registry.all_methods():
+    by_family.setdefault(cls.family, []).append(cls)
+for family, classes in by_family.items():
+    st.markdown(f"**{family}**")
+    for cls in classes:
+        reason = cls.unavailable_reason(device)
+        on = st.checkbox(f"`{cls.name}` — {cls.summary}", key=f"m.{cls.name}", disabled=reason is not None,
+                         value=cls.name == "fp32" and reason is None)
+        if reason:
+            st.caption(f"🚫 {reason}")
+            continue
+        if not on:
+            continue
+        values: dict[str, list] = {}
+        opts = cls.config_cls.describe()
+        cols = st.columns(max(1, min(len(opts), 3)))
+        for i, o in enumerate(opts):
+            col = cols[i % len(cols)]
+            key = f"o.{cls.name}.{o['name']}"
+            if o["choices"]:
+                values[o["name"]] = col.multiselect(o["name"], o["choices"], default=[o["default"]],
+                                                    help=o["help"], key=key)
+            else:
+                text = col.text_input(o["name"], str(o["default"]), help=o["help"] + " (comma-separated for several)",
+                                      key=key)
+                values[o["name"]] = [v.strip() for v in text.split(",") if v.strip()]
+            if not values[o["name"]]:
+                col.error(f"pick at least one value for {o['name']}")
+                option_errors = True
+        if not option_errors:
+            try:
+                chosen += method_variants(cls.name, values)
+            except UserError as e:
+                user_error(e)
+                option_errors = True
+
+# --- estimate and submit ----------------------------------------------------------------------
+st.subheader("3. Run")
+if model_spec is not None and ev is not None:
+    n = param_count(model_spec, str(home()))
+    if n:
+        st.markdown(f"**Estimate:** {n / 1e6:.0f}M weights → about **{n * 4 / 2**30:.2f} GiB** in fp32 "
+                    f"per loaded model (the baseline and each method load one in turn).")
+    df, _ = results()
+    past = df[(df["device"] == device) & df["eval_s"].notna()] if not df.empty else df
+    if not past.empty and len(chosen):
+        per_token = (past["eval_s"] / past["tokens"]).median()
+        other = (past["quant_s"].fillna(0) + past["speed_s"].fillna(0)).median()
+        est = len(chosen) * (per_token * ev.tokens + other)
+        st.caption(f"Time: roughly {est / 60:.1f} min for {len(chosen)} run(s), from {len(past)} earlier "
+                   f"run(s) on {device} (cache hits take none; a new baseline adds one evaluation).")
+ready = model_ok and ev_ok and corpus is not None and not option_errors and bool(chosen)
+if not chosen:
+    st.info("Tick at least one method above.")
+if st.button(f"Submit {len(chosen)} run(s)", type="primary", disabled=not ready):
+    try:
+        show_submitted(submit_specs(model_spec, chosen, corpus, ev))
+    except UserError as e:
+        user_error(e)

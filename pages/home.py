@@ -1,0 +1,48 @@
+"""Home: what qcompare is, the embedded model's state, the one-click default comparison, and
+the latest trade-off chart."""
+import streamlit as st
+
+from qcompare import charts
+from qcompare.dashboard import (default_comparison_methods, embedded_state, home, latest_group,
+                                results, show_submitted, submit_specs, user_error)
+from qcompare.errors import UserError
+from qcompare.models import EMBEDDED_NOTE
+from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+
+st.title("qcompare")
+st.markdown(
+    "Compare LLM quantization methods side by side: each method is applied to the same model, "
+    "then measured for **quality** (perplexity, KL divergence and top-1 agreement against the "
+    "unquantized model), **speed** (prefill, decode, time to first token) and **memory**. "
+    "Every result is cached, and the charts show which method gives the best trade-off.  \n"
+    "量子化手法を、品質・速度・メモリの観点で並べて比較できます。")
+
+state, message = embedded_state(str(home()))
+icon = {"ready": "✅", "converting": "⏳", "not converted": "💤", "missing": "❌"}[state]
+st.subheader("Embedded default model")
+st.markdown(f"{icon} **SmolLM2-135M-Instruct** — {state}: {message}.")
+st.caption(EMBEDDED_NOTE + ". A 4-bit method that lands on that same grid would look lossless "
+           "for that reason alone.")
+
+st.subheader("Run the default comparison")
+st.markdown("The fp32 baseline plus every method available on this CPU at its default options, "
+            "on the embedded model and corpus (8,192 tokens, windows of 512).")
+methods = default_comparison_methods("cpu")
+st.caption("Methods: " + ", ".join(m.label for m in methods))
+if st.button("▶ Run the default comparison", type="primary"):
+    try:
+        show_submitted(submit_specs(ModelSpec(), methods, CorpusSpec(), EvalSpec()))
+    except UserError as e:
+        user_error(e)
+
+st.subheader("Latest trade-off")
+df, _ = results()
+group = latest_group(df)
+if group.empty:
+    st.info("No results yet — run the default comparison above, or set up runs on the Compare page.")
+else:
+    first = group.iloc[0]
+    st.caption(f"{first['model']} · {first['corpus']} · protocol {first['protocol']}, "
+               f"{first['tokens']} tokens, window {first['window']} · {first['device']}")
+    st.plotly_chart(charts.tradeoff(group, "weights_mib", "ppl"), key="home_tradeoff")
+    st.page_link("pages/results.py", label="Explore all results", icon="📈")

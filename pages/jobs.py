@@ -1,0 +1,71 @@
+"""Jobs: a live table that refreshes itself (a fragment, no full-page reruns): state, stage,
+progress, elapsed and ETA, the log tail, cancel / retry / clear finished; failures readable."""
+import time
+
+import streamlit as st
+
+from qcompare.dashboard import home, start_runner
+from qcompare.jobs.runner import cancel, ensure_runner, process_alive
+from qcompare.jobs.status import classify, eta_seconds
+from qcompare.jobs.store import JobStore
+
+st.title("Jobs")
+ICONS = {"queued": "🕓", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⛔", "lost": "❌"}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+@st.fragment(run_every=2)
+def job_table() -> None:
+    store = JobStore.open(home())
+    jobs = store.list()
+    now = time.time()
+    if not jobs:
+        st.info("No jobs yet — start one on the Compare page, or run the default comparison on Home.")
+        return
+    if any(j.state == "queued" for j in jobs) and start_runner():
+        ensure_runner(home())
+    top = st.columns([1, 1, 4])
+    if top[0].button("Clear finished", help="remove done, failed and cancelled jobs from this list "
+                     "(their results stay)"):
+        store.clear_finished()
+        st.rerun(scope="fragment")
+    counts = {s: sum(j.state == s for j in jobs) for s in ICONS}
+    top[2].caption(" · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n))
+    for j in jobs:
+        alive = process_alive(j.pid, j.pid_start) if j.state == "running" else None
+        state = classify(j, alive)
+        with st.container(border=True):
+            c = st.columns([5, 2, 2, 1])
+            c[0].markdown(f"{ICONS.get(state, '')} **#{j.id}** {j.label}  \n`{state}` · {j.stage or '—'}"
+                          + (" · cache hit" if j.cached else ""))
+            if j.state == "running":
+                c[0].progress(min(max(j.progress, 0.0), 1.0))
+            elapsed = ((j.finished or now) - j.started) if j.started else None
+            c[1].caption(f"elapsed {_duration(elapsed)}  \nETA {_duration(eta_seconds(j, now))}")
+            if j.state in ("queued", "running"):
+                if c[3].button("Cancel", key=f"cancel{j.id}"):
+                    cancel(store, j.id)
+                    st.rerun(scope="fragment")
+            elif j.state in ("failed", "cancelled") or state == "lost":
+                if c[3].button("Retry", key=f"retry{j.id}"):
+                    store.retry(j.id)
+                    if start_runner():
+                        ensure_runner(home())
+                    st.rerun(scope="fragment")
+            if j.error:
+                st.error(j.error)
+            if j.traceback or j.log:
+                with st.expander("log and traceback"):
+                    if j.log:
+                        st.code(j.log[-4000:], language=None)
+                    if j.traceback:
+                        st.code(j.traceback[-8000:], language="python")
+
+
+job_table()

@@ -1,0 +1,94 @@
+"""Results: filter the measured rows, see the trade-off with its Pareto frontier, the change of
+each metric against the baseline, the table, and download rows and charts."""
+import io
+import json
+
+import streamlit as st
+
+from qcompare import charts
+from qcompare.dashboard import COMPARABLE, latest_group, results
+from qcompare.metrics.table import label
+
+st.title("Results")
+df, errors = results()
+for name, msg in errors:
+    st.warning(f"Skipped unreadable result file `{name}` ({msg}); the other results are shown.")
+if df.empty:
+    st.info("No results yet — run the default comparison on the Home page.")
+    st.page_link("pages/home.py", label="Go to Home", icon="🏠")
+    st.stop()
+
+# --- filters (default: the newest comparable group) -------------------------------------------
+newest = latest_group(df)
+with st.sidebar:
+    st.markdown("**Filters**")
+    picked = {}
+    for col, title in (("model", "Model"), ("corpus", "Corpus"), ("protocol", "Protocol"),
+                       ("device", "Device"), ("family", "Method family")):
+        options = sorted(df[col].dropna().unique().tolist())
+        default = sorted(newest[col].dropna().unique().tolist()) if col != "family" else options
+        picked[col] = st.multiselect(title, options, default=default, key=f"f.{col}")
+view = df
+for col, values in picked.items():
+    view = view[view[col].isin(values)]
+if view.empty:
+    st.info("No rows match these filters: widen them in the sidebar.")
+    st.stop()
+mixed = [c for c in COMPARABLE if view[c].nunique() > 1]
+if mixed:
+    st.warning("These rows differ in " + ", ".join(mixed) + ": their quality numbers are not "
+               "comparable with each other (perplexity depends on the protocol and text).")
+if (view["model_source"] == "embedded").any():
+    st.caption("ℹ️ The embedded model's weights were Q4_1 (4-bit, blocks of 32) before "
+               "dequantization: 4-bit methods start from already-4-bit weights.")
+
+# --- trade-off --------------------------------------------------------------------------------
+X_CHOICES = ["weights_mib", "decode_tok_s", "prefill_tok_s", "quant_s", "ttft_ms", "peak_rss_mib"]
+Y_CHOICES = ["ppl", "kld_mean", "top1_agree", "bits_per_byte", "kld_p99"]
+c = st.columns([2, 2, 1, 1])
+x = c[0].selectbox("x axis", X_CHOICES, format_func=label)
+y = c[1].selectbox("y axis", Y_CHOICES, format_func=label)
+log_x = c[2].toggle("log x")
+log_y = c[3].toggle("log y")
+fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y)
+st.plotly_chart(fig, key="tradeoff")
+front = charts.frontier(view, x, y)
+if not front.empty:
+    st.caption("On the Pareto frontier (nothing else is better on both axes): "
+               + ", ".join(front["method_label"]))
+
+# --- change vs baseline -----------------------------------------------------------------------
+st.subheader("Change against the fp32 baseline")
+BAR_CHOICES = ["ppl", "bits_per_byte", "weights_mib", "decode_tok_s", "prefill_tok_s", "ttft_ms",
+               "peak_rss_mib"]
+metric = st.selectbox("metric", BAR_CHOICES, format_func=label)
+bars = charts.delta_bars(view, metric)
+if bars.data and len(bars.data[0].x):
+    st.plotly_chart(bars, key="bars")
+else:
+    st.info("No fp32 baseline row under the same model, corpus and protocol: run fp32 to see changes.")
+
+# --- table and downloads ----------------------------------------------------------------------
+st.subheader("Rows")
+TABLE = ["method_label", "family", "ppl", "ppl_se", "kld_mean", "kld_p99", "top1_agree",
+         "delta_p_mean", "bits_per_byte", "weights_mib", "decode_tok_s", "prefill_tok_s", "ttft_ms",
+         "peak_rss_mib", "quant_s", "kernel", "storage", "compute_dtype", "device", "protocol",
+         "tokens", "window", "model", "corpus", "finished_at"]
+st.dataframe(view[TABLE], hide_index=True, column_config={"method_label": "method"})
+with st.expander("Per-layer weight error of one row"):
+    which = st.selectbox("row", view["method_label"].tolist(), key="layers_row")
+    layers = json.loads(view[view["method_label"] == which]["layers_json"].iloc[0] or "[]")
+    if layers:
+        st.dataframe(layers, hide_index=True)
+    else:
+        st.caption("This method records no per-layer diagnostics.")
+
+d = st.columns(4)
+d[0].download_button("Rows as CSV", view.to_csv(index=False), "qcompare-results.csv", "text/csv")
+buf = io.BytesIO()
+view.to_parquet(buf, index=False)
+d[1].download_button("Rows as Parquet", buf.getvalue(), "qcompare-results.parquet",
+                     "application/octet-stream")
+d[2].download_button("Chart as HTML", fig.to_html(include_plotlyjs="cdn"), "qcompare-tradeoff.html",
+                     "text/html")
+d[3].caption("Chart as PNG: the camera icon in the chart's toolbar saves it.")

@@ -1,0 +1,87 @@
+"""Result tables -> plotly figures: the trade-off scatter with its Pareto frontier, and bars of
+each method's change against the baseline. Pure functions: no Streamlit, no torch."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from qcompare.metrics.table import METRICS, label, pareto_mask
+
+BASELINE_METHOD = "fp32"
+HOVER_COLUMNS = ["method_label", "model", "corpus", "protocol", "tokens", "window", "device",
+                 "kernel", "storage", "compute_dtype", "notes"]
+GROUP_COLUMNS = ["model_fingerprint", "corpus_sha256", "protocol", "tokens", "window", "device"]
+
+
+def _hover(row: pd.Series) -> str:
+    parts = [f"<b>{row.get('method_label', '')}</b>"]
+    for col in HOVER_COLUMNS[1:]:
+        value = row.get(col)
+        if value is not None and value == value and value != "":
+            parts.append(f"{col}: {value}")
+    return "<br>".join(parts)
+
+
+def frontier(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The rows on the Pareto frontier of (x, y), sorted by x, using each metric's direction."""
+    d = df.dropna(subset=[x, y])
+    if d.empty:
+        return d
+    mask = pareto_mask(d[x].tolist(), d[y].tolist(),
+                       METRICS[x].higher_is_better, METRICS[y].higher_is_better)
+    return d[mask].sort_values(x)
+
+
+def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bool = False,
+             log_y: bool = False, title: str = "") -> go.Figure:
+    """Scatter of every measured row, one colour per method family, frontier as a line."""
+    fig = go.Figure()
+    d = df.dropna(subset=[x, y])
+    for family, part in d.groupby("family", sort=True):
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers+text", name=str(family),
+            text=part["method_label"],
+            textposition="top center", marker={"size": 12},
+            hovertext=[_hover(r) for _, r in part.iterrows()], hoverinfo="text",
+            customdata=part["key"]))
+    f = frontier(d, x, y)
+    if len(f) > 1:
+        fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name="Pareto frontier",
+                                 line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
+    better_x = "→ better" if METRICS[x].higher_is_better else "← better"
+    better_y = "↑ better" if METRICS[y].higher_is_better else "↓ better"
+    fig.update_layout(
+        title=title or f"{label(y)} vs {label(x)}",
+        xaxis_title=f"{label(x)}  ({better_x})", yaxis_title=f"{label(y)}  ({better_y})",
+        xaxis_type="log" if log_x else "linear", yaxis_type="log" if log_y else "linear",
+        legend_title="family", margin={"t": 60, "l": 10, "r": 10, "b": 10}, height=520)
+    return fig
+
+
+def with_baseline_delta(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Adds `delta_pct`: 100 * (value / baseline value - 1), the baseline being the fp32 row
+    measured on the same model, corpus, protocol, tokens, window and device (NaN without one)."""
+    d = df.copy()
+    base = (d[d["method"] == BASELINE_METHOD]
+            .drop_duplicates(GROUP_COLUMNS)[GROUP_COLUMNS + [metric]]
+            .rename(columns={metric: "_base"}))
+    d = d.merge(base, on=GROUP_COLUMNS, how="left")
+    d["delta_pct"] = 100.0 * (d[metric] / d["_base"] - 1.0)
+    return d.drop(columns="_base")
+
+
+def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
+    """Bars of each row's change vs the baseline in %, green where the change is better."""
+    d = with_baseline_delta(df, metric).dropna(subset=["delta_pct"])
+    d = d[d["method"] != BASELINE_METHOD].sort_values("delta_pct")
+    hib = METRICS[metric].higher_is_better if metric in METRICS else False
+    good = (d["delta_pct"] > 0) == hib
+    fig = go.Figure(go.Bar(
+        x=d["delta_pct"], y=d["method_label"], orientation="h",
+        marker_color=["#2ca02c" if g else "#d62728" for g in good],
+        text=[f"{v:+.1f}%" for v in d["delta_pct"]], textposition="auto",
+        hovertext=[_hover(r) for _, r in d.iterrows()], hoverinfo="text"))
+    fig.update_layout(title=f"{label(metric)}: change vs {BASELINE_METHOD} baseline (%)",
+                      xaxis_title="% change", margin={"t": 60, "l": 10, "r": 10, "b": 10},
+                      height=max(240, 60 + 36 * len(d)))
+    return fig

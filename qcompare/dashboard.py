@@ -1,0 +1,124 @@
+"""Streamlit-side helpers the pages share: where state lives, cached reads, spec building from
+widgets, the default comparison. Never imports torch (work runs in worker processes)."""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from qcompare import models, registry
+from qcompare.errors import UserError
+from qcompare.home import default_home
+from qcompare.results import ResultStore
+from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+from qcompare.submit import Submitted, build_specs, submit
+
+COMPARABLE = ["model", "corpus", "protocol", "tokens", "window", "device"]
+
+
+def home() -> Path:
+    return default_home()
+
+
+def start_runner() -> bool:
+    """Pages start a runner on submit unless QCOMPARE_START_RUNNER=0 (page tests)."""
+    return os.environ.get("QCOMPARE_START_RUNNER", "1") != "0"
+
+
+def _results_signature(folder: Path) -> tuple:
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.parquet")))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _load(home_dir: str, signature: tuple):
+    loaded = ResultStore(home_dir).load()
+    return loaded.frame, loaded.errors
+
+
+def results() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """All result rows (re-read only when a Parquet file changed) and unreadable files."""
+    h = home()
+    return _load(str(h), _results_signature(h / "results"))
+
+
+def latest_group(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows measured under the same model, corpus and protocol as the newest row: the set
+    whose numbers can be compared with each other."""
+    if df.empty:
+        return df
+    newest = df.sort_values("finished_at").iloc[-1]
+    mask = pd.Series(True, index=df.index)
+    for c in COMPARABLE:
+        mask &= df[c] == newest[c]
+    return df[mask]
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def embedded_state(home_dir: str) -> tuple[str, str]:
+    return models.embedded_state(Path(home_dir))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def resolve_model(spec: ModelSpec) -> ModelSpec:
+    return models.resolve(spec)
+
+
+@st.cache_data(show_spinner=False)
+def param_count(spec: ModelSpec, home_dir: str) -> int | None:
+    return models.param_count(spec, Path(home_dir))
+
+
+def method_variants(name: str, chosen: dict[str, list]) -> list[MethodSpec]:
+    """The cartesian product of the values chosen for each option, each validated."""
+    keys = sorted(chosen)
+    out = []
+    for combo in itertools.product(*(chosen[k] for k in keys)):
+        out.append(registry.make_method_spec(name, dict(zip(keys, combo))))
+    return out
+
+
+def default_comparison_methods(device: str = "cpu") -> list[MethodSpec]:
+    """fp32 baseline plus every method available on `device`, at its default options."""
+    out = []
+    for cls in registry.all_methods():
+        if cls.unavailable_reason(device) is None:
+            out.append(registry.make_method_spec(cls.name, {}))
+    return out
+
+
+def submit_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
+                 ev: EvalSpec) -> list[Submitted]:
+    specs = build_specs(model, methods, corpus, ev)
+    return submit(specs, home(), start_runner=start_runner(), record_hits=True)
+
+
+def eval_fields() -> dict[str, tuple]:
+    """EvalSpec field -> (default, help), for the advanced form."""
+    d = EvalSpec()
+    return {f.name: (getattr(d, f.name), f.metadata.get("help", "")) for f in fields(EvalSpec)}
+
+
+def show_submitted(subs: list[Submitted]) -> None:
+    for s in subs:
+        if s.cached:
+            st.success(f"✓ {s.spec.method.label}: already measured (cache hit), shown in Results.")
+        elif s.new:
+            st.info(f"⏳ {s.spec.method.label}: queued as job #{s.job_id}.")
+        else:
+            st.info(f"⏳ {s.spec.method.label}: identical job #{s.job_id} is already queued or running.")
+    if any(not s.cached for s in subs):
+        st.page_link("pages/jobs.py", label="Watch the jobs", icon="⏱️")
+
+
+def user_error(e: UserError) -> None:
+    st.error(str(e), icon="⚠️")
+
+
+def spec_dict(spec: RunSpec) -> dict:
+    return asdict(spec)
