@@ -3,7 +3,7 @@ import streamlit as st
 
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
-from qcompare.dashboard import home, results
+from qcompare.dashboard import DEEPLINK, NAV_FLAG, home, results
 
 st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide")
 
@@ -13,7 +13,10 @@ pages = [
     st.Page("pages/jobs.py", title="Jobs", icon="⏱️"),
     st.Page("pages/results.py", title="Results", icon="📈"),
 ]
+st.session_state[NAV_FLAG] = True
 nav = st.navigation(pages)
+if DEEPLINK in st.session_state:
+    st.switch_page(st.session_state.pop(DEEPLINK))
 
 with st.sidebar:
     jobs = JobStore.open(home()).list(("queued", "running"))

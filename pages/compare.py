@@ -5,12 +5,13 @@ from pathlib import Path
 import streamlit as st
 
 from qcompare import models, registry
-from qcompare.dashboard import (eval_fields, home, method_variants, param_count, resolve_model,
+from qcompare.dashboard import (ensure_navigation, eval_fields, home, method_variants, param_count, resolve_model,
                                 results, show_submitted, submit_specs, user_error)
 from qcompare.errors import UserError
 from qcompare.corpora import corpus_from_arg
 from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, EvalSpec
 
+ensure_navigation("pages/compare.py")
 st.title("Compare methods")
 
 # --- model ------------------------------------------------------------------------------------

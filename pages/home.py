@@ -3,12 +3,13 @@ the latest trade-off chart."""
 import streamlit as st
 
 from qcompare import charts
-from qcompare.dashboard import (default_comparison_methods, embedded_state, home, latest_group,
+from qcompare.dashboard import (ensure_navigation, default_comparison_methods, embedded_state, home, latest_group,
                                 results, show_submitted, submit_specs, user_error)
 from qcompare.errors import UserError
 from qcompare.models import EMBEDDED_NOTE
 from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
 
+ensure_navigation("pages/home.py")
 st.title("qcompare")
 st.markdown(
     "Compare LLM quantization methods side by side: each method is applied to the same model, "

@@ -4,11 +4,12 @@ import time
 
 import streamlit as st
 
-from qcompare.dashboard import home, start_runner
+from qcompare.dashboard import ensure_navigation, home, start_runner
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.status import classify, eta_seconds
 from qcompare.jobs.store import JobStore
 
+ensure_navigation("pages/jobs.py")
 st.title("Jobs")
 ICONS = {"queued": "🕓", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⛔", "lost": "❌"}
 
@@ -43,7 +44,7 @@ def job_table() -> None:
         with st.container(border=True):
             c = st.columns([5, 2, 2, 1])
             c[0].markdown(f"{ICONS.get(state, '')} **#{j.id}** {j.label}  \n`{state}` · {j.stage or '—'}"
-                          + (" · cache hit" if j.cached else ""))
+                          + (" · from the result cache" if j.cached and j.stage != "cache hit" else ""))
             if j.state == "running":
                 c[0].progress(min(max(j.progress, 0.0), 1.0))
             elapsed = ((j.finished or now) - j.started) if j.started else None

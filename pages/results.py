@@ -6,9 +6,10 @@ import json
 import streamlit as st
 
 from qcompare import charts
-from qcompare.dashboard import COMPARABLE, latest_group, results
+from qcompare.dashboard import ensure_navigation, COMPARABLE, latest_group, results
 from qcompare.metrics.table import label
 
+ensure_navigation("pages/results.py")
 st.title("Results")
 df, errors = results()
 for name, msg in errors:

@@ -122,3 +122,18 @@ def user_error(e: UserError) -> None:
 
 def spec_dict(spec: RunSpec) -> dict:
     return asdict(spec)
+
+
+NAV_FLAG, DEEPLINK = "_qcompare_nav", "_qcompare_deeplink"
+
+
+def ensure_navigation(page_file: str) -> None:
+    """Route a page through app.py when Streamlit ran it directly.
+
+    On a fresh server whose first request is a deep link (say /jobs), Streamlit runs the
+    pages/ file on its own, without app.py's st.navigation (streamlit#9624): the sidebar would
+    list raw file names and miss its status. The page then hands over to app.py, which comes
+    back to it."""
+    if not st.session_state.get(NAV_FLAG):
+        st.session_state[DEEPLINK] = page_file
+        st.switch_page("app.py")

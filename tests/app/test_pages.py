@@ -1,0 +1,147 @@
+"""Every page under streamlit's AppTest, against a result store seeded by the real pipeline
+(tiny model, inline worker). Pages are told not to start a runner, so submissions stay queued."""
+import base64
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from qcompare import submit as submitting
+from qcompare.jobs import worker
+from qcompare.jobs.store import JobStore
+from qcompare.models import model_from_arg
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CorpusSpec, EvalSpec
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, tiny_model_dir):
+    home = tmp_path_factory.mktemp("seeded-home")
+    model = model_from_arg(str(tiny_model_dir))
+    methods = [parse_method_arg(m) for m in ("fp32", "rtn:bits=8", "rtn:bits=2,granularity=channel")]
+    specs = submitting.build_specs(model, methods, CorpusSpec(), TINY)
+    specs += submitting.build_specs(model, methods[:1], CorpusSpec(), replace(TINY, protocol="strided"))
+    for s in specs:
+        worker.run(s, home)
+    return home
+
+
+@pytest.fixture
+def app(seeded, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_HOME", str(seeded))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+
+    def make(page=None):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        if page:
+            at.switch_page(page)
+            at.run()
+        assert not at.exception, at.exception
+        return at
+    return make
+
+
+def _length(values) -> int:
+    """Length of a plotly array, plain or typed ({'dtype': 'f8', 'bdata': base64})."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values)
+
+
+def _points(at, index=0) -> int:
+    spec = json.loads(at.get("plotly_chart")[index].proto.spec)
+    return sum(_length(t.get("x", [])) for t in spec["data"] if "markers" in t.get("mode", ""))
+
+
+def test_home_shows_the_embedded_model_and_the_latest_tradeoff(app):
+    at = app()
+    text = " ".join(m.value for m in at.markdown)
+    assert "SmolLM2-135M-Instruct" in text
+    assert any("Q4_1" in c.value for c in at.caption)
+    assert _points(at) == 1          # newest group: the strided fp32 row alone
+
+
+def test_default_comparison_button_queues_jobs(app, seeded):
+    at = app()
+    before = len(JobStore.open(seeded).list(("queued",)))
+    next(b for b in at.button if "default comparison" in b.label).click().run()
+    assert not at.exception
+    queued = JobStore.open(seeded).list(("queued",))
+    assert len(queued) - before == 4 and {j.label.split(" ")[0] for j in queued} >= {"fp32", "rtn"}
+    assert any("queued as job" in i.value or "already queued" in i.value for i in at.info)
+
+
+def test_compare_renders_method_forms_and_submits(app, seeded, tiny_model_dir):
+    at = app("pages/compare.py")
+    assert at.checkbox(key="m.fp32").value is True
+    at.checkbox(key="m.rtn").check().run()
+    assert at.multiselect(key="o.rtn.bits").value == [4]
+    at.multiselect(key="o.rtn.bits").set_value([8, 2]).run()
+    at.selectbox[0].set_value(at.selectbox[0].options[-1]).run()     # "Other: …"
+    at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
+    submit = next(b for b in at.button if b.label.startswith("Submit"))
+    assert submit.label == "Submit 3 run(s)"
+    submit.click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    msgs = [s.value for s in at.success] + [i.value for i in at.info]
+    assert any("fp32" in m and "queued" in m for m in msgs)   # default protocol: not cached
+
+
+def test_compare_explains_invalid_input_next_to_the_field(app):
+    at = app("pages/compare.py")
+    at.selectbox[0].set_value(at.selectbox[0].options[-1]).run()
+    at.text_input(key="model_ref").input("/no/such/folder").run()
+    assert any("does not exist" in e.value for e in at.error)
+    assert next(b for b in at.button if b.label.startswith("Submit")).disabled
+
+
+def test_unavailable_methods_are_disabled_with_their_reason(app, monkeypatch):
+    monkeypatch.delenv("QCOMPARE_ASSUME_CUDA", raising=False)
+    import os
+    if os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine has an NVIDIA driver: nothing is unavailable on cuda")
+    at = app("pages/compare.py")
+    at.sidebar.selectbox[0].set_value("cuda").run()
+    assert at.checkbox(key="m.rtn").disabled and at.checkbox(key="m.fp32").disabled
+    assert any("needs CUDA" in c.value for c in at.caption)
+
+
+def test_jobs_page_lists_jobs_and_shows_a_failure_readably(app, seeded):
+    store = JobStore.open(seeded)
+    job_id, _ = store.submit("broken-key", "rtn on broken (cpu)", "{}")
+    store.finish(job_id, "failed", error="ValueError: something broke", tb="Traceback (most recent call last):\n  boom")
+    at = app("pages/jobs.py")
+    assert any("something broke" in e.value for e in at.error)
+    assert any(b.label == "Retry" for b in at.button)
+    assert any("Traceback" in c.value for c in at.code)
+
+
+def test_results_filters_change_the_plotted_rows(app):
+    at = app("pages/results.py")
+    assert _points(at) == 1                                   # newest group: strided fp32
+    at.sidebar.multiselect(key="f.protocol").set_value(["disjoint"]).run()
+    assert _points(at) == 3
+    at.sidebar.multiselect(key="f.family").set_value(["baseline"]).run()
+    assert _points(at) == 1
+    at.sidebar.multiselect(key="f.family").set_value(["baseline", "round-to-nearest"]).run()
+    at.sidebar.multiselect(key="f.protocol").set_value(["disjoint", "strided"]).run()
+    assert _points(at) == 4
+    assert any("not comparable" in w.value for w in at.warning)
+    assert len(at.get("download_button")) == 3
+
+
+def test_results_empty_state_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    at.switch_page("pages/results.py")
+    at.run()
+    assert any("No results yet" in i.value for i in at.info)
