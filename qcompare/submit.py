@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qcompare import corpora, models, registry
+from qcompare.errors import UserError
 from qcompare.jobs.runner import ensure_runner
 from qcompare.jobs.store import JobStore
 from qcompare.results import ResultStore
@@ -24,6 +25,10 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
                 ev: EvalSpec) -> list[RunSpec]:
     """Resolved RunSpecs: model fingerprint and corpus hash filled in, dtype-fixed methods'
     eval dtype normalised, so equal questions get equal keys."""
+    for m in methods:
+        reason = registry.get(m.name).unavailable_reason(ev.device)
+        if reason:
+            raise UserError(f"{m.label} cannot run here: {reason}")
     model = models.resolve(model)
     corpus = corpora.resolve(corpus)
     specs = []

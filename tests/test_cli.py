@@ -69,6 +69,7 @@ def test_sweep_queues_several_and_reports_each(cli, home, tiny_model_dir):
     (["run", "--method", "fp32", "--protocol", "sliding"], "protocol must be one of"),
     (["run", "--method", "fp32", "--corpus", "/no/such.txt"], "does not exist"),
     (["results", "--format", "parquet"], "needs --output"),
+    (["run", "--method", "fp32", "--device", "cuda"], "CUDA"),
 ])
 def test_bad_input_gets_a_clear_message_and_exit_2(cli, args, message):
     out = cli(*args, check=False)

@@ -107,12 +107,11 @@ def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home, report: 
             vocab = model.get_output_embeddings().weight.shape[0]
             with store.write(key, n_scored, vocab, {"model": spec.model.label,
                                                     "protocol": spec.eval.protocol}) as writer:
-                metrics = _evaluate(model, ids, nbytes, windows, bos_id, spec.eval.device,
-                                    lambda s, f: report(f"baseline: {s}", f), writer=writer)
-                writer_meta = metrics
+                baseline = _evaluate(model, ids, nbytes, windows, bos_id, spec.eval.device,
+                                     lambda s, f: report(f"baseline: {s}", f), writer=writer)
             del model
             gc.collect()
-            report(f"baseline ready (PPL {writer_meta['ppl']:.3f})", 1.0)
+            report(f"baseline ready (PPL {baseline['ppl']:.3f})", 1.0)
     reader = store.read(key)
     reader.meta["folder"] = str(store.folder(key))
     return reader

@@ -148,7 +148,7 @@ class Method:
 def _cuda_visible() -> bool:
     """True when an NVIDIA driver is present, checked without importing torch."""
     import os
-    return os.path.exists("/proc/driver/nvidia/version") or bool(os.environ.get("QCOMPARE_ASSUME_CUDA"))
+    return os.path.exists("/proc/driver/nvidia/version")
 
 
 def weights_bytes_of(model, bits_of: Callable[[str, Any], float] | None = None) -> int:

@@ -104,7 +104,6 @@ def test_compare_explains_invalid_input_next_to_the_field(app):
 
 
 def test_unavailable_methods_are_disabled_with_their_reason(app, monkeypatch):
-    monkeypatch.delenv("QCOMPARE_ASSUME_CUDA", raising=False)
     import os
     if os.path.exists("/proc/driver/nvidia/version"):
         pytest.skip("this machine has an NVIDIA driver: nothing is unavailable on cuda")

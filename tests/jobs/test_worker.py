@@ -61,16 +61,28 @@ def test_cuda_asked_for_where_there_is_none(tiny_model_dir, home, tiny_eval):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    (spec,) = _specs(tiny_model_dir, replace(tiny_eval, device="cuda"), "fp32")
+    (spec,) = _specs(tiny_model_dir, tiny_eval, "fp32")          # submission refuses cuda here,
+    spec = replace(spec, eval=replace(spec.eval, device="cuda"))  # so build the spec by hand
     with pytest.raises(UserError, match="CUDA"):
         worker.run(spec, home)
+
+
+def test_submission_refuses_a_device_the_method_cannot_use(tiny_model_dir, tiny_eval):
+    import os
+    from dataclasses import replace
+
+    if os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine has an NVIDIA driver")
+    with pytest.raises(UserError, match="needs CUDA"):
+        _specs(tiny_model_dir, replace(tiny_eval, device="cuda"), "rtn")
 
 
 def test_inline_runner_records_failures_as_readable_rows(tiny_model_dir, home, tiny_eval):
     from dataclasses import replace
 
     store = JobStore.open(home)
-    (spec,) = _specs(tiny_model_dir, replace(tiny_eval, device="cuda"), "fp32")
+    (spec,) = _specs(tiny_model_dir, tiny_eval, "fp32")
+    spec = replace(spec, eval=replace(spec.eval, device="cuda"))
     (sub,) = submitting.submit([spec], home, start_runner=False)
     run_inline(store, home, sub.job_id)
     job = store.get(sub.job_id)
