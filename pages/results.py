@@ -92,4 +92,9 @@ d[1].download_button("Rows as Parquet", buf.getvalue(), "qcompare-results.parque
                      "application/octet-stream")
 d[2].download_button("Chart as HTML", fig.to_html(include_plotlyjs="cdn"), "qcompare-tradeoff.html",
                      "text/html")
-d[3].caption("Chart as PNG: the camera icon in the chart's toolbar saves it.")
+png_reason = charts.png_unavailable_reason()
+if png_reason is None:
+    d[3].download_button("Chart as PNG", lambda: charts.to_png(fig), "qcompare-tradeoff.png", "image/png",
+                         on_click="ignore")
+else:
+    d[3].caption(f"{png_reason} The camera icon in the chart's toolbar also saves a PNG.")

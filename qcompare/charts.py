@@ -85,3 +85,22 @@ def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
                       xaxis_title="% change", margin={"t": 60, "l": 10, "r": 10, "b": 10},
                       height=max(240, 60 + 36 * len(d)))
     return fig
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+def png_unavailable_reason() -> str | None:
+    """Why a chart cannot be exported as PNG here (kaleido renders through a local Chrome)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("kaleido") is None:
+        return "PNG export needs kaleido: pip install kaleido."
+    if not any(shutil.which(b) for b in BROWSERS):
+        return "PNG export needs Chrome or Chromium installed (apt-get install chromium)."
+    return None
+
+
+def to_png(fig: go.Figure, width: int = 1200, height: int = 600) -> bytes:
+    return fig.to_image(format="png", width=width, height=height, scale=2)

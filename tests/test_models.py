@@ -64,3 +64,45 @@ def test_memory_check_names_both_numbers():
 def test_embedded_model_is_located_without_importing_the_package():
     p = models.embedded_gguf()
     assert p.name == models.EMBEDDED_FILE and p.stat().st_size > 50_000_000
+
+
+def test_concurrent_first_uses_convert_once(monkeypatch, tmp_path):
+    """Two workers asking for the same GGUF at once: one converts, the other waits for it."""
+    import threading
+    import time as _time
+
+    calls = []
+
+    def fake_convert(gguf, out):
+        calls.append(out)
+        _time.sleep(0.5)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        models.ensure_converted(tmp_path / "home", gguf, "f" * 64))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(set(results)) == 1
+    assert (results[0] / "config.json").is_file()
+    assert not [p for p in results[0].parent.iterdir() if p.name.startswith(".m-") and p.is_dir()]
+
+
+def test_a_failed_conversion_leaves_nothing_half_written(monkeypatch, tmp_path):
+    def broken(gguf, out):
+        (out / "model.safetensors").write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(models, "_convert_gguf", broken)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(RuntimeError, match="disk full"):
+        models.ensure_converted(tmp_path / "home", gguf, "f" * 64)
+    target = models.converted_dir(tmp_path / "home", gguf, "f" * 64)
+    assert not target.exists()
+    assert [p.name for p in target.parent.iterdir() if p.is_dir()] == []
