@@ -1,6 +1,5 @@
 """Compare: pick a model and methods (options rendered from each method's config), set the
 corpus and protocol, see an estimate, and submit. Cache hits show as done at once."""
-from pathlib import Path
 
 import streamlit as st
 

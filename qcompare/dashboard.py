@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +14,7 @@ from qcompare import models, registry
 from qcompare.errors import UserError
 from qcompare.home import default_home
 from qcompare.results import ResultStore
-from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec
 from qcompare.submit import Submitted, build_specs, submit
 
 COMPARABLE = ["model", "corpus", "protocol", "tokens", "window", "device"]
@@ -118,10 +118,6 @@ def show_submitted(subs: list[Submitted]) -> None:
 
 def user_error(e: UserError) -> None:
     st.error(str(e), icon="⚠️")
-
-
-def spec_dict(spec: RunSpec) -> dict:
-    return asdict(spec)
 
 
 NAV_FLAG, DEEPLINK = "_qcompare_nav", "_qcompare_deeplink"

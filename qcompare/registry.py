@@ -46,7 +46,6 @@ def all_methods() -> list[type[Method]]:
 
 def parse_method_arg(text: str):
     """'rtn:bits=4,group_size=128' -> MethodSpec with options validated by the method's config."""
-    from qcompare.specs import MethodSpec
 
     name, _, opts = text.partition(":")
     raw = {}

@@ -75,7 +75,7 @@ def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np
         cut = min(len(text), cut * 2)
     ids, offsets = ids[:n_tokens], offsets[:n_tokens]
     nbytes, prev_end = [], 0
-    for start, end in offsets:
+    for _start, end in offsets:
         end = max(end, prev_end)
         nbytes.append(len(text[prev_end:end].encode("utf-8")) if end > prev_end else 0)
         prev_end = end

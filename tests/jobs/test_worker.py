@@ -45,7 +45,6 @@ def test_protocols_score_the_documented_token_counts(tiny_model_dir, home, tiny_
 
 
 def test_corpus_shorter_than_requested_tokens_is_a_clear_failure(tiny_model_dir, home, tiny_eval, tmp_path):
-    from dataclasses import replace
 
     short = tmp_path / "short.txt"
     short.write_text("only a few words here. " * 5)
