@@ -55,7 +55,8 @@ def main() -> None:
         lines.append("| " + " | ".join(_cell(row, c, f) for c, _, f in cols) + " |")
     if args.note:
         lines += ["", args.note]
-    write_section(args.title, "\n".join(lines))
+    write_section(args.title, "\n".join(lines), measured_on=str(first["device_name"]),
+                  date=str(pd.Timestamp(first["finished_at"]).date()))
     print("\n".join(lines))
 
 

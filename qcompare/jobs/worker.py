@@ -131,7 +131,8 @@ def _versions(library: str) -> dict:
             "library_version": lib_version}
 
 
-def _device_name(device: str) -> str:
+def device_name(device: str) -> str:
+    """The GPU's name on cuda, else the CPU model from /proc/cpuinfo."""
     if device == "cuda":
         import torch
         return torch.cuda.get_device_name()
@@ -210,7 +211,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
         "corpus": spec.corpus.label, "corpus_sha256": spec.corpus.content_sha256,
         "protocol": ev.protocol, "tokens": ev.tokens, "window": ev.window,
         "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
-        "device": ev.device, "device_name": _device_name(ev.device),
+        "device": ev.device, "device_name": device_name(ev.device),
         "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
         "backend": f"transformers {type(built.model).__name__} on torch/{ev.device}",
         "library": built.library, "notes": built.notes,

@@ -43,13 +43,30 @@ def _in_delay(store, job_id):
     return job.state == "running" and job.stage == "preparing model" and job
 
 
+def _job_in_worker(home, model_dir, ev, monkeypatch, delay_s, method="fp32"):
+    """Submit a job whose worker pauses `delay_s` in its first stage; returns (store, job)."""
+    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", str(delay_s))
+    store = JobStore.open(home)
+    sub = _submit(home, model_dir, ev, method)
+    return store, _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
+
+
+def _ended(store, job_id, states=("done", "failed")):
+    return _wait_for(lambda: store.get(job_id).state in states and store.get(job_id),
+                     what=f"job {job_id} to end")
+
+
+def _kill_runner(home):
+    os.kill(runner_pid(home), signal.SIGKILL)
+    _wait_for(lambda: runner_pid(home) is None, 10, "runner gone")
+
+
 def test_a_job_runs_in_a_spawned_worker_and_lands_in_parquet(runner_env, tiny_model_dir, tiny_eval):
     from qcompare.results import ResultStore
 
     store = JobStore.open(runner_env)
     sub = _submit(runner_env, tiny_model_dir, tiny_eval)
-    job = _wait_for(lambda: store.get(sub.job_id).state in ("done", "failed") and store.get(sub.job_id),
-                    what="job end")
+    job = _ended(store, sub.job_id)
     assert job.state == "done", job.traceback
     assert job.pid != os.getpid() and ResultStore(runner_env).has(sub.spec.key())
     again = _submit(runner_env, tiny_model_dir, tiny_eval)
@@ -58,51 +75,34 @@ def test_a_job_runs_in_a_spawned_worker_and_lands_in_parquet(runner_env, tiny_mo
 
 
 def test_cancel_kills_the_running_worker(runner_env, tiny_model_dir, tiny_eval, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "60")
-    store = JobStore.open(runner_env)
-    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
-    job = _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
-    assert cancel(store, sub.job_id)
-    assert store.get(sub.job_id).state == "cancelled"
+    store, job = _job_in_worker(runner_env, tiny_model_dir, tiny_eval, monkeypatch, 60)
+    assert cancel(store, job.id)
+    assert store.get(job.id).state == "cancelled"
     _wait_for(lambda: not process_alive(job.pid, job.pid_start), 10, "worker exit")
 
 
 def test_a_worker_killed_with_sigkill_becomes_a_failed_row(runner_env, tiny_model_dir, tiny_eval, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "60")
-    store = JobStore.open(runner_env)
-    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
-    job = _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
+    store, job = _job_in_worker(runner_env, tiny_model_dir, tiny_eval, monkeypatch, 60)
     os.kill(job.pid, signal.SIGKILL)
-    failed = _wait_for(lambda: store.get(sub.job_id).state == "failed" and store.get(sub.job_id),
-                       what="failure record")
-    assert "SIGKILL" in failed.error
+    failed = _ended(store, job.id)
+    assert failed.state == "failed" and "SIGKILL" in failed.error
 
 
 def test_after_a_restart_a_job_whose_worker_is_gone_is_recovered_as_failed(
         runner_env, tiny_model_dir, tiny_eval, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "60")
-    store = JobStore.open(runner_env)
-    sub = _submit(runner_env, tiny_model_dir, tiny_eval)
-    job = _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
-    os.kill(runner_pid(runner_env), signal.SIGKILL)       # the machine "restarts":
-    os.kill(job.pid, signal.SIGKILL)                      # runner and worker both gone
-    _wait_for(lambda: runner_pid(runner_env) is None, 10, "runner gone")
-    assert store.get(sub.job_id).state == "running"       # nobody recorded anything yet
+    store, job = _job_in_worker(runner_env, tiny_model_dir, tiny_eval, monkeypatch, 60)
+    os.kill(job.pid, signal.SIGKILL)                      # the machine "restarts": worker
+    _kill_runner(runner_env)                              # and runner both gone
+    assert store.get(job.id).state == "running"           # nobody recorded anything yet
     assert ensure_runner(runner_env)
-    failed = _wait_for(lambda: store.get(sub.job_id).state == "failed" and store.get(sub.job_id),
-                       what="recovery")
-    assert "is gone" in failed.error
+    failed = _ended(store, job.id)
+    assert failed.state == "failed" and "is gone" in failed.error
 
 
 def test_a_worker_that_outlives_its_runner_finishes_on_its_own(
         runner_env, tiny_model_dir, tiny_eval, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", "3")
-    store = JobStore.open(runner_env)
-    sub = _submit(runner_env, tiny_model_dir, tiny_eval, "rtn:bits=8")
-    _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
-    os.kill(runner_pid(runner_env), signal.SIGKILL)       # only the runner dies
-    _wait_for(lambda: runner_pid(runner_env) is None, 10, "runner gone")
+    store, job = _job_in_worker(runner_env, tiny_model_dir, tiny_eval, monkeypatch, 3, "rtn:bits=8")
+    _kill_runner(runner_env)                              # only the runner dies
     assert ensure_runner(runner_env)                      # a new one adopts the worker
-    done = _wait_for(lambda: store.get(sub.job_id).state in ("done", "failed") and store.get(sub.job_id),
-                     what="job end")
+    done = _ended(store, job.id)
     assert done.state == "done", done.error
