@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 from qcompare.metrics.table import METRICS, label, pareto_mask
 
 BASELINE_METHOD = "fp32"
-HOVER_COLUMNS = ["method_label", "model", "corpus", "protocol", "tokens", "window", "device",
-                 "kernel", "storage", "compute_dtype", "notes"]
+HOVER_COLUMNS = ["method_label", "options_json", "model", "corpus", "protocol", "tokens", "window",
+                 "device", "device_name", "kernel", "storage", "compute_dtype", "notes", "key"]
 GROUP_COLUMNS = ["model_fingerprint", "corpus_sha256", "protocol", "tokens", "window", "device"]
 
 

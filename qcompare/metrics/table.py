@@ -30,7 +30,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
     Metric("load_peak_rss_mib", "Peak RAM (load + quantize)", "MiB", False),
     Metric("cuda_peak_alloc_mib", "Peak GPU allocated (inference)", "MiB", False),
     Metric("nvml_used_peak_mib", "Peak GPU used, NVML (inference)", "MiB", False),
-    Metric("quant_s", "Quantization time", "s", False),
+    Metric("quant_s", "Load + quantize time", "s", False),
 )}
 
 
