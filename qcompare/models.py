@@ -246,14 +246,19 @@ def load_tokenizer(folder: Path, spec: ModelSpec):
     return AutoTokenizer.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
 
 
-def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str):
+def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str, **from_pretrained):
+    """The model in `dtype` on `device`; extra keyword arguments go to from_pretrained (a
+    quantization_config makes the library place the weights itself: no .to() afterwards)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    quantized = from_pretrained.get("quantization_config") is not None
+    if quantized:
+        from_pretrained.setdefault("device_map", device)
     model = AutoModelForCausalLM.from_pretrained(
         folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
-        use_safetensors=not spec.allow_pickle or None)
-    return model.to(device).eval()
+        use_safetensors=not spec.allow_pickle or None, **from_pretrained)
+    return (model if quantized else model.to(device)).eval()
 
 
 def embedded_state(home: Path) -> tuple[str, str]:

@@ -16,6 +16,9 @@ METHODS: dict[str, str] = {
     "bf16": "qcompare.methods.baselines:BF16",
     "fp16": "qcompare.methods.baselines:FP16",
     "rtn": "qcompare.methods.rtn:RTN",
+    "bnb-int8": "qcompare.methods.bnb:BnbInt8",
+    "bnb-nf4": "qcompare.methods.bnb:BnbNF4",
+    "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
 }
 
 

@@ -181,7 +181,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
     reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home,
                                   _phase(report, 0.05, 0.40))
 
-    ctx = BuildContext(load_model=lambda dtype: models.load_model(folder, spec.model, dtype, ev.device),
+    ctx = BuildContext(load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype, ev.device, **kw),
                        tokenizer=tokenizer, device=ev.device, dtype=ev.dtype,
                        progress=_phase(report, 0.40, 0.50), workdir=str(home / "work" / spec.key()))
     with PhasePeak(ev.device) as load_phase:
@@ -213,7 +213,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
         "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
         "device": ev.device, "device_name": device_name(ev.device),
         "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
-        "backend": f"transformers {type(built.model).__name__} on torch/{ev.device}",
+        "backend": built.backend or f"transformers {type(built.model).__name__} on torch/{ev.device}",
         "library": built.library, "notes": built.notes,
         "layers_json": json.dumps(built.layers),
         "speed_prompt": ev.speed_prompt, "speed_new_tokens": ev.speed_new_tokens,

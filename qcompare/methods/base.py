@@ -90,6 +90,7 @@ class Built:
     storage: str                             # real | simulated
     compute_dtype: str
     library: str = "torch"
+    backend: str = ""                        # what ran, when not plain transformers + torch
     notes: str = ""
     layers: list[dict] = field(default_factory=list)   # per-layer diagnostics
 
@@ -98,7 +99,7 @@ class Built:
 class BuildContext:
     """What the worker hands a method: loaders and a progress callback, no globals."""
 
-    load_model: Callable[[str], Any]         # dtype name -> transformers model on the device
+    load_model: Callable[..., Any]           # (dtype name, **from_pretrained) -> model on the device
     tokenizer: Any
     device: str
     progress: Callable[[str, float], None]

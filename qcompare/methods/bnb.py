@@ -1,0 +1,132 @@
+"""bitsandbytes through transformers' BitsAndBytesConfig: LLM.int8 (arXiv:2208.07339) and the
+4-bit NF4 / FP4 data types of QLoRA (arXiv:2305.14314).
+
+* LLM.int8: int8 weights with one absmax scale per output row; at inference, activation
+  columns whose magnitude exceeds `threshold` are multiplied in 16-bit (mixed decomposition).
+* NF4 / FP4: 4-bit codes in blocks of 64 weights with an absmax scale per block; with
+  `double_quant` those scales are themselves quantized to 8 bits in blocks of 256.
+
+The LM head is left unquantized (transformers' default). The library's own kernels run on CUDA,
+and its CPU backend on CPU (bitsandbytes >= 0.49); the row's backend names which ran.
+`weights_mib` counts the packed tensors and their quantization state as stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs
+
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class BnbInt8Config(MethodConfig):
+    threshold: float = field(default=6.0, metadata={
+        "help": "outlier threshold: activation columns above it are computed in 16-bit "
+                "(0 turns the mixed decomposition off)", "min": 0.0})
+
+
+@dataclass(frozen=True)
+class Bnb4bitConfig(MethodConfig):
+    double_quant: bool = field(default=False, metadata={
+        "help": "quantize the per-block scales too (saves about 0.4 bits per weight)",
+        "choices": (False, True)})
+    compute_dtype: str = field(default="bfloat16", metadata={
+        "help": "dtype the 4-bit weights are dequantized to for each matmul",
+        "choices": COMPUTE_DTYPES})
+
+
+def _tensor_bytes(t) -> int:
+    return t.numel() * t.element_size() if t is not None else 0
+
+
+def _quant_state_bytes(state) -> int:
+    """absmax (+ nested absmax, code and offset with double quantization) of one 4-bit weight."""
+    total = _tensor_bytes(getattr(state, "absmax", None))
+    nested = getattr(state, "state2", None)
+    if nested is not None:
+        total += _tensor_bytes(getattr(nested, "absmax", None)) + _tensor_bytes(getattr(nested, "code", None))
+        total += _tensor_bytes(getattr(state, "offset", None))
+    return total
+
+
+def storage_bytes(model) -> int:
+    """Every distinct parameter as stored, plus bitsandbytes' quantization state (4-bit absmax
+    per block; int8 row scales SCB) that lives outside the parameters. Buffers computed at load
+    (rotary frequencies) are not weights and are not counted, as for every other method."""
+    seen, total = set(), 0
+    for _, t in model.named_parameters():
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += _tensor_bytes(t)
+        state = getattr(t, "quant_state", None)
+        if state is not None:
+            total += _quant_state_bytes(state)
+        scb = getattr(t, "SCB", None)
+        if scb is not None:
+            total += _tensor_bytes(scb)
+    return total
+
+
+class _Bnb(Method):
+    family = "bitsandbytes"
+    needs = Needs(packages=("bitsandbytes",), devices=("cpu", "cuda"))
+    key_options: tuple[str, ...] = ()
+
+    def quantization_config(self):
+        raise NotImplementedError
+
+    def compute_dtype(self) -> str:
+        return "float16"
+
+    def build(self, ctx: BuildContext) -> Built:
+        import bitsandbytes
+
+        ctx.progress("loading and quantizing with bitsandbytes", 0.0)
+        model = ctx.load_model(self.compute_dtype(), quantization_config=self.quantization_config())
+        ctx.progress("quantized", 1.0)
+        return Built(model=model, weights_bytes=storage_bytes(model), kernel="real", storage="real",
+                     compute_dtype=self.compute_dtype(), library="bitsandbytes",
+                     backend=f"bitsandbytes {bitsandbytes.__version__} {ctx.device} backend via transformers",
+                     notes="LM head and embeddings unquantized (transformers' default)")
+
+
+class BnbInt8(_Bnb):
+    name = "bnb-int8"
+    summary = "bitsandbytes LLM.int8: int8 weights, 16-bit outlier columns"
+    config_cls = BnbInt8Config
+    key_options = ("threshold",)
+
+    def quantization_config(self):
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=self.config.threshold)
+
+
+class _Bnb4bit(_Bnb):
+    config_cls = Bnb4bitConfig
+    quant_type = ""
+
+    def compute_dtype(self) -> str:
+        return self.config.compute_dtype
+
+    def quantization_config(self):
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=self.quant_type,
+                                  bnb_4bit_use_double_quant=self.config.double_quant,
+                                  bnb_4bit_compute_dtype=getattr(torch, self.config.compute_dtype))
+
+
+class BnbNF4(_Bnb4bit):
+    name = "bnb-nf4"
+    summary = "bitsandbytes NF4: 4-bit normal-float codes, blocks of 64"
+    quant_type = "nf4"
+
+
+class BnbFP4(_Bnb4bit):
+    name = "bnb-fp4"
+    summary = "bitsandbytes FP4: 4-bit float codes, blocks of 64"
+    quant_type = "fp4"
