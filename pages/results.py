@@ -49,8 +49,16 @@ Y_CHOICES = ["ppl", "kld_mean", "top1_agree", "bits_per_byte", "kld_p99"]
 c = st.columns([2, 2, 1, 1])
 x = c[0].selectbox("x axis", X_CHOICES, format_func=label)
 y = c[1].selectbox("y axis", Y_CHOICES, format_func=label)
-log_x = c[2].toggle("log x")
-log_y = c[3].toggle("log y")
+
+
+def _wide(col: str) -> bool:
+    """A positive range spanning more than 50x reads better on a log axis."""
+    v = view[col].dropna()
+    return bool(len(v) and v.min() > 0 and v.max() / v.min() > 50)
+
+
+log_x = c[2].toggle("log x", value=_wide(x), key=f"logx.{x}")
+log_y = c[3].toggle("log y", value=_wide(y), key=f"logy.{y}")
 fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y)
 st.plotly_chart(fig, key="tradeoff")
 front = charts.frontier(view, x, y)

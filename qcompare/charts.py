@@ -37,10 +37,12 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     """Scatter of every measured row, one colour per method family, frontier as a line."""
     fig = go.Figure()
     d = df.dropna(subset=[x, y])
+    on_front = set(frontier(d, x, y)["key"])
     for family, part in d.groupby("family", sort=True):
+        # only frontier points are labelled on the chart: every point has its label on hover
         fig.add_trace(go.Scatter(
             x=part[x], y=part[y], mode="markers+text", name=str(family),
-            text=part["method_label"],
+            text=[lbl if k in on_front else "" for lbl, k in zip(part["method_label"], part["key"])],
             textposition="top center", marker={"size": 12},
             hovertext=[_hover(r) for _, r in part.iterrows()], hoverinfo="text",
             customdata=part["key"]))
@@ -70,18 +72,24 @@ def with_baseline_delta(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return d.drop(columns="_base")
 
 
+BAR_CAP_PCT = 1000.0
+
+
 def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
-    """Bars of each row's change vs the baseline in %, green where the change is better."""
+    """Bars of each row's change vs the baseline in %, green where the change is better.
+    Bars are cut at ±BAR_CAP_PCT so one collapsed method does not flatten the rest; their
+    text keeps the true value."""
     d = with_baseline_delta(df, metric).dropna(subset=["delta_pct"])
     d = d[d["method"] != BASELINE_METHOD].sort_values("delta_pct")
     hib = METRICS[metric].higher_is_better if metric in METRICS else False
     good = (d["delta_pct"] > 0) == hib
     fig = go.Figure(go.Bar(
-        x=d["delta_pct"], y=d["method_label"], orientation="h",
+        x=d["delta_pct"].clip(-BAR_CAP_PCT, BAR_CAP_PCT), y=d["method_label"], orientation="h",
         marker_color=["#2ca02c" if g else "#d62728" for g in good],
         text=[f"{v:+.1f}%" for v in d["delta_pct"]], textposition="auto",
         hovertext=[_hover(r) for _, r in d.iterrows()], hoverinfo="text"))
-    fig.update_layout(title=f"{label(metric)}: change vs {BASELINE_METHOD} baseline (%)",
+    cut = " (bars cut at ±1000%)" if (d["delta_pct"].abs() > BAR_CAP_PCT).any() else ""
+    fig.update_layout(title=f"{label(metric)}: change vs {BASELINE_METHOD} baseline (%){cut}",
                       xaxis_title="% change", margin={"t": 60, "l": 10, "r": 10, "b": 10},
                       height=max(240, 60 + 36 * len(d)))
     return fig

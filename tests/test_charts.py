@@ -33,6 +33,15 @@ def test_tradeoff_figure_has_every_point_and_a_frontier_line():
     markers = [t for t in fig.data if "markers" in t.mode]
     assert sum(len(t.x) for t in markers) == 4
     assert any(t.name == "Pareto frontier" for t in fig.data)
+    labels = [t for tr in markers for t in tr.text if t]
+    assert sorted(labels) == ["a", "b", "fp32"]                     # only the frontier is labelled
+
+
+def test_delta_bars_cut_outliers_but_keep_their_value_in_text():
+    df = _df()
+    df.loc[df.method == "c", "ppl"] = 10.0 * 500                    # +49900%
+    bars = charts.delta_bars(df, "ppl")
+    assert max(bars.data[0].x) == charts.BAR_CAP_PCT and "+49900.0%" in bars.data[0].text
 
 
 def test_delta_against_the_matching_baseline_only():
