@@ -51,6 +51,15 @@ class Loaded:
     errors: list[tuple[str, str]] = field(default_factory=list)   # (file, message)
 
 
+def _conform(table: pa.Table) -> pa.Table:
+    """A table in SCHEMA's columns and types: columns added to the schema after a file was
+    written read as nulls, so a new column never makes old results unreadable."""
+    n = table.num_rows
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
+            else pa.nulls(n, f.type) for f in SCHEMA]
+    return pa.Table.from_arrays(cols, schema=SCHEMA)
+
+
 class ResultStore:
     def __init__(self, home: str | os.PathLike):
         self.dir = Path(home) / "results"
@@ -88,8 +97,7 @@ class ResultStore:
         tables, errors = [], []
         for p in sorted(self.dir.glob("*.parquet")) if self.dir.is_dir() else []:
             try:
-                t = pq.read_table(p)
-                tables.append(t.select(COLUMNS).cast(SCHEMA))
+                tables.append(_conform(pq.read_table(p)))
             except Exception as e:  # noqa: BLE001 - any unreadable file is reported, not fatal
                 errors.append((p.name, f"{type(e).__name__}: {e}"))
         table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()

@@ -53,3 +53,15 @@ def test_concurrent_writers_never_leave_a_partial_file(home):
     loaded = ResultStore(home).load()
     assert not loaded.errors and len(loaded.frame) == 2
     assert not list((home / "results").glob(".tmp-*"))
+
+
+def test_files_written_before_a_column_was_added_still_load(home):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (home / "results").mkdir(parents=True)
+    old = pa.table({"key": ["e" * 64], "ppl": [9.5]})              # an older, narrower schema
+    pq.write_table(old, home / "results" / ("e" * 64 + ".parquet"))
+    loaded = ResultStore(home).load()
+    assert not loaded.errors and loaded.frame["ppl"].tolist() == [9.5]
+    assert loaded.frame["kld_mean"].isna().all()
