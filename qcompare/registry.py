@@ -19,6 +19,8 @@ METHODS: dict[str, str] = {
     "bnb-int8": "qcompare.methods.bnb:BnbInt8",
     "bnb-nf4": "qcompare.methods.bnb:BnbNF4",
     "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
+    "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
+    "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
 }
 
 
