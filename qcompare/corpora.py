@@ -8,9 +8,6 @@ from pathlib import Path
 from qcompare.errors import UserError
 from qcompare.specs import CorpusSpec
 
-EMBEDDED_LABEL = "CPython reference documentation (pydoc_data.topics, ships with Python)"
-
-
 def embedded_text() -> str:
     """Real prose that ships with every Python install: the pydoc topic pages, in key order."""
     from pydoc_data.topics import topics

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from qcompare.errors import UserError
@@ -184,6 +184,3 @@ class RunSpec:
     def label(self) -> str:
         return f"{self.method.label} on {self.model.label}"
 
-
-def spec_field_help(cls) -> dict[str, str]:
-    return {f.name: f.metadata.get("help", "") for f in fields(cls)}

@@ -109,15 +109,6 @@ def token_nll(logits, targets):
         return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
-def window_logprobs(model, ids, w: Window, bos_id: int | None, device: str):
-    """(log-probabilities [n_scored, V] in fp32, target ids [n_scored]) for one window."""
-    import torch
-
-    logits, targets = window_logits(model, ids, w, bos_id, device)
-    with torch.inference_mode():
-        return torch.log_softmax(logits, dim=-1), targets
-
-
 def perplexity(nll: np.ndarray) -> tuple[float, float]:
     """PPL = exp(mean NLL) over scored tokens, and its standard error by the delta method:
     se(PPL) = PPL * sd(NLL) / sqrt(n) (sample sd, n - 1 in the denominator)."""

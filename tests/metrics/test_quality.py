@@ -88,10 +88,11 @@ class _FixedLogits:
         return o
 
 
-def test_window_logprobs_scores_the_right_positions_and_replaces_bos():
+def test_window_logits_score_the_right_positions_and_replace_bos():
     ids = np.array([1, 2, 3, 5, 6, 0, 1, 2])
     w = q.Window(0, 8, 2, bos=True)
-    logp, targets = q.window_logprobs(_FixedLogits(), ids, w, bos_id=4, device="cpu")
+    logits, targets = q.window_logits(_FixedLogits(), ids, w, bos_id=4, device="cpu")
+    logp = torch.log_softmax(logits, dim=-1)
     assert targets.tolist() == [3, 5, 6, 0, 1, 2]
     nll = -logp.gather(-1, targets[:, None]).squeeze(-1)
     # position 1 predicts 3 from 2 (right); 2 -> 5 from 3 (wrong); 5 -> 6 ... (right)
