@@ -21,6 +21,12 @@ METHODS: dict[str, str] = {
     "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
     "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
     "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
+    "gptq": "qcompare.methods.gptq:GPTQ",
+    "awq": "qcompare.methods.awq:AWQ",
+    "w8a8": "qcompare.methods.ptq:W8A8",
+    "smoothquant": "qcompare.methods.smoothquant:SmoothQuant",
+    "spqr": "qcompare.methods.spqr:SpQR",
+    "qat": "qcompare.methods.qat:QAT",
 }
 
 

@@ -20,7 +20,7 @@ _STR = [
     "method", "method_label", "family", "options_json", "corpus", "corpus_sha256", "protocol",
     "device", "device_name", "compute_dtype", "kernel", "storage", "backend", "library",
     "library_version", "notes", "python_version", "torch_version", "transformers_version",
-    "qcompare_version", "layers_json",
+    "qcompare_version", "layers_json", "calibration",
 ]
 _INT = ["tokens", "window", "stride", "n_scored", "n_bytes", "speed_prompt", "speed_new_tokens",
         "speed_repeats", "cpu_threads", "protocol_version"]

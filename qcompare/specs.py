@@ -144,15 +144,42 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class CalibSpec:
+    """Calibration text for methods that need it (GPTQ, AWQ, SmoothQuant, QAT, ...).
+
+    `samples` sequences of `seq_len` tokens drawn (seeded) from `corpus`. When that is the
+    evaluation corpus, only tokens after the evaluated ones are used, and any sequence sharing
+    a 32-token run with the evaluated text is dropped (qcompare.calibration), so calibration
+    and evaluation text never overlap.
+    """
+
+    corpus: CorpusSpec = CorpusSpec()
+    samples: int = field(default=32, metadata={"help": "calibration sequences"})
+    seq_len: int = field(default=512, metadata={"help": "tokens per calibration sequence"})
+    seed: int = field(default=0, metadata={"help": "seed of the draw"})
+
+    def __post_init__(self):
+        if self.samples < 1 or self.seq_len < 8:
+            raise UserError("calibration needs at least 1 sample of at least 8 tokens.")
+
+    @property
+    def label(self) -> str:
+        return f"{self.samples}x{self.seq_len} tokens of {self.corpus.label} (seed {self.seed})"
+
+
+@dataclass(frozen=True)
 class RunSpec:
     model: ModelSpec
     method: MethodSpec
     corpus: CorpusSpec = CorpusSpec()
     eval: EvalSpec = EvalSpec()
+    calib: CalibSpec | None = None           # only for methods that calibrate
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["method"]["options"] = {k: v for k, v in self.method.options}
+        if self.calib is None:               # keys of calibration-free specs stay as they were
+            del d["calib"]
         d["protocol_version"] = PROTOCOL_VERSION
         return d
 
@@ -172,7 +199,8 @@ class RunSpec:
         return cls(model=ModelSpec(**d["model"]),
                    method=MethodSpec.of(m["name"], **m["options"]),
                    corpus=CorpusSpec(**d["corpus"]),
-                   eval=EvalSpec(**d["eval"]))
+                   eval=EvalSpec(**d["eval"]),
+                   calib=_calib_from_dict(d["calib"]) if d.get("calib") else None)
 
     def reference_key(self) -> str:
         """Key of the fp32 baseline whose log-probabilities KL divergence is measured against."""
@@ -183,4 +211,9 @@ class RunSpec:
     @property
     def label(self) -> str:
         return f"{self.method.label} on {self.model.label}"
+
+
+def _calib_from_dict(d: dict) -> CalibSpec:
+    return CalibSpec(corpus=CorpusSpec(**d["corpus"]), samples=d["samples"],
+                     seq_len=d["seq_len"], seed=d["seed"])
 

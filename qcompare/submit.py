@@ -10,7 +10,7 @@ from qcompare.errors import UserError
 from qcompare.jobs.runner import ensure_runner
 from qcompare.jobs.store import JobStore
 from qcompare.results import ResultStore
-from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
 
 
 @dataclass(frozen=True)
@@ -22,20 +22,28 @@ class Submitted:
 
 
 def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
-                ev: EvalSpec) -> list[RunSpec]:
+                ev: EvalSpec, calib: CalibSpec | None = None) -> list[RunSpec]:
     """Resolved RunSpecs: model fingerprint and corpus hash filled in, dtype-fixed methods'
-    eval dtype normalised, so equal questions get equal keys."""
+    eval dtype normalised, so equal questions get equal keys. Methods that calibrate get
+    `calib` (default: 32 x 512 tokens of the evaluation corpus, after the evaluated ones);
+    the others get none, so calibration settings never split their cache keys."""
     for m in methods:
         reason = registry.get(m.name).unavailable_reason(ev.device)
         if reason:
             raise UserError(f"{m.label} cannot run here: {reason}")
     model = models.resolve(model)
     corpus = corpora.resolve(corpus)
+    calib = calib or CalibSpec(corpus=corpus)
+    calib_resolved = None
     specs = []
     for m in methods:
-        fixed = registry.get(m.name).fixed_dtype
+        cls = registry.get(m.name)
+        if cls.needs.calibration and calib_resolved is None:
+            calib_resolved = replace(calib, corpus=corpora.resolve(calib.corpus))
+        fixed = cls.fixed_dtype
         specs.append(RunSpec(model=model, method=m, corpus=corpus,
-                             eval=replace(ev, dtype=fixed) if fixed else ev))
+                             eval=replace(ev, dtype=fixed) if fixed else ev,
+                             calib=calib_resolved if cls.needs.calibration else None))
     return specs
 
 

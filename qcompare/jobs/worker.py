@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from qcompare import __version__, corpora, models, registry
+from qcompare import __version__, calibration, corpora, models, registry
 from qcompare.errors import UserError
 from qcompare.results import ResultStore
 from qcompare.specs import PROTOCOL_VERSION, RunSpec
@@ -181,9 +181,18 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
     reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home,
                                   _phase(report, 0.05, 0.40))
 
+    calib = None
+    if method.needs.calibration:
+        if spec.calib is None:
+            raise UserError(f"{spec.method.name} needs calibration text and this spec has none: "
+                            "submit it through qcompare (the CLI or the dashboard).")
+        report("drawing calibration text", 0.40)
+        calib = calibration.draw(tokenizer, spec.calib, spec.corpus, ids)
     ctx = BuildContext(load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype, ev.device, **kw),
                        tokenizer=tokenizer, device=ev.device, dtype=ev.dtype,
-                       progress=_phase(report, 0.40, 0.50), workdir=str(home / "work" / spec.key()))
+                       progress=_phase(report, 0.40, 0.50), workdir=str(home / "work" / spec.key()),
+                       calibration=calib.tensor if calib else None,
+                       calibration_label=calib.label if calib else "")
     with PhasePeak(ev.device) as load_phase:
         t0 = time.perf_counter()
         built = method.build(ctx)
@@ -215,7 +224,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
         "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
         "backend": built.backend or f"transformers {type(built.model).__name__} on torch/{ev.device}",
         "library": built.library, "notes": built.notes,
-        "layers_json": json.dumps(built.layers),
+        "layers_json": json.dumps(built.layers), "calibration": ctx.calibration_label,
         "speed_prompt": ev.speed_prompt, "speed_new_tokens": ev.speed_new_tokens,
         "speed_repeats": ev.speed_repeats, "cpu_threads": torch.get_num_threads(),
         "protocol_version": PROTOCOL_VERSION,

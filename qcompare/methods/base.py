@@ -105,6 +105,15 @@ class BuildContext:
     progress: Callable[[str, float], None]
     dtype: str = "float32"                   # compute dtype for methods that dequantize
     workdir: str = ""
+    calibration: Callable[[], Any] | None = None   # () -> LongTensor [samples, seq_len]
+    calibration_label: str = ""
+
+    def calibration_ids(self):
+        """The calibration token ids; a clear error when the job carries no calibration spec."""
+        if self.calibration is None:
+            raise UserError("this method calibrates, but the run has no calibration spec: "
+                            "submit it through qcompare (the CLI or the dashboard).")
+        return self.calibration()
 
 
 class Method:

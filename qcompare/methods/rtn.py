@@ -77,6 +77,17 @@ def quantize_blocks(blocks, bits: int, symmetric: bool):
     return q, scale, zero
 
 
+def quant_dequant(w, scale, zero, bits: int, symmetric: bool):
+    """w_hat = s * (q - z) for values w given their block's scale s and zero point z."""
+    import torch
+
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        return torch.clamp(torch.round(w / scale), -qmax - 1, qmax) * scale
+    q = torch.clamp(torch.round(w / scale) + zero, 0, 2 ** bits - 1)
+    return (q - zero) * scale
+
+
 def fake_quantize(w, bits: int, symmetric: bool, granularity: str, group_size: int):
     """w_hat: w quantized then dequantized, same shape and dtype as w (computed in fp32)."""
     blocks, unblock = _blocks(w.float(), granularity, group_size)

@@ -1,0 +1,86 @@
+"""Calibration sequences for methods that calibrate, never overlapping the evaluation text.
+
+Protocol (`draw`):
+
+1. The calibration corpus is tokenized as one stream (same tokenizer as evaluation).
+2. When it is the evaluation corpus (same content hash), the first `eval_tokens` tokens, which
+   are the evaluated ones, are cut away; the pool is what follows.
+3. The pool is cut into consecutive, non-overlapping chunks of `seq_len` tokens; a seeded
+   permutation orders them.
+4. Walking that order, a chunk is dropped when it shares any run of `NGRAM` consecutive tokens
+   with the evaluated tokens (repeated boilerplate, or a different corpus that quotes the same
+   text); the first `samples` chunks kept are the calibration set.
+
+Too little text for the request is a UserError that says what to change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qcompare import corpora
+from qcompare.errors import UserError
+from qcompare.specs import CalibSpec, CorpusSpec
+
+NGRAM = 32
+MAX_CHARS = 50_000_000          # tokenizing more than this is never needed for a draw
+
+
+@dataclass
+class Calibration:
+    ids: np.ndarray             # [samples, seq_len] int64
+    dropped_overlap: int        # chunks dropped because they shared text with the evaluation
+    pool_tokens: int            # tokens the chunks were drawn from
+    label: str
+
+    def tensor(self):
+        import torch
+
+        return torch.from_numpy(self.ids.astype(np.int64))
+
+
+def ngrams(ids: np.ndarray, n: int = NGRAM) -> set[bytes]:
+    """Every run of n consecutive ids, as bytes (hashable, compact)."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) < n:
+        return set()
+    view = np.lib.stride_tricks.sliding_window_view(ids, n)
+    return {row.tobytes() for row in view}
+
+
+def overlaps(chunk: np.ndarray, eval_grams: set[bytes], n: int = NGRAM) -> bool:
+    return any(g in eval_grams for g in ngrams(chunk, n))
+
+
+def draw(tokenizer, calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndarray) -> Calibration:
+    """The calibration set of `calib` (module doc), disjoint from `eval_ids`."""
+    text = corpora.load_checked(calib.corpus)[:MAX_CHARS]
+    ids = np.asarray(tokenizer(text)["input_ids"], dtype=np.int64)
+    same = bool(calib.corpus.content_sha256) and calib.corpus.content_sha256 == eval_corpus.content_sha256
+    pool = ids[len(eval_ids):] if same else ids
+    where = (f"{calib.corpus.label}, after the {len(eval_ids)} evaluated tokens" if same
+             else calib.corpus.label)
+    n_chunks = len(pool) // calib.seq_len
+    if n_chunks < calib.samples:
+        raise UserError(
+            f"calibration needs {calib.samples} x {calib.seq_len} tokens but {where} has "
+            f"{len(pool)} tokens ({n_chunks} chunks): lower the calibration samples or length, "
+            "or choose a longer calibration corpus.")
+    chunks = pool[: n_chunks * calib.seq_len].reshape(n_chunks, calib.seq_len)
+    order = np.random.default_rng(calib.seed).permutation(n_chunks)
+    eval_grams = ngrams(np.asarray(eval_ids))
+    kept, dropped = [], 0
+    for i in order:
+        if overlaps(chunks[i], eval_grams):
+            dropped += 1
+            continue
+        kept.append(chunks[i])
+        if len(kept) == calib.samples:
+            break
+    if len(kept) < calib.samples:
+        raise UserError(
+            f"only {len(kept)} calibration chunks of {where} do not repeat the evaluated text "
+            f"({dropped} dropped): lower the calibration samples or choose another corpus.")
+    label = f"{calib.samples}x{calib.seq_len} tokens of {where} (seed {calib.seed})"
+    return Calibration(np.stack(kept), dropped, len(pool), label)
