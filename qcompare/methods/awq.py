@@ -26,8 +26,19 @@ from dataclasses import dataclass, field
 
 from qcompare.errors import UserError
 from qcompare.methods import rtn
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs, weights_bytes_of
-from qcompare.methods.sequential import decoder_layers, layer_diagnostics, run_sequential
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    Needs,
+    weights_bytes_of,
+)
+from qcompare.methods.sequential import (
+    decoder_layers,
+    layer_diagnostics,
+    run_sequential,
+)
 
 CLIP_TOKENS = 512
 CLIP_RATIOS = tuple(1 - i / 20 for i in range(10))

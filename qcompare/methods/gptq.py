@@ -30,9 +30,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qcompare.methods import rtn
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs, weights_bytes_of
-from qcompare.methods.sequential import (collect_hessians, layer_diagnostics, linears_of,
-                                         run_sequential)
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    Needs,
+    weights_bytes_of,
+)
+from qcompare.methods.sequential import (
+    collect_hessians,
+    layer_diagnostics,
+    linears_of,
+    run_sequential,
+)
 
 STAT_BLOCK = 16        # SpQR-style second-level statistics: one 16-bit scale and zero per 16 scales
 
@@ -115,7 +126,7 @@ def gptq_quantize(W, H, *, bits: int, group_size: int, sym: bool, act_order: boo
         keep = keep[:, perm] if perm is not None else keep
     _, L, used = _damped(H, damp)
     U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
-    out_f, cols = W.shape
+    cols = W.shape[1]
     if group_size:
         block = group_size * max(1, block // group_size)
     else:

@@ -22,9 +22,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qcompare.methods import calibrators, rtn
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs, weights_bytes_of
-from qcompare.methods.sequential import (HessianAccumulator, hook_inputs, layer_diagnostics,
-                                         linears_of, run_sequential)
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    Needs,
+    weights_bytes_of,
+)
+from qcompare.methods.sequential import (
+    HessianAccumulator,
+    hook_inputs,
+    layer_diagnostics,
+    linears_of,
+    run_sequential,
+)
 
 ACT_SAMPLE = 1_000_000
 QMAX = 127

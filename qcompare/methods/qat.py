@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 from qcompare.errors import UserError
 from qcompare.methods import rtn
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs, weights_bytes_of
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    Needs,
+    weights_bytes_of,
+)
 from qcompare.methods.sequential import decoder_layers, linears_of
 
 HELD_OUT = 2             # calibration sequences kept out of training for the held-out loss
@@ -159,7 +166,7 @@ class QAT(Method):
         model.eval()
         with torch.no_grad():
             after = float(loss_of(held, False))
-        del teacher
+        teacher = None                       # free the fp32 copy before evaluation
 
         names = {id(m): n for n, m in model.named_modules()}
         layer_bits: dict[str, float] = {}

@@ -20,7 +20,7 @@ it, as in the GPTQ paper. Statistics helpers here state their math:
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 OUTLIER_FACTOR = 6.0
 
@@ -81,7 +81,7 @@ def run_sequential(model, calib_ids, process: Callable, progress: Callable[[str,
     layers = decoder_layers(model)
 
     for i, layer in enumerate(layers):
-        def forward(layer=layer):
+        def forward(layer=layer, inputs=inputs):
             with torch.no_grad():
                 return [_layer_out(layer(h, **kw)) for h, kw in inputs]
 

@@ -28,7 +28,7 @@ def outlier_mask(W, H, fraction: float, rule: str, bits: int, group_size: int, s
     """Boolean [out, in] mask of the top `fraction` of weights by the rule's score (module doc)."""
     import torch
 
-    k = int(round(fraction * W.numel()))
+    k = round(fraction * W.numel())
     if k == 0:
         return torch.zeros_like(W, dtype=torch.bool)
     if rule == "magnitude":

@@ -13,7 +13,7 @@ def _inputs(n=256, d=64, seed=0):
 def test_alpha_zero_is_exactly_rtn():
     torch.manual_seed(0)
     W = torch.randn(16, 64)
-    s, alpha, losses = awq.search_scale(_inputs(), [W], 4, 32, False, [0.0])
+    s, alpha, _ = awq.search_scale(_inputs(), [W], 4, 32, False, [0.0])
     assert alpha == 0.0 and torch.equal(s, torch.ones(64))
     assert torch.equal(rtn.fake_quantize(W * s, 4, False, "group", 32) / s,
                        rtn.fake_quantize(W, 4, False, "group", 32))
@@ -47,7 +47,7 @@ def test_clip_search_never_increases_the_group_error():
     W[0, 5] = 12.0                                  # one weight that stretches its group's range
     clip = awq.search_clip(X, W, 3, 32, True)
     Wc = awq.apply_clip(W, clip, 32)
-    err = lambda w: ((X @ (rtn.fake_quantize(w, 3, True, "group", 32) - W).T) ** 2).sum()  # noqa: E731
+    err = lambda w: ((X @ (rtn.fake_quantize(w, 3, True, "group", 32) - W).T) ** 2).sum()
     assert err(Wc) <= err(W)
     assert clip.shape == (8, 2, 1) and float(clip[0, 0]) <= 12.0
 

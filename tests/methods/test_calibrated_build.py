@@ -63,8 +63,9 @@ def test_calibration_text_never_overlaps_the_evaluated_tokens(tiny_model_dir, ti
 
 
 def test_too_little_calibration_text_is_a_clear_error(tiny_model_dir, home, tiny_eval):
-    from qcompare.errors import UserError
     from dataclasses import replace
+
+    from qcompare.errors import UserError
 
     big = replace(CALIB, samples=100_000)
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("gptq")],
