@@ -21,6 +21,8 @@ METHODS: dict[str, str] = {
     "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
     "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
     "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
+    "llmc-gptq": "qcompare.methods.llmc:LlmcGPTQ",
+    "llmc-awq": "qcompare.methods.llmc:LlmcAWQ",
     "gptq": "qcompare.methods.gptq:GPTQ",
     "awq": "qcompare.methods.awq:AWQ",
     "w8a8": "qcompare.methods.ptq:W8A8",
