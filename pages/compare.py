@@ -8,7 +8,7 @@ from qcompare.dashboard import (ensure_navigation, eval_fields, home, method_var
                                 results, show_submitted, submit_specs, user_error)
 from qcompare.errors import UserError
 from qcompare.corpora import corpus_from_arg
-from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, EvalSpec
+from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
 
 ensure_navigation("pages/compare.py")
 st.title("Compare methods")
@@ -52,6 +52,17 @@ with st.expander("Corpus and protocol (advanced)"):
     speed_new = b.number_input("Speed: new tokens", 2, 4096, EvalSpec().speed_new_tokens)
     speed_repeats = c.number_input("Speed: repeats (0 skips)", 0, 20, EvalSpec().speed_repeats)
 
+with st.expander("Calibration (GPTQ, AWQ, SmoothQuant, W8A8, SpQR, QAT, llm-compressor)"):
+    st.caption("Methods that calibrate learn from calibration text. By default it is drawn from the "
+               "evaluation corpus after the evaluated tokens, and any sequence that repeats "
+               "evaluated text is dropped: calibration never sees what is scored.")
+    calib_arg = st.text_input("Calibration corpus (empty: the evaluation corpus)", "",
+                              help="embedded | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
+    a, b, c = st.columns(3)
+    calib_samples = a.number_input("Sequences", 1, 4096, CalibSpec().samples)
+    calib_len = b.number_input("Tokens per sequence", 8, 32_768, CalibSpec().seq_len, step=64)
+    calib_seed = c.number_input("Seed", 0, 2**31 - 1, CalibSpec().seed)
+
 device = st.sidebar.selectbox("Device", DEVICES, help="cuda needs an NVIDIA GPU on this machine")
 ev, ev_ok = None, False
 try:
@@ -61,8 +72,11 @@ try:
     ev_ok = True
 except UserError as e:
     user_error(e)
+calib = None
 try:
     corpus = corpus_from_arg(corpus_arg)
+    calib = CalibSpec(corpus=corpus_from_arg(calib_arg) if calib_arg.strip() else corpus,
+                      samples=int(calib_samples), seq_len=int(calib_len), seed=int(calib_seed))
 except UserError as e:
     corpus = None
     user_error(e)
@@ -129,6 +143,6 @@ if not chosen:
     st.info("Tick at least one method above.")
 if st.button(f"Submit {len(chosen)} run(s)", type="primary", disabled=not ready):
     try:
-        show_submitted(submit_specs(model_spec, chosen, corpus, ev))
+        show_submitted(submit_specs(model_spec, chosen, corpus, ev, calib))
     except UserError as e:
         user_error(e)

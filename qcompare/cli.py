@@ -19,7 +19,7 @@ SHOW_COLUMNS = ["method_label", "ppl", "kld_mean", "top1_agree", "weights_mib", 
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
-    from qcompare.specs import EvalSpec
+    from qcompare.specs import CalibSpec, EvalSpec
 
     d = EvalSpec()
     p.add_argument("--model", default="embedded",
@@ -36,6 +36,13 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-new-tokens", type=int, default=d.speed_new_tokens)
     p.add_argument("--speed-repeats", type=int, default=d.speed_repeats, help="0 skips speed")
     p.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: all)")
+    c = CalibSpec()
+    p.add_argument("--calib-corpus", default="",
+                   help="calibration text for methods that calibrate (default: the evaluation "
+                        "corpus, after the evaluated tokens); same forms as --corpus")
+    p.add_argument("--calib-samples", type=int, default=c.samples, help="calibration sequences")
+    p.add_argument("--calib-len", type=int, default=c.seq_len, help="tokens per calibration sequence")
+    p.add_argument("--calib-seed", type=int, default=c.seed, help="seed of the calibration draw")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model's own Python code to run (never by default)")
     p.add_argument("--allow-pickle", action="store_true",
@@ -44,7 +51,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 def _specs_from_args(args, method_args: list[str]):
     from qcompare import corpora, models, registry
-    from qcompare.specs import EvalSpec
+    from qcompare.specs import CalibSpec, EvalSpec
     from qcompare.submit import build_specs
 
     methods = [registry.parse_method_arg(m) for m in method_args]
@@ -53,7 +60,10 @@ def _specs_from_args(args, method_args: list[str]):
                   speed_prompt=args.speed_prompt, speed_new_tokens=args.speed_new_tokens,
                   speed_repeats=args.speed_repeats, threads=args.threads)
     model = models.model_from_arg(args.model, args.trust_remote_code, args.allow_pickle)
-    return build_specs(model, methods, corpora.corpus_from_arg(args.corpus), ev)
+    corpus = corpora.corpus_from_arg(args.corpus)
+    calib = CalibSpec(corpus=corpora.corpus_from_arg(args.calib_corpus) if args.calib_corpus else corpus,
+                      samples=args.calib_samples, seq_len=args.calib_len, seed=args.calib_seed)
+    return build_specs(model, methods, corpus, ev, calib)
 
 
 def _fmt(v) -> str:
@@ -117,7 +127,8 @@ def cmd_methods(args) -> int:
         return 0
     for r in rows:
         where = ", ".join(d for d, ok in r["available"].items() if ok) or "nowhere here"
-        print(f"{r['name']:<8} [{r['family']}] {r['summary']}")
+        calib = " (calibrates: see --calib-*)" if registry.get(r["name"]).needs.calibration else ""
+        print(f"{r['name']:<8} [{r['family']}] {r['summary']}{calib}")
         print(f"{'':8} runs on: {where}")
         for d, why in r["why_not"].items():
             print(f"{'':8} {d}: {why}")

@@ -14,7 +14,7 @@ from qcompare import models, registry
 from qcompare.errors import UserError
 from qcompare.home import default_home
 from qcompare.results import ResultStore
-from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec
+from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec
 from qcompare.submit import Submitted, build_specs, submit
 
 COMPARABLE = ["model", "corpus", "protocol", "tokens", "window", "device"]
@@ -93,8 +93,8 @@ def default_comparison_methods(device: str = "cpu") -> list[MethodSpec]:
 
 
 def submit_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
-                 ev: EvalSpec) -> list[Submitted]:
-    specs = build_specs(model, methods, corpus, ev)
+                 ev: EvalSpec, calib: CalibSpec | None = None) -> list[Submitted]:
+    specs = build_specs(model, methods, corpus, ev, calib)
     return submit(specs, home(), start_runner=start_runner(), record_hits=True)
 
 

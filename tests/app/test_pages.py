@@ -148,3 +148,21 @@ def test_results_empty_state_says_what_to_do(tmp_path, monkeypatch):
     at.switch_page("pages/results.py")
     at.run()
     assert any("No results yet" in i.value for i in at.info)
+
+
+def test_calibration_settings_reach_the_queued_spec_of_calibrating_methods(app, seeded, tiny_model_dir):
+    from qcompare.specs import RunSpec
+
+    at = app("pages/compare.py")
+    at.checkbox(key="m.fp32").uncheck().run()
+    at.checkbox(key="m.gptq").check().run()
+    at.selectbox[0].set_value(at.selectbox[0].options[-1]).run()
+    at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
+    seq = next(n for n in at.number_input if n.label == "Sequences")
+    seq.set_value(4).run()
+    next(b for b in at.button if b.label.startswith("Submit")).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    jobs = [j for j in JobStore.open(seeded).list() if '"gptq"' in j.spec_json]
+    spec = RunSpec.from_json(jobs[-1].spec_json)
+    assert spec.calib is not None and spec.calib.samples == 4
+    assert spec.calib.corpus.content_sha256 == spec.corpus.content_sha256
