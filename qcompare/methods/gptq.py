@@ -158,8 +158,9 @@ def gptq_quantize(W, H, *, bits: int, group_size: int, sym: bool, act_order: boo
 
 def gptq_reference(W, H, *, bits: int, group_size: int, sym: bool, act_order: bool = False,
                    damp: float = 0.01):
-    """The per-column loop with explicit inverse-Hessian downdates (module doc); O(in^3 + out*in^2)
-    per layer with no blocking. For tests and the speed benchmark, not for use."""
+    """The per-column loop with explicit inverse-Hessian downdates (module doc), each downdate
+    restricted to the columns still to come: O(in^3 / 3 + out * in^2 / 2) per layer, no
+    blocking. The reference for tests and the speed benchmark, not for use."""
     import torch
 
     W, H, perm = _prepare(W, H, damp, act_order)
@@ -176,7 +177,9 @@ def gptq_reference(W, H, *, bits: int, group_size: int, sym: bool, act_order: bo
         err = (w - q) / Hinv[c, c]
         W[:, c:] -= err.unsqueeze(1) * Hinv[c, c:].unsqueeze(0)
         W[:, c] = q
-        Hinv = Hinv - Hinv[:, c:c + 1] @ Hinv[c:c + 1, :] / Hinv[c, c]
+        # downdate: only the rows and columns of the columns still to come are used again
+        rest = Hinv[c:, c:]
+        rest -= rest[:, :1] @ rest[:1, :] / rest[0, 0]
     if perm is not None:
         W = W[:, torch.argsort(perm)]
     return W
