@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
     "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
     "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
+    "hqq": "qcompare.methods.hqq:HQQ",
     "llmc-gptq": "qcompare.methods.llmc:LlmcGPTQ",
     "llmc-awq": "qcompare.methods.llmc:LlmcAWQ",
     "gptq": "qcompare.methods.gptq:GPTQ",

@@ -1,0 +1,80 @@
+"""HQQ (Half-Quadratic Quantization, Badri & Shaji 2023) through the `hqq` library: calibration-free.
+
+For each group of weights, HQQ keeps the scale s and solves for the zero point z (and the
+codes) that minimise a sparsity-promoting error || W - s (Q - z) ||_p, p < 1, by half-quadratic
+splitting (alternating a shrinkage step and a closed-form z update), so outliers cost less than
+with min-max rounding. No calibration data is used.
+
+Every Linear but the LM head becomes `hqq.core.quantize.HQQLinear` with
+BaseQuantizeConfig(nbits, group_size, axis); its packed codes (W_q, uint8 or int32 for 3 bits)
+are real, and its PyTorch backend dequantizes W_q to the compute dtype on every forward
+(kernel: dequantized). Storage counted: W_q's bytes as packed, plus one scale and one zero
+point per group at 16 bits (HQQ holds them in the compute dtype: fp32 here, fp16/bf16 in a
+deployed model); unquantized tensors at 16 bits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs, weights_bytes_of
+from qcompare.methods.rtn import KEPT_BITS, quantizable_linears
+
+
+@dataclass(frozen=True)
+class HQQConfig(MethodConfig):
+    bits: int = field(default=4, metadata={"help": "bits per weight code", "choices": (8, 4, 3, 2, 1)})
+    group_size: int = field(default=64, metadata={"help": "weights per scale and zero point", "min": 8})
+    axis: int = field(default=1, metadata={
+        "help": "1: groups along the input dimension; 0: along the output dimension (HQQ's "
+                "choice for the lowest bit widths)", "choices": (0, 1)})
+
+
+def _set_module(root, name: str, module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
+class HQQ(Method):
+    name = "hqq"
+    family = "HQQ"
+    summary = "HQQ: calibration-free half-quadratic quantization, packed codes (hqq library)"
+    config_cls = HQQConfig
+    needs = Needs(packages=("hqq",))
+    key_options = ("bits", "group_size")
+
+    def build(self, ctx: BuildContext) -> Built:
+        import hqq
+        import torch
+        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+
+        c = self.config
+        ctx.progress("loading weights", 0.0)
+        model = ctx.load_model("float32")
+        compute = getattr(torch, ctx.dtype)
+        cfg = BaseQuantizeConfig(nbits=c.bits, group_size=c.group_size, axis=c.axis)
+        targets = list(quantizable_linears(model, include_lm_head=False))
+        layers, extra_bits, packed = [], 0, set()
+        for i, (name, lin) in enumerate(targets):
+            W = lin.weight.detach().clone()
+            q = HQQLinear(lin, cfg, compute_dtype=compute, device=ctx.device, del_orig=True)
+            W_hat = q.dequantize().float().reshape(W.shape).to(W.device)
+            stats = sum(q.meta[k].numel() for k in ("scale", "zero") if torch.is_tensor(q.meta.get(k)))
+            code_bits = q.W_q.numel() * q.W_q.element_size() * 8
+            extra_bits += stats * 16
+            packed.add(f"{name}.W_q")
+            layers.append({"layer": name, "shape": list(W.shape),
+                           "weight_rel_err": float((W_hat - W).norm() / W.norm().clamp_min(1e-30)),
+                           "bits_per_weight": (code_bits + stats * 16) / W.numel()})
+            _set_module(model, name, q)
+            ctx.progress(f"quantizing {name}", (i + 1) / len(targets))
+        for n, p in model.named_parameters():
+            if n not in packed:
+                p.data = p.data.to(compute)
+        weights = weights_bytes_of(
+            model, lambda n, t: t.element_size() * 8 if n in packed else KEPT_BITS) + extra_bits // 8
+        return Built(model=model, weights_bytes=weights, kernel="dequantized", storage="real",
+                     compute_dtype=ctx.dtype, library="hqq", layers=layers,
+                     backend=f"hqq {getattr(hqq, '__version__', '')} HQQLinear, "
+                             f"{HQQLinear.backend.name.lower()} backend on {ctx.device}",
+                     notes=(f"HQQ int{c.bits} g{c.group_size} axis {c.axis}; packed codes, "
+                            f"dequantized to {ctx.dtype} per forward; scale and zero counted at 16 bits"))
