@@ -26,8 +26,9 @@ st.caption(EMBEDDED_NOTE + ". A 4-bit method that lands on that same grid would 
            "for that reason alone.")
 
 st.subheader("Run the default comparison")
-st.markdown("The fp32 baseline plus every method available on this CPU at its default options, "
-            "on the embedded model and corpus (8,192 tokens, windows of 512).")
+st.markdown("The fp32 baseline and one method of each family (RTN, GPTQ, AWQ, HQQ, bitsandbytes, "
+            "SmoothQuant, torchao) on the embedded model and corpus (8,192 tokens, windows of 512); "
+            "every other method and option is on the Compare page.")
 methods = default_comparison_methods("cpu")
 st.caption("Methods: " + ", ".join(m.label for m in methods))
 if st.button("▶ Run the default comparison", type="primary"):

@@ -82,12 +82,19 @@ st.subheader("Rows")
 TABLE = ["method_label", "family", "ppl", "ppl_se", "kld_mean", "kld_p99", "top1_agree",
          "delta_p_mean", "bits_per_byte", "weights_mib", "decode_tok_s", "prefill_tok_s", "ttft_ms",
          "peak_rss_mib", "quant_s", "kernel", "storage", "compute_dtype", "device", "protocol",
-         "tokens", "window", "model", "corpus", "finished_at"]
+         "tokens", "window", "model", "corpus", "calibration", "finished_at"]
 st.dataframe(view[TABLE], hide_index=True, column_config={"method_label": "method"})
-with st.expander("Per-layer weight error of one row"):
+with st.expander("Per-layer diagnostics of one row"):
     which = st.selectbox("row", view["method_label"].tolist(), key="layers_row")
     layers = json.loads(view[view["method_label"] == which]["layers_json"].iloc[0] or "[]")
     if layers:
+        metrics = [k for k in ("output_rel_err", "weight_rel_err", "act_outlier_channels",
+                               "weight_outliers", "outliers_kept", "alpha", "codes_changed",
+                               "bits_per_weight") if any(k in entry for entry in layers)]
+        metric = st.selectbox("heatmap of", metrics, key="layers_metric",
+                              help="output_rel_err: relative RMS change of the Linear's output on "
+                                   "the calibration tokens; weight_rel_err: ||W_hat - W|| / ||W||")
+        st.plotly_chart(charts.layer_heatmap(layers, metric), key="layers_heatmap")
         st.dataframe(layers, hide_index=True)
     else:
         st.caption("This method records no per-layer diagnostics.")

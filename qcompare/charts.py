@@ -112,3 +112,33 @@ def png_unavailable_reason() -> str | None:
 
 def to_png(fig: go.Figure, width: int = 1200, height: int = 600) -> bytes:
     return fig.to_image(format="png", width=width, height=height, scale=2)
+
+
+def layer_grid(layers: list[dict], metric: str) -> pd.DataFrame:
+    """Per-layer diagnostics as a table: one row per decoder layer index, one column per Linear
+    kind (q_proj, ..., down_proj), values of `metric`; layers without an index go in row -1."""
+    import re
+
+    cells = []
+    for entry in layers:
+        if metric not in entry:
+            continue
+        name = entry.get("layer", "")
+        m = re.search(r"layers\.(\d+)\.", name)
+        cells.append({"index": int(m.group(1)) if m else -1, "linear": name.rsplit(".", 1)[-1],
+                      "value": entry[metric]})
+    if not cells:
+        return pd.DataFrame()
+    d = pd.DataFrame(cells)
+    order = list(dict.fromkeys(d["linear"]))
+    return d.pivot_table(index="index", columns="linear", values="value", aggfunc="mean")[order]
+
+
+def layer_heatmap(layers: list[dict], metric: str, title: str = "") -> go.Figure:
+    """Heatmap of `metric` over decoder layers (y) and Linear kinds (x)."""
+    grid = layer_grid(layers, metric)
+    fig = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index),
+                               colorscale="Viridis", colorbar={"title": metric}))
+    fig.update_layout(title=title, xaxis_title="Linear", yaxis_title="decoder layer",
+                      yaxis_autorange="reversed", height=max(300, 18 * len(grid) + 120))
+    return fig

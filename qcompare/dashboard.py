@@ -83,12 +83,20 @@ def method_variants(name: str, chosen: dict[str, list]) -> list[MethodSpec]:
     return out
 
 
+# One method per family at a common 4-bit or 8-bit setting: a comparison that finishes in
+# minutes on a laptop CPU (the calibrating ones use the default 32 x 512 calibration set).
+DEFAULT_COMPARISON = ("fp32", "bf16", "rtn:bits=8", "rtn:bits=4", "gptq:bits=4", "awq:bits=4",
+                      "hqq:bits=4", "bnb-nf4", "smoothquant", "torchao-int8wo")
+
+
 def default_comparison_methods(device: str = "cpu") -> list[MethodSpec]:
-    """fp32 baseline plus every method available on `device`, at its default options."""
+    """The fp32 baseline and one representative per family (DEFAULT_COMPARISON), those
+    available on `device`, each at its default options otherwise."""
     out = []
-    for cls in registry.all_methods():
-        if cls.unavailable_reason(device) is None:
-            out.append(registry.make_method_spec(cls.name, {}))
+    for arg in DEFAULT_COMPARISON:
+        spec = registry.parse_method_arg(arg)
+        if registry.get(spec.name).unavailable_reason(device) is None:
+            out.append(spec)
     return out
 
 

@@ -52,3 +52,17 @@ def test_delta_against_the_matching_baseline_only():
     assert math.isnan(d.loc["a-strided", "delta_pct"])           # no strided baseline: no delta
     bars = charts.delta_bars(df, "ppl")
     assert list(bars.data[0].y) == ["b", "a", "c"]
+
+
+def test_layer_grid_places_each_linear_by_layer_index_and_kind():
+    from qcompare.charts import layer_grid, layer_heatmap
+
+    layers = [{"layer": f"model.layers.{i}.self_attn.{k}", "output_rel_err": i + j / 10}
+              for i in range(3) for j, k in enumerate(("q_proj", "k_proj"))]
+    layers.append({"layer": "model.layers.0.mlp.down_proj", "weight_rel_err": 1.0})  # other metric
+    grid = layer_grid(layers, "output_rel_err")
+    assert list(grid.columns) == ["q_proj", "k_proj"] and list(grid.index) == [0, 1, 2]
+    assert grid.loc[2, "k_proj"] == 2.1
+    fig = layer_heatmap(layers, "output_rel_err")
+    assert fig.data[0].z.shape == (3, 2)
+    assert layer_grid(layers, "missing").empty

@@ -75,9 +75,10 @@ def test_default_comparison_button_queues_jobs(app, seeded):
     assert not at.exception
     queued = JobStore.open(seeded).list(("queued",))
     from qcompare.dashboard import default_comparison_methods
-    expected = {m.name for m in default_comparison_methods("cpu")}
-    assert {"fp32", "rtn"} <= expected
-    assert len(queued) - before == len(expected) and {j.label.split(" ")[0] for j in queued} == expected
+    methods = default_comparison_methods("cpu")
+    expected = {m.name for m in methods}
+    assert {"fp32", "rtn", "gptq", "awq"} <= expected
+    assert len(queued) - before == len(methods) and {j.label.split(" ")[0] for j in queued} == expected
     assert any("queued as job" in i.value or "already queued" in i.value for i in at.info)
 
 
@@ -162,7 +163,8 @@ def test_calibration_settings_reach_the_queued_spec_of_calibrating_methods(app, 
     seq.set_value(4).run()
     next(b for b in at.button if b.label.startswith("Submit")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    jobs = [j for j in JobStore.open(seeded).list() if '"gptq"' in j.spec_json]
-    spec = RunSpec.from_json(jobs[-1].spec_json)
+    jobs = [j for j in JobStore.open(seeded).list()
+            if '"gptq"' in j.spec_json and str(tiny_model_dir) in j.spec_json]
+    spec = RunSpec.from_json(jobs[0].spec_json)
     assert spec.calib is not None and spec.calib.samples == 4
     assert spec.calib.corpus.content_sha256 == spec.corpus.content_sha256
