@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import write_section  # noqa: E402
-from qcompare import submit as submitting  # noqa: E402
-from qcompare.home import home  # noqa: E402
-from qcompare.jobs import worker  # noqa: E402
-from qcompare.registry import parse_method_arg  # noqa: E402
-from qcompare.results import ResultStore  # noqa: E402
-from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec  # noqa: E402
+from bench.report import write_section
+from qcompare import submit as submitting
+from qcompare.home import default_home
+from qcompare.jobs import worker
+from qcompare.registry import parse_method_arg
+from qcompare.results import ResultStore
+from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
 
 CORE = {
     "fp32": "fp32",
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--extra", action="store_true")
     ap.add_argument("--home", default=None)
     args = ap.parse_args()
-    home_dir = Path(args.home) if args.home else home()
+    home_dir = Path(args.home) if args.home else default_home()
     ev = EvalSpec(tokens=args.tokens, window=512, speed_repeats=0)
     calib = CalibSpec(samples=args.calib_samples, seq_len=args.calib_len)
     methods = {**CORE, **(EXTRA if args.extra else {})}

@@ -29,8 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import write_section  # noqa: E402
-from qcompare.methods import gptq, rtn  # noqa: E402
+from bench.report import write_section
+from qcompare.methods import gptq, rtn
 
 
 def per_column_cholesky(W, H, *, bits: int, group_size: int, sym: bool, damp: float = 0.01):

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs, weights_bytes_of
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    Needs,
+    weights_bytes_of,
+)
 from qcompare.methods.rtn import KEPT_BITS, quantizable_linears
 
 

@@ -19,7 +19,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 
 
 def checkpoint_bytes(folder: Path) -> int:

@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("hqq", reason="hqq is not installed")
 
-from qcompare import submit as submitting  # noqa: E402
-from qcompare.jobs import worker  # noqa: E402
-from qcompare.models import model_from_arg  # noqa: E402
-from qcompare.registry import parse_method_arg  # noqa: E402
-from qcompare.specs import CorpusSpec  # noqa: E402
+from qcompare import submit as submitting
+from qcompare.jobs import worker
+from qcompare.models import model_from_arg
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CorpusSpec
 
 
 def test_hqq_rows_are_real_storage_and_error_grows_as_bits_shrink(tiny_model_dir, home, tiny_eval):

@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("llmcompressor", reason="llm-compressor is not installed")
 
-from qcompare import submit as submitting  # noqa: E402
-from qcompare.jobs import worker  # noqa: E402
-from qcompare.methods import llmc  # noqa: E402
-from qcompare.models import model_from_arg  # noqa: E402
-from qcompare.registry import parse_method_arg  # noqa: E402
-from qcompare.specs import CalibSpec, CorpusSpec  # noqa: E402
+from qcompare import submit as submitting
+from qcompare.jobs import worker
+from qcompare.methods import llmc
+from qcompare.models import model_from_arg
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CalibSpec, CorpusSpec
 
 
 @pytest.mark.parametrize("method", ["llmc-gptq:group_size=32", "llmc-awq:group_size=32"])
