@@ -42,3 +42,23 @@ def test_recipes_carry_the_options():
     awq, quant = llmc.LlmcAWQ(llmc.LlmcAWQConfig(duo_scaling=False, n_grid=5)).recipe()
     assert awq.duo_scaling is False and awq.n_grid == 5
     assert quant.config_groups["group_0"].weights.symmetric is False
+
+
+def test_group_sizes_that_do_not_divide_the_inputs_are_refused_with_sizes_that_work():
+    import torch
+
+    from qcompare.errors import UserError
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = (torch.nn.Linear(576, 8), torch.nn.Linear(1536, 8),
+                                         torch.nn.Linear(8, 100))
+
+        def get_output_embeddings(self):
+            return self.head
+
+    llmc.check_group_size(Tiny(), 64)
+    llmc.check_group_size(Tiny(), 0)
+    with pytest.raises(UserError, match="576. Use group_size 64 or 32 or 16"):
+        llmc.check_group_size(Tiny(), 128)

@@ -1,0 +1,92 @@
+"""Every method family that runs on this CPU, on the embedded model, with plausibility checks.
+
+    python bench/families.py                    # 2,048 evaluated tokens, 16 x 512 calibration
+
+Rows are real worker runs (they land in the result cache). Checks, from the measured rows:
+
+* within each family, PPL rises as bits fall (the family's bit ladder below);
+* every 8-bit method is within 5% of the fp32 baseline's PPL;
+* every KLD is >= 0.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.algorithms import run_all
+from bench.report import write_section
+from qcompare.home import default_home
+from qcompare.specs import CalibSpec, EvalSpec
+
+# family -> [(label, method arg, bits)], highest bits first
+LADDERS = {
+    "rtn (g128, sym)": [("rtn-8", "rtn:bits=8", 8), ("rtn-4", "rtn:bits=4", 4),
+                        ("rtn-3", "rtn:bits=3", 3)],
+    "bitsandbytes": [("bnb-int8", "bnb-int8", 8), ("bnb-nf4", "bnb-nf4", 4)],
+    "torchao": [("torchao-int8wo", "torchao-int8wo", 8)],
+    "hqq (g64)": [("hqq-8", "hqq:bits=8", 8), ("hqq-4", "hqq:bits=4", 4), ("hqq-3", "hqq:bits=3", 3),
+                  ("hqq-2", "hqq:bits=2", 2)],
+    # group 64: compressed-tensors needs the input sizes (576, 1536) divisible by the group size
+    "llm-compressor gptq (g64)": [("llmc-gptq-8", "llmc-gptq:bits=8,group_size=64", 8),
+                                  ("llmc-gptq-4", "llmc-gptq:bits=4,group_size=64", 4)],
+    "llm-compressor awq (g64)": [("llmc-awq-8", "llmc-awq:bits=8,group_size=64", 8),
+                                 ("llmc-awq-4", "llmc-awq:bits=4,group_size=64", 4)],
+    "built-in gptq (g128)": [("gptq-8", "gptq:bits=8", 8), ("gptq-4", "gptq:bits=4", 4),
+                             ("gptq-3", "gptq:bits=3", 3)],
+    "built-in awq (g128)": [("awq-4", "awq:bits=4", 4), ("awq-3", "awq:bits=3", 3)],
+    "built-in w8a8 / smoothquant": [("w8a8", "w8a8", 8), ("smoothquant", "smoothquant", 8)],
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=2048)
+    ap.add_argument("--calib-samples", type=int, default=16)
+    ap.add_argument("--calib-len", type=int, default=512)
+    ap.add_argument("--home", default=None)
+    args = ap.parse_args()
+    home_dir = Path(args.home) if args.home else default_home()
+    ev = EvalSpec(tokens=args.tokens, window=512, speed_repeats=0)
+    calib = CalibSpec(samples=args.calib_samples, seq_len=args.calib_len)
+    methods = {"fp32": "fp32"}
+    for ladder in LADDERS.values():
+        methods.update({label: arg for label, arg, _ in ladder})
+    rows = run_all(methods, ev, calib, home_dir)
+    base = rows["fp32"]["ppl"]
+
+    lines = [f"{rows['fp32']['model']} on {rows['fp32']['device_name']}; corpus {rows['fp32']['corpus']}, "
+             f"{args.tokens} tokens, windows of 512; calibration {calib.samples} x {calib.seq_len} "
+             f"tokens after the evaluated ones. Speed is not measured here (CPU, 2 cores). Command: "
+             f"`python bench/families.py --tokens {args.tokens} --calib-samples {args.calib_samples} "
+             f"--calib-len {args.calib_len}`.", "",
+             "| family | method | bits | PPL | Δ vs fp32 | KLD mean | top-1 | weights MiB | kernel | storage |",
+             "|---|---|---|---|---|---|---|---|---|---|",
+             f"| baseline | fp32 | 32 | {base:.3f} | — | 0 | 1 | {rows['fp32']['weights_mib']:.1f} | real | real |"]
+    failures = []
+    for family, ladder in LADDERS.items():
+        ppls = []
+        for label, _arg, bits in ladder:
+            r = rows[label]
+            ppls.append(r["ppl"])
+            lines.append(f"| {family} | {r['method_label']} | {bits} | {r['ppl']:.3f} | "
+                         f"{100 * (r['ppl'] - base) / base:+.1f}% | {r['kld_mean']:.4f} | "
+                         f"{r['top1_agree']:.3f} | {r['weights_mib']:.1f} | {r['kernel']} | {r['storage']} |")
+            if r["kld_mean"] < 0:
+                failures.append(f"{label}: KLD {r['kld_mean']} < 0")
+            if bits == 8 and abs(r["ppl"] - base) / base > 0.05:
+                failures.append(f"{label}: 8-bit PPL {r['ppl']:.3f} is more than 5% from fp32 {base:.3f}")
+        if any(b > a for a, b in zip(ppls[1:], ppls)):
+            failures.append(f"{family}: PPL does not rise as bits fall ({', '.join(f'{p:.3f}' for p in ppls)})")
+    lines += ["", "Checks: PPL rises as bits fall within each family; 8-bit methods within 5% of fp32; "
+              "KLD >= 0. " + ("All met." if not failures else "NOT met: " + "; ".join(failures))]
+    body = "\n".join(lines)
+    print(body)
+    write_section("Every CPU family on the embedded model", body,
+                  date=str(rows["fp32"]["finished_at"])[:10])
+
+
+if __name__ == "__main__":
+    main()
