@@ -212,6 +212,15 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tok.save_pretrained(out)
 
 
+def source_gguf(spec: ModelSpec) -> Path | None:
+    """The .gguf file a model comes from (embedded or a .gguf model), else None."""
+    if spec.source == "embedded":
+        return embedded_gguf()
+    if spec.source == "gguf":
+        return Path(spec.ref)
+    return None
+
+
 def local_folder(spec: ModelSpec, home: Path, progress=lambda s, f: None) -> Path:
     """The safetensors folder the worker loads for this spec."""
     if spec.source == "embedded":

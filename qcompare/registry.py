@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
     "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
     "hqq": "qcompare.methods.hqq:HQQ",
+    "gguf": "qcompare.methods.gguf:GGUF",
     "llmc-gptq": "qcompare.methods.llmc:LlmcGPTQ",
     "llmc-awq": "qcompare.methods.llmc:LlmcAWQ",
     "gptq": "qcompare.methods.gptq:GPTQ",

@@ -192,7 +192,10 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
                        tokenizer=tokenizer, device=ev.device, dtype=ev.dtype,
                        progress=_phase(report, 0.40, 0.50), workdir=str(home / "work" / spec.key()),
                        calibration=calib.tensor if calib else None,
-                       calibration_label=calib.label if calib else "")
+                       calibration_label=calib.label if calib else "",
+                       source_gguf=str(models.source_gguf(spec.model) or ""), threads=ev.threads,
+                       max_context=max(ev.window, ev.speed_prompt + ev.speed_new_tokens + 1),
+                       text=text)
     with PhasePeak(ev.device) as load_phase:
         t0 = time.perf_counter()
         built = method.build(ctx)

@@ -78,6 +78,7 @@ class Needs:
     packages: tuple[str, ...] = ()          # import names that must be installed
     calibration: bool = False               # needs calibration text
     devices: tuple[str, ...] = ("cpu", "cuda")
+    install: str = ""                       # what to pip install, when not the import name
 
 
 @dataclass
@@ -107,6 +108,10 @@ class BuildContext:
     workdir: str = ""
     calibration: Callable[[], Any] | None = None   # () -> LongTensor [samples, seq_len]
     calibration_label: str = ""
+    source_gguf: str = ""                    # the .gguf the model comes from, if any
+    threads: int = 0                         # CPU threads asked for (0: all)
+    max_context: int = 512                   # longest sequence the evaluation feeds at once
+    text: str = ""                           # the evaluation corpus text (tokenizer checks)
 
     def calibration_ids(self):
         """The calibration token ids; a clear error when the job carries no calibration spec."""
@@ -146,7 +151,7 @@ class Method:
             return f"{cls.name} runs on {' or '.join(cls.needs.devices)} only, not {device}."
         for pkg in cls.needs.packages:
             if importlib.util.find_spec(pkg) is None:
-                return f"{cls.name} needs the '{pkg}' package: pip install {pkg}."
+                return f"{cls.name} needs the '{pkg}' package: pip install {cls.needs.install or pkg}."
         if device == "cuda" and not _cuda_visible():
             return "needs CUDA, and no NVIDIA GPU is visible on this machine."
         return None
