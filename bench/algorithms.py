@@ -1,15 +1,17 @@
 """Built-in GPTQ and AWQ against RTN and against llm-compressor, on the embedded model.
 
     python bench/algorithms.py                  # 8,192 evaluated tokens, 32 x 512 calibration
-    python bench/algorithms.py --extra          # also SmoothQuant, W8A8, SpQR-style and QAT rows
+    python bench/algorithms.py --extra          # also 3-bit GPTQ, SpQR-style and QAT rows
 
 Every row is a real worker run (results land in the result cache, so the dashboard shows them
 too); all rows share the model, corpus, protocol and calibration set. Checks written with the
 table, from the measured rows:
 
-* built-in GPTQ vs llm-compressor GPTQ (4-bit, group 64, symmetric, damp 0.01): PPL within 2%;
+* built-in GPTQ vs llm-compressor GPTQ (4-bit, group 64, zero points, damp 0.01): PPL within
+  2% (the symmetric grids differ, see the note the script writes);
 * built-in AWQ vs llm-compressor AWQ with duo_scaling off (the paper's activation-only scales;
-  4-bit, group 64, zero points): PPL within 2%; the library default (duo scaling) is shown too;
+  4-bit, group 64, zero points): PPL within 2% (llm-compressor's AWQ takes about 30 minutes
+  here on 2 CPU cores, so its default duo-scaling variant is not run by default);
 * GPTQ beats RTN with the same format (symmetric g128), AWQ beats RTN asymmetric g128, in both
   PPL and mean KLD (and at g64 in PPL).
 
@@ -45,18 +47,15 @@ CORE = {
     "rtn-asym-64": "rtn:bits=4,granularity=group,group_size=64,symmetric=false",
     "gptq-64": "gptq:bits=4,group_size=64",
     "llmc-gptq-64": "llmc-gptq:bits=4,group_size=64",
+    "gptq-asym-64": "gptq:bits=4,group_size=64,symmetric=false",
+    "llmc-gptq-asym-64": "llmc-gptq:bits=4,group_size=64,symmetric=false",
     "awq-64": "awq:bits=4,group_size=64",
     "llmc-awq-paper-64": "llmc-awq:bits=4,group_size=64,duo_scaling=false",
-    "llmc-awq-64": "llmc-awq:bits=4,group_size=64",
 }
 EXTRA = {
-    "w8a8": "w8a8",
-    "w8a8-static": "w8a8:activations=static,act_calibrator=entropy",
-    "smoothquant": "smoothquant:alpha=0.5",
-    "spqr": "spqr",
-    "rtn-3": "rtn:bits=3,granularity=group,group_size=16,symmetric=false",
-    "gptq-3": "gptq:bits=3,group_size=128",
     "rtn-3-g128": "rtn:bits=3,granularity=group,group_size=128",
+    "gptq-3": "gptq:bits=3,group_size=128",
+    "spqr": "spqr",
     "qat-4": "qat:bits=4,group_size=128,steps=30",
 }
 
@@ -108,10 +107,11 @@ def main() -> None:
                      f"{r['top1_agree']:.3f} | {r['weights_mib']:.1f} | {r['quant_s']:.0f} | "
                      f"{r['kernel']} | {r['library']} |")
     g, a, rs, ra = rows["gptq"], rows["awq"], rows["rtn-sym"], rows["rtn-asym"]
-    g64, lg, a64, la = rows["gptq-64"], rows["llmc-gptq-64"], rows["awq-64"], rows["llmc-awq-paper-64"]
+    g64, a64, la = rows["gptq-64"], rows["awq-64"], rows["llmc-awq-paper-64"]
+    ga, lga = rows["gptq-asym-64"], rows["llmc-gptq-asym-64"]
     checks = [
-        ("built-in GPTQ vs llm-compressor GPTQ (g64), PPL", _pct(g64["ppl"], lg["ppl"]),
-         abs(_pct(g64["ppl"], lg["ppl"])) <= 2),
+        ("built-in GPTQ vs llm-compressor GPTQ (g64, zero points), PPL", _pct(ga["ppl"], lga["ppl"]),
+         abs(_pct(ga["ppl"], lga["ppl"])) <= 2),
         ("built-in AWQ vs llm-compressor AWQ (g64, duo_scaling off), PPL", _pct(a64["ppl"], la["ppl"]),
          abs(_pct(a64["ppl"], la["ppl"])) <= 2),
         ("GPTQ vs RTN sym g128, PPL", _pct(g["ppl"], rs["ppl"]), g["ppl"] < rs["ppl"]),
@@ -127,6 +127,13 @@ def main() -> None:
     for label, diff, ok in checks:
         target = "within ±2%" if "llm-compressor" in label else "lower"
         lines.append(f"| {label} | {diff:+.1f}% | {target} | {'yes' if ok else 'NO'} |")
+    lg = rows["llmc-gptq-64"]
+    lines += ["", f"Symmetric GPTQ is compared at zero points above because the two symmetric grids "
+              f"differ: compressed-tensors sets the int4 scale to max|w| / 7.5 over codes -8..7, so "
+              f"the largest positive weights are clipped to 7/7.5 of their value, while qcompare "
+              f"uses max|w| / 7 (RTN's grid). With those grids, built-in symmetric g64 GPTQ has PPL "
+              f"{g64['ppl']:.3f} and llm-compressor's {lg['ppl']:.3f} "
+              f"({_pct(g64['ppl'], lg['ppl']):+.1f}%)."]
     body = "\n".join(lines)
     print(body)
     write_section("Built-in GPTQ and AWQ against RTN and llm-compressor (CPU)", body,

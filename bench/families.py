@@ -1,6 +1,6 @@
 """Every method family that runs on this CPU, on the embedded model, with plausibility checks.
 
-    python bench/families.py                    # 2,048 evaluated tokens, 16 x 512 calibration
+    python bench/families.py                    # 2,048 evaluated tokens, 8 x 512 calibration
 
 Rows are real worker runs (they land in the result cache). Checks, from the measured rows:
 
@@ -32,27 +32,34 @@ LADDERS = {
     # group 64: compressed-tensors needs the input sizes (576, 1536) divisible by the group size
     "llm-compressor gptq (g64)": [("llmc-gptq-8", "llmc-gptq:bits=8,group_size=64", 8),
                                   ("llmc-gptq-4", "llmc-gptq:bits=4,group_size=64", 4)],
-    "llm-compressor awq (g64)": [("llmc-awq-8", "llmc-awq:bits=8,group_size=64", 8),
-                                 ("llmc-awq-4", "llmc-awq:bits=4,group_size=64", 4)],
-    "built-in gptq (g128)": [("gptq-8", "gptq:bits=8", 8), ("gptq-4", "gptq:bits=4", 4),
-                             ("gptq-3", "gptq:bits=3", 3)],
+    "llm-compressor awq (g64)": [("llmc-awq-4", "llmc-awq:bits=4,group_size=64", 4)],
+    "built-in gptq (g128)": [("gptq-4", "gptq:bits=4", 4), ("gptq-3", "gptq:bits=3", 3)],
     "built-in awq (g128)": [("awq-4", "awq:bits=4", 4), ("awq-3", "awq:bits=3", 3)],
     "built-in w8a8 / smoothquant": [("w8a8", "w8a8", 8), ("smoothquant", "smoothquant", 8)],
+    "GGUF / llama.cpp": [("gguf-q8_0", "gguf:type=Q8_0", 8), ("gguf-q4_k_m", "gguf:type=Q4_K_M", 4),
+                         ("gguf-q2_k", "gguf:type=Q2_K", 2)],
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=2048)
-    ap.add_argument("--calib-samples", type=int, default=16)
+    ap.add_argument("--calib-samples", type=int, default=8)
     ap.add_argument("--calib-len", type=int, default=512)
     ap.add_argument("--home", default=None)
     args = ap.parse_args()
     home_dir = Path(args.home) if args.home else default_home()
     ev = EvalSpec(tokens=args.tokens, window=512, speed_repeats=0)
     calib = CalibSpec(samples=args.calib_samples, seq_len=args.calib_len)
+    from qcompare import registry
+
+    ladders = {family: ladder for family, ladder in LADDERS.items()
+               if all(registry.parse_method_arg(arg) and
+                      registry.get(arg.split(":")[0]).unavailable_reason("cpu") is None
+                      for _, arg, _ in ladder)}
+    skipped = [f for f in LADDERS if f not in ladders]
     methods = {"fp32": "fp32"}
-    for ladder in LADDERS.values():
+    for ladder in ladders.values():
         methods.update({label: arg for label, arg, _ in ladder})
     rows = run_all(methods, ev, calib, home_dir)
     base = rows["fp32"]["ppl"]
@@ -66,7 +73,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|---|",
              f"| baseline | fp32 | 32 | {base:.3f} | — | 0 | 1 | {rows['fp32']['weights_mib']:.1f} | real | real |"]
     failures = []
-    for family, ladder in LADDERS.items():
+    for family, ladder in ladders.items():
         ppls = []
         for label, _arg, bits in ladder:
             r = rows[label]
@@ -80,6 +87,8 @@ def main() -> None:
                 failures.append(f"{label}: 8-bit PPL {r['ppl']:.3f} is more than 5% from fp32 {base:.3f}")
         if any(b > a for a, b in zip(ppls[1:], ppls)):
             failures.append(f"{family}: PPL does not rise as bits fall ({', '.join(f'{p:.3f}' for p in ppls)})")
+    if skipped:
+        lines += ["", "Not available on this machine, so not run: " + ", ".join(skipped) + "."]
     lines += ["", "Checks: PPL rises as bits fall within each family; 8-bit methods within 5% of fp32; "
               "KLD >= 0. " + ("All met." if not failures else "NOT met: " + "; ".join(failures))]
     body = "\n".join(lines)
