@@ -32,7 +32,6 @@ from qcompare.methods.base import (
     Method,
     MethodConfig,
     Needs,
-    weights_bytes_of,
 )
 from qcompare.methods.sequential import (
     decoder_layers,
@@ -232,11 +231,8 @@ class AWQ(Method):
                         scale_loss=losses[alpha], rtn_loss=losses.get(0.0)))
 
         run_sequential(model, calib, process, ctx.progress)
-        model.to(getattr(torch, ctx.dtype))
-        weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, rtn.KEPT_BITS))
-        return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
-                     compute_dtype=ctx.dtype, layers=layers,
-                     notes=(f"int{c.bits} {'sym' if c.symmetric else 'asym'} g{c.group_size}, "
-                            f"alpha grid {c.n_grid}{', clip search' if c.clip else ''}; scales folded "
-                            f"into norms / previous Linears; calibration {ctx.calibration_label}; "
-                            f"dequantized to {ctx.dtype} for compute"))
+        return rtn.finish_simulated(
+            model, ctx, layer_bits, layers,
+            f"int{c.bits} {'sym' if c.symmetric else 'asym'} g{c.group_size}, alpha grid "
+            f"{c.n_grid}{', clip search' if c.clip else ''}; scales folded into norms / previous "
+            f"Linears; calibration {ctx.calibration_label}; dequantized to {ctx.dtype} for compute")

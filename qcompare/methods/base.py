@@ -8,8 +8,9 @@ time, so listing methods stays cheap.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from qcompare.errors import UserError
 
@@ -40,7 +41,7 @@ class MethodConfig:
         return out
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> "MethodConfig":
+    def parse(cls, raw: dict[str, Any]) -> MethodConfig:
         """Build from strings or values, coercing each to its field's type; unknown keys refused."""
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))
@@ -164,6 +165,12 @@ def _cuda_visible() -> bool:
     """True when an NVIDIA driver is present, checked without importing torch."""
     import os
     return os.path.exists("/proc/driver/nvidia/version")
+
+
+def set_module(root, name: str, module) -> None:
+    """Replace the submodule at dotted `name` (e.g. model.layers.0.mlp.up_proj)."""
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
 def weights_bytes_of(model, bits_of: Callable[[str, Any], float] | None = None) -> int:

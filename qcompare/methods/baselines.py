@@ -1,7 +1,13 @@
 """Unquantized baselines: the model's weights in fp32, bf16 or fp16, computed in that dtype."""
 from __future__ import annotations
 
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, weights_bytes_of
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    weights_bytes_of,
+)
 
 
 class _Dtype(Method):

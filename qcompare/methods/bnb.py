@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 

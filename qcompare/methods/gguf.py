@@ -31,7 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from qcompare.errors import UserError
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, Needs
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 
 # llama_ftype values (llama.h), by the names llama-quantize takes
 FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q5_K_S": 16, "Q5_0": 8,

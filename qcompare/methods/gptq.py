@@ -36,7 +36,6 @@ from qcompare.methods.base import (
     Method,
     MethodConfig,
     Needs,
-    weights_bytes_of,
 )
 from qcompare.methods.sequential import (
     collect_hessians,
@@ -247,11 +246,7 @@ class GPTQ(Method):
                 lin.weight.data.copy_(Q.to(W.dtype))
 
         run_sequential(model, calib, process, ctx.progress)
-        import torch
-
-        model.to(getattr(torch, ctx.dtype))
-        weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, rtn.KEPT_BITS))
-        return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
-                     compute_dtype=ctx.dtype, layers=layers,
-                     notes=(f"{self.describe()}; calibration {ctx.calibration_label}; dequantized "
-                            f"to {ctx.dtype} for compute; unquantized tensors counted at 16 bits"))
+        return rtn.finish_simulated(
+            model, ctx, layer_bits, layers,
+            f"{self.describe()}; calibration {ctx.calibration_label}; dequantized to {ctx.dtype} "
+            "for compute; unquantized tensors counted at 16 bits")

@@ -22,6 +22,7 @@ from qcompare.methods.base import (
     Method,
     MethodConfig,
     Needs,
+    set_module,
     weights_bytes_of,
 )
 from qcompare.methods.rtn import KEPT_BITS, quantizable_linears
@@ -34,11 +35,6 @@ class HQQConfig(MethodConfig):
     axis: int = field(default=1, metadata={
         "help": "1: groups along the input dimension; 0: along the output dimension (HQQ's "
                 "choice for the lowest bit widths)", "choices": (0, 1)})
-
-
-def _set_module(root, name: str, module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
 class HQQ(Method):
@@ -72,7 +68,7 @@ class HQQ(Method):
             layers.append({"layer": name, "shape": list(W.shape),
                            "weight_rel_err": float((W_hat - W).norm() / W.norm().clamp_min(1e-30)),
                            "bits_per_weight": (code_bits + stats * 16) / W.numel()})
-            _set_module(model, name, q)
+            set_module(model, name, q)
             ctx.progress(f"quantizing {name}", (i + 1) / len(targets))
         for n, p in model.named_parameters():
             if n not in packed:

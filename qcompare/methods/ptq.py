@@ -28,7 +28,7 @@ from qcompare.methods.base import (
     Method,
     MethodConfig,
     Needs,
-    weights_bytes_of,
+    set_module,
 )
 from qcompare.methods.sequential import (
     HessianAccumulator,
@@ -84,11 +84,6 @@ def weight_int8(W, calibrator: str, percentile: float):
     t = calibrators.per_row(W.abs().float(), calibrator, 8, percentile).clamp_min(1e-12)
     s = t / QMAX
     return (torch.clamp(torch.round(W / s), -QMAX - 1, QMAX) * s).to(W.dtype)
-
-
-def _set_module(root, name: str, module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
 class ActStats:
@@ -147,7 +142,6 @@ class W8A8(Method):
         return f"W8A8: weights int8 per channel ({c.weight_calibrator}), activations int8 {act}"
 
     def build(self, ctx: BuildContext) -> Built:
-        import torch
 
         c = self.config
         W8A8Linear = _make_linear_class()
@@ -190,12 +184,10 @@ class W8A8(Method):
                 layers.append(layer_diagnostics(full, W, W_hat, hess[n].H, bits / W.numel(),
                                                 **extra, **smooth_notes.get(n, {})))
                 bias = None if lin.bias is None else lin.bias.data
-                _set_module(model, full, W8A8Linear(W_hat, bias, c.activations, act_scale))
+                set_module(model, full, W8A8Linear(W_hat, bias, c.activations, act_scale))
 
         run_sequential(model, calib, process, ctx.progress)
-        model.to(getattr(torch, ctx.dtype))
-        weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, rtn.KEPT_BITS))
-        return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
-                     compute_dtype=ctx.dtype, layers=layers,
-                     notes=(f"{self.describe()}; int8 arithmetic simulated in {ctx.dtype}; "
-                            f"calibration {ctx.calibration_label}"))
+        return rtn.finish_simulated(
+            model, ctx, layer_bits, layers,
+            f"{self.describe()}; int8 arithmetic simulated in {ctx.dtype}; "
+            f"calibration {ctx.calibration_label}")

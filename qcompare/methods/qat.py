@@ -30,7 +30,6 @@ from qcompare.methods.base import (
     Method,
     MethodConfig,
     Needs,
-    weights_bytes_of,
 )
 from qcompare.methods.sequential import decoder_layers, linears_of
 
@@ -184,14 +183,10 @@ class QAT(Method):
                            "ptq_weight_rel_err": float((ptq - W0).norm() / W0.norm().clamp_min(1e-30)),
                            "codes_changed": float((W != ptq).float().mean()),
                            "bits_per_weight": bits / W.numel()})
-        model.to(getattr(torch, ctx.dtype))
-        weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, rtn.KEPT_BITS))
         what = "KL to fp32" if c.loss == "kd" else "cross-entropy"
-        return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
-                     compute_dtype=ctx.dtype, layers=layers,
-                     notes=(f"QAT int{c.bits} {'sym' if c.symmetric else 'asym'} "
-                            + (f"g{c.group_size}" if c.group_size else "per-channel")
-                            + (f", activations int{c.act_bits} per token" if c.act_bits else "")
-                            + f"; {c.steps} steps x {c.batch} x {c.seq_len} tokens, lr {c.lr:g}; "
-                            f"held-out {what}: PTQ (RTN) {before:.4f} -> QAT {after:.4f}; "
-                            f"calibration {ctx.calibration_label}"))
+        notes = (f"QAT int{c.bits} {'sym' if c.symmetric else 'asym'} "
+                 + (f"g{c.group_size}" if c.group_size else "per-channel")
+                 + (f", activations int{c.act_bits} per token" if c.act_bits else "")
+                 + f"; {c.steps} steps x {c.batch} x {c.seq_len} tokens, lr {c.lr:g}; held-out "
+                 f"{what}: PTQ (RTN) {before:.4f} -> QAT {after:.4f}; calibration {ctx.calibration_label}")
+        return rtn.finish_simulated(model, ctx, layer_bits, layers, notes)

@@ -20,7 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import Built, BuildContext, Method, MethodConfig, weights_bytes_of
+from qcompare.methods.base import (
+    BuildContext,
+    Built,
+    Method,
+    MethodConfig,
+    weights_bytes_of,
+)
 
 SCALE_BITS = 16
 KEPT_BITS = 16
@@ -128,6 +134,18 @@ def untie_lm_head(model) -> None:
         model.config.tie_word_embeddings = False
 
 
+def finish_simulated(model, ctx: BuildContext, layer_bits: dict[str, float], layers: list[dict],
+                     notes: str) -> Built:
+    """The Built of a simulated-storage method: the model cast to the compute dtype, its bytes
+    counted at `layer_bits[param name]` bits per value (16 for tensors left unquantized)."""
+    import torch
+
+    model.to(getattr(torch, ctx.dtype))
+    weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, KEPT_BITS))
+    return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
+                 compute_dtype=ctx.dtype, layers=layers, notes=notes)
+
+
 class RTN(Method):
     name = "rtn"
     family = "round-to-nearest"
@@ -157,10 +175,8 @@ class RTN(Method):
                 layers.append({"layer": name, "shape": list(w.shape), "weight_rel_err": rel,
                                "bits_per_weight": bits / w.numel()})
                 ctx.progress(f"quantizing {name}", (i + 1) / len(targets))
-        model.to(getattr(torch, ctx.dtype))
-        weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, KEPT_BITS))
-        return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
-                     compute_dtype=ctx.dtype, layers=layers,
-                     notes=(f"int{c.bits} {'sym' if c.symmetric else 'asym'} {c.granularity}"
-                            + (f" g{c.group_size}" if c.granularity == "group" else "")
-                            + f"; dequantized to {ctx.dtype} for compute; unquantized tensors counted at 16 bits"))
+        return finish_simulated(
+            model, ctx, layer_bits, layers,
+            f"int{c.bits} {'sym' if c.symmetric else 'asym'} {c.granularity}"
+            + (f" g{c.group_size}" if c.granularity == "group" else "")
+            + f"; dequantized to {ctx.dtype} for compute; unquantized tensors counted at 16 bits")
