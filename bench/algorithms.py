@@ -127,6 +127,12 @@ def main() -> None:
     for label, diff, ok in checks:
         target = "within ±2%" if "llm-compressor" in label else "lower"
         lines.append(f"| {label} | {diff:+.1f}% | {target} | {'yes' if ok else 'NO'} |")
+    lines += ["", "weights MiB: the built-in rows count codes, scales and zero points as packed, and "
+              "unquantized tensors (the tied 28M-value embedding, norms) at 16 bits; the "
+              "llm-compressor rows are the bytes of the saved checkpoint, which keeps the "
+              "calibration model's dtype (fp32 here) for the embedding and the scales, hence the "
+              "larger size. quantize s is wall time on a 2-core machine that other work shared at "
+              "times: indicative only."]
     lg = rows["llmc-gptq-64"]
     lines += ["", f"Symmetric GPTQ is compared at zero points above because the two symmetric grids "
               f"differ: compressed-tensors sets the int4 scale to max|w| / 7.5 over codes -8..7, so "

@@ -151,7 +151,8 @@ class _LlmCompressorMethod(Method):
                               "pack-quantized checkpoint -> transformers"
                               + ("" if packed else f" (decompressed to {ctx.dtype})")),
                      notes=(f"{self.describe()}; checkpoint {folder}; calibration "
-                            f"{ctx.calibration_label}; scales saved in fp32"))
+                            f"{ctx.calibration_label}; unquantized tensors and scales saved in fp32, the "
+                            "calibration dtype"))
 
 
 @dataclass(frozen=True)
