@@ -22,6 +22,7 @@ METHODS = {
     "smoothquant": "smoothquant:alpha=0.5",
     "w8a8": "w8a8",
     "qat": "qat:bits=4,group_size=128,steps=2,seq_len=128",
+    "spqr": "spqr:bits=3,group_size=16",
 }
 
 
@@ -61,3 +62,11 @@ def test_qat_reports_ptq_and_qat_losses(rows):
     assert "PTQ (RTN)" in notes and "-> QAT" in notes
     layers = json.loads(rows["qat"]["layers_json"])
     assert any(l["codes_changed"] > 0 for l in layers)
+
+
+def test_spqr_keeps_outliers_and_stays_close_to_the_4bit_rows_at_3_bits(rows):
+    spqr = rows["spqr"]
+    layers = json.loads(spqr["layers_json"])
+    assert all(l["outliers_kept"] > 0 for l in layers)
+    assert spqr["weights_mib"] < rows["rtn"]["weights_mib"]
+    assert spqr["ppl"] < rows["rtn"]["ppl"]          # 3-bit SpQR-style beats 4-bit g128 RTN
