@@ -52,7 +52,7 @@ with st.expander("Corpus and protocol (advanced)"):
     speed_new = b.number_input("Speed: new tokens", 2, 4096, EvalSpec().speed_new_tokens)
     speed_repeats = c.number_input("Speed: repeats (0 skips)", 0, 20, EvalSpec().speed_repeats)
 
-with st.expander("Calibration (GPTQ, AWQ, SmoothQuant, W8A8, SpQR, QAT, llm-compressor)"):
+with st.expander("Calibration (GPTQ, AWQ, SmoothQuant, W8A8, SpQR, QAT, llm-compressor, GGUF imatrix)"):
     st.caption("Methods that calibrate learn from calibration text. By default it is drawn from the "
                "evaluation corpus after the evaluated tokens, and any sequence that repeats "
                "evaluated text is dropped: calibration never sees what is scored.")

@@ -38,12 +38,13 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
     specs = []
     for m in methods:
         cls = registry.get(m.name)
-        if cls.needs.calibration and calib_resolved is None:
+        calibrates = cls.calibrates(m.options_dict)
+        if calibrates and calib_resolved is None:
             calib_resolved = replace(calib, corpus=corpora.resolve(calib.corpus))
         fixed = cls.fixed_dtype
         specs.append(RunSpec(model=model, method=m, corpus=corpus,
                              eval=replace(ev, dtype=fixed) if fixed else ev,
-                             calib=calib_resolved if cls.needs.calibration else None))
+                             calib=calib_resolved if calibrates else None))
     return specs
 
 

@@ -182,7 +182,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
                                   _phase(report, 0.05, 0.40))
 
     calib = None
-    if method.needs.calibration:
+    if method_cls.calibrates(spec.method.options_dict):
         if spec.calib is None:
             raise UserError(f"{spec.method.name} needs calibration text and this spec has none: "
                             "submit it through qcompare (the CLI or the dashboard).")

@@ -142,6 +142,12 @@ class Method:
                   if k not in cls.key_options and defaults.get(k) != v]
         return " ".join([cls.name] + shown)
 
+    @classmethod
+    def calibrates(cls, options: dict) -> bool:
+        """Whether a run with these options draws calibration text (a method whose calibration
+        is an option overrides this; the spec then carries calibration only when it is used)."""
+        return cls.needs.calibration
+
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.config_cls()
 

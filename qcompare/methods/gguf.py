@@ -46,22 +46,31 @@ class GGUFConfig(MethodConfig):
         "help": "llama-quantize type (K-quant mixes _S/_M/_L choose higher types for sensitive "
                 "tensors); F32 evaluates the unquantized model in llama.cpp",
         "choices": tuple(FTYPES)})
+    imatrix: bool = field(default=False, metadata={
+        "help": "importance matrix (mean squared input activation per column) from the "
+                "calibration text, as llama-imatrix computes it; weights the rounding error"})
 
 
 class LlamaCppModel:
     """A llama.cpp model behind the two calls the worker makes on a transformers model:
-    `model(input_ids, logits_to_keep=k).logits` and greedy `model.generate(...)`."""
+    `model(input_ids, logits_to_keep=k).logits` and greedy `model.generate(...)`.
 
-    def __init__(self, llm):
-        self.llm = llm
+    Two llama.cpp contexts on the same file: `scorer` keeps the logits of every position
+    (`logits_all`, needed for PPL/KLD); `runner` computes only the last position's logits,
+    as llama.cpp does when serving, so prefill and decode speed are not slowed by scoring.
+    """
+
+    def __init__(self, scorer, runner=None):
+        self.scorer = scorer
+        self.runner = runner if runner is not None else scorer
 
     def __call__(self, input_ids, logits_to_keep: int = 0, **_):
         import torch
 
         ids = input_ids[0].tolist()
-        self.llm.reset()
-        self.llm.eval(ids)
-        rows = np.array(self.llm.scores[: len(ids)], dtype=np.float32)
+        self.scorer.reset()
+        self.scorer.eval(ids)
+        rows = np.array(self.scorer.scores[: len(ids)], dtype=np.float32)
         if logits_to_keep:
             rows = rows[-logits_to_keep:]
         return SimpleNamespace(logits=torch.from_numpy(rows).unsqueeze(0))
@@ -70,16 +79,106 @@ class LlamaCppModel:
         import torch
 
         ids = input_ids[0].tolist()
-        self.llm.reset()
-        self.llm.eval(ids)
+        self.runner.reset()
+        self.runner.eval(ids)
         out = list(ids)
         for _step in range(max_new_tokens):           # greedy, EOS ignored (speed protocol)
-            nxt = int(np.argmax(self.llm.scores[self.llm.n_tokens - 1]))
+            nxt = int(np.argmax(last_logits(self.runner)))
             out.append(nxt)
             if len(out) - len(ids) == max_new_tokens:
                 break
-            self.llm.eval([nxt])
+            self.runner.eval([nxt])
         return torch.tensor([out], dtype=torch.long)
+
+
+def last_logits(llm) -> np.ndarray:
+    """Logits of the last evaluated position, with or without `logits_all`."""
+    if getattr(llm, "_logits_all", True):
+        return llm.scores[llm.n_tokens - 1]
+    ptr = llm._ctx.get_logits_ith(-1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
+
+
+def tensor_types(path: Path) -> dict[str, dict]:
+    """Per GGML type in a GGUF file: how many 2-D weight tensors use it, their elements and
+    bytes. llama.cpp's K-quant mixes pick types per tensor and fall back to other types where a
+    row length is not a multiple of 256 (the embedded model's 576-wide rows), so the type name
+    alone does not say what was stored."""
+    from gguf import GGUFReader
+
+    out: dict[str, dict] = {}
+    for t in GGUFReader(str(path)).tensors:
+        if len(t.shape) < 2:
+            continue
+        e = out.setdefault(t.tensor_type.name, {"tensors": 0, "elements": 0, "bytes": 0})
+        e["tensors"] += 1
+        e["elements"] += int(t.n_elements)
+        e["bytes"] += int(t.n_bytes)
+    return out
+
+
+def describe_types(types: dict[str, dict]) -> str:
+    """'Q5_0 ×84 (5.50 bpw), IQ4_NL ×…; 2-D weights 5.21 bits/weight'."""
+    parts = [f"{name} x{e['tensors']} ({8 * e['bytes'] / e['elements']:.2f} bpw)"
+             for name, e in sorted(types.items(), key=lambda kv: -kv[1]["elements"])]
+    elems = sum(e["elements"] for e in types.values()) or 1
+    bits = 8 * sum(e["bytes"] for e in types.values()) / elems
+    return f"tensor types: {', '.join(parts)}; all 2-D weights {bits:.2f} bits/weight"
+
+
+# transformers Linear name -> GGUF tensor name (llama architecture)
+GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+
+
+def gguf_name(hf_name: str) -> str | None:
+    """model.layers.3.mlp.up_proj -> blk.3.ffn_up.weight; lm_head -> output.weight."""
+    if hf_name == "lm_head":
+        return "output.weight"
+    parts = hf_name.split(".")
+    if len(parts) == 5 and parts[:2] == ["model", "layers"]:
+        suffix = GGUF_NAMES.get(".".join(parts[3:]))
+        if suffix:
+            return f"blk.{parts[2]}.{suffix}.weight"
+    return None
+
+
+def importance_matrix(model, calibration_ids, progress=lambda frac: None) -> dict[str, np.ndarray]:
+    """llama.cpp's importance matrix from calibration text, computed on the unquantized model.
+
+    For each Linear with input activations x_t (t over all calibration tokens), the entry is
+    the per-input-column mean of squares I_j = (1/T) * sum_t x_{t,j}^2 — what llama-imatrix
+    stores as in_sum2 / counts and what llama-quantize divides out before use. llama.cpp's
+    quantizers then minimise sum_j I_j (w_j - q_j)^2 per row instead of the plain squared error.
+    Keys are GGUF tensor names.
+    """
+    import torch
+
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    hooks = []
+
+    def hook(name):
+        def fn(_module, args):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+            sums[name] = sums.get(name, 0) + (x * x).sum(0)
+            counts[name] = counts.get(name, 0) + x.shape[0]
+        return fn
+
+    for name, module in model.named_modules():
+        target = gguf_name(name)
+        if target and isinstance(module, torch.nn.Linear):
+            hooks.append(module.register_forward_pre_hook(hook(target)))
+    try:
+        with torch.inference_mode():
+            for i, row in enumerate(calibration_ids):
+                model(row.unsqueeze(0).to(model.device))
+                progress((i + 1) / len(calibration_ids))
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: (sums[k] / counts[k]).float().cpu().numpy() for k in sums}
 
 
 def source_gguf(ctx: BuildContext) -> Path:
@@ -90,13 +189,30 @@ def source_gguf(ctx: BuildContext) -> Path:
     return Path(ctx.source_gguf)
 
 
-def quantize(src: Path, dst: Path, type_name: str, threads: int) -> None:
+def quantize(src: Path, dst: Path, type_name: str, threads: int,
+             imatrix: dict[str, np.ndarray] | None = None) -> None:
+    """llama-quantize's own code (`llama_model_quantize`), optionally with an importance matrix
+    handed over as llama.cpp's NULL-terminated `llama_model_imatrix_data` array."""
+    import ctypes
+
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPES[type_name]
     params.nthread = threads
     params.allow_requantize = True
+    keep = []                                          # owns the buffers during the call
+    if imatrix:
+        entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
+        for i, (name, values) in enumerate(sorted(imatrix.items())):
+            arr = np.ascontiguousarray(values, dtype=np.float32)
+            keep.append((name.encode(), arr))
+            entries[i].name = keep[-1][0]
+            entries[i].data = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            entries[i].size = arr.size
+        entries[len(imatrix)].name = None
+        keep.append(entries)
+        params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
     if rc != 0:
         raise RuntimeError(f"llama_model_quantize({type_name}) returned {rc}")
@@ -127,6 +243,10 @@ class GGUF(Method):
                   install="llama-cpp-python (it compiles llama.cpp: minutes; see the README)")
     key_options = ("type",)
 
+    @classmethod
+    def calibrates(cls, options: dict) -> bool:
+        return bool(cls.config_cls.parse(options).imatrix)
+
     def build(self, ctx: BuildContext) -> Built:
         import llama_cpp
 
@@ -134,20 +254,35 @@ class GGUF(Method):
         out = Path(ctx.workdir) / f"{self.config.type}.gguf"
         out.parent.mkdir(parents=True, exist_ok=True)
         threads = ctx.threads or os.cpu_count() or 1
+        imatrix, imatrix_note = None, "no importance matrix"
+        if self.config.imatrix:
+            calib = ctx.calibration_ids()
+            ctx.progress(f"importance matrix on {ctx.calibration_label}", 0.0)
+            model = ctx.load_model("float32")
+            imatrix = importance_matrix(model, calib, lambda f: ctx.progress(
+                f"importance matrix {f:.0%}", 0.05 * f))
+            del model
+            imatrix_note = (f"importance matrix of {len(imatrix)} tensors from "
+                            f"{ctx.calibration_label}")
         ctx.progress(f"llama-quantize {src.name} -> {self.config.type}", 0.1)
         t0 = time.perf_counter()
         tmp = out.with_suffix(".tmp")
-        quantize(src, tmp, self.config.type, threads)
+        quantize(src, tmp, self.config.type, threads, imatrix)
         os.replace(tmp, out)
+        quant_s = time.perf_counter() - t0
         ctx.progress("loading with llama.cpp", 0.8)
-        llm = llama_cpp.Llama(model_path=str(out), n_ctx=ctx.max_context, n_batch=ctx.max_context,
-                              n_ubatch=ctx.max_context, n_threads=threads, n_threads_batch=threads,
-                              logits_all=True, verbose=False, n_gpu_layers=0)
-        check = tokenizer_agreement(llm, ctx.tokenizer, ctx.text) if ctx.text else ""
-        return Built(model=LlamaCppModel(llm), weights_bytes=out.stat().st_size, kernel="real",
-                     storage="real", compute_dtype="llama.cpp", library="llama_cpp_python",
+        common = dict(model_path=str(out), n_ctx=ctx.max_context, n_batch=ctx.max_context,
+                      n_ubatch=ctx.max_context, n_threads=threads, n_threads_batch=threads,
+                      verbose=False, n_gpu_layers=0)
+        scorer = llama_cpp.Llama(logits_all=True, **common)
+        runner = llama_cpp.Llama(logits_all=False, **common)
+        check = tokenizer_agreement(scorer, ctx.tokenizer, ctx.text) if ctx.text else ""
+        return Built(model=LlamaCppModel(scorer, runner), weights_bytes=out.stat().st_size,
+                     kernel="real", storage="real", compute_dtype="llama.cpp",
+                     library="llama_cpp_python",
                      backend=f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, CPU, "
                              f"{threads} threads",
                      notes=(f"{self.config.type} from {src.name} (requantized: llama.cpp "
-                            f"dequantizes to fp32 first) in {time.perf_counter() - t0:.1f} s; "
-                            f"weights_mib is the GGUF file; {check}"))
+                            f"dequantizes to fp32 first) in {quant_s:.1f} s; {imatrix_note}; "
+                            f"{describe_types(tensor_types(out))}; weights_mib is the GGUF "
+                            f"file; {check}"))

@@ -62,19 +62,73 @@ def test_a_hugging_face_folder_is_refused_with_the_reason():
         gguf.source_gguf(ctx)
 
 
+def test_speed_reads_the_runner_context_and_quality_the_scorer():
+    scorer, runner = FakeLlama(), FakeLlama()
+    m = gguf.LlamaCppModel(scorer, runner)
+    m(torch.tensor([[1, 2, 3]]))
+    m.generate(torch.tensor([[7]]), max_new_tokens=2)
+    assert scorer.n_tokens == 3 and runner.n_tokens == 2     # prompt + the first new token
+
+
+def test_hugging_face_names_map_to_gguf_tensor_names():
+    assert gguf.gguf_name("model.layers.3.mlp.up_proj") == "blk.3.ffn_up.weight"
+    assert gguf.gguf_name("model.layers.0.self_attn.o_proj") == "blk.0.attn_output.weight"
+    assert gguf.gguf_name("lm_head") == "output.weight"
+    assert gguf.gguf_name("model.layers.0.mlp") is None
+    assert gguf.gguf_name("model.embed_tokens") is None
+
+
+def test_importance_matrix_is_the_mean_square_of_each_linear_input(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    ids = torch.randint(0, model.config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(0))
+    imat = gguf.importance_matrix(model, ids)
+    layers = model.config.num_hidden_layers
+    assert len(imat) == 7 * layers + 1                       # 7 Linears per block and the LM head
+    with torch.inference_mode():                              # q_proj of block 0 sees norm(embed)
+        x = model.model.layers[0].input_layernorm(model.model.embed_tokens(ids))
+    want = (x.double() ** 2).reshape(-1, x.shape[-1]).mean(0).float().numpy()
+    np.testing.assert_allclose(imat["blk.0.attn_q.weight"], want, rtol=1e-5)
+    np.testing.assert_allclose(imat["blk.0.attn_k.weight"], want, rtol=1e-5)
+    assert imat["blk.1.ffn_down.weight"].shape == (model.config.intermediate_size,)
+    assert all((v >= 0).all() for v in imat.values())
+
+
+def test_tensor_type_summary_gives_bits_per_weight():
+    types = {"Q5_0": {"tensors": 2, "elements": 64, "bytes": 44},
+             "Q8_0": {"tensors": 1, "elements": 32, "bytes": 34}}
+    text = gguf.describe_types(types)
+    assert text.startswith("tensor types: Q5_0 x2 (5.50 bpw), Q8_0 x1 (8.50 bpw)")
+    assert text.endswith(f"all 2-D weights {8 * 78 / 96:.2f} bits/weight")
+
+
+def test_only_an_imatrix_run_calibrates():
+    assert gguf.GGUF.calibrates({"imatrix": "true"}) is True
+    assert gguf.GGUF.calibrates({"type": "Q4_0"}) is False
+
+
 @pytest.mark.slow
 def test_llama_cpp_on_the_embedded_model(tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from qcompare import submit as submitting
     from qcompare.jobs import worker
     from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+    from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
 
     ev = EvalSpec(tokens=1024, window=512, speed_repeats=1, speed_new_tokens=8, speed_prompt=32)
-    methods = ["fp32", "gguf:type=F32", "gguf:type=Q8_0", "gguf:type=Q4_K_M", "gguf:type=Q2_K"]
-    specs = submitting.build_specs(ModelSpec(), [parse_method_arg(m) for m in methods], CorpusSpec(), ev)
+    methods = ["fp32", "gguf:type=F32", "gguf:type=Q8_0", "gguf:type=Q4_K_M", "gguf:type=Q2_K",
+               "gguf:type=Q4_K_M,imatrix=true"]
+    specs = submitting.build_specs(ModelSpec(), [parse_method_arg(m) for m in methods], CorpusSpec(),
+                                   ev, CalibSpec(samples=8, seq_len=256))
+    assert [s.calib is not None for s in specs] == [False] * 5 + [True]
     rows = {m: worker.run(s, tmp_path) for m, s in zip(methods, specs)}
     f32, q8, q4, q2 = (rows[f"gguf:type={t}"] for t in ("F32", "Q8_0", "Q4_K_M", "Q2_K"))
+    q4i = rows["gguf:type=Q4_K_M,imatrix=true"]
+    # an importance matrix from calibration text lowers the divergence at the same file size
+    assert q4i["kld_mean"] < q4["kld_mean"] and q4i["weights_mib"] == q4["weights_mib"]
+    assert "importance matrix of" in q4i["notes"] and q4i["calibration"]
+    assert "tensor types:" in q4["notes"] and "bits/weight" in q4["notes"]
     # llama.cpp's F32 and transformers' fp32 see the same model and tokens: near-zero divergence
     assert f32["ppl"] == pytest.approx(rows["fp32"]["ppl"], rel=0.01) and f32["kld_mean"] < 1e-3
     assert "same" in f32["notes"] and f32["kernel"] == "real"
