@@ -11,6 +11,7 @@ Rows are real worker runs (they land in the result cache). Checks, from the meas
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ LADDERS = {
     "rtn (g128, sym)": [("rtn-8", "rtn:bits=8", 8), ("rtn-4", "rtn:bits=4", 4),
                         ("rtn-3", "rtn:bits=3", 3)],
     "bitsandbytes": [("bnb-int8", "bnb-int8", 8), ("bnb-nf4", "bnb-nf4", 4)],
-    "torchao": [("torchao-int8wo", "torchao-int8wo", 8)],
+    "torchao": [("torchao-int8wo", "torchao-int8wo", 8), ("torchao-int4wo", "torchao-int4wo", 4)],
     "hqq (g64)": [("hqq-8", "hqq:bits=8", 8), ("hqq-4", "hqq:bits=4", 4), ("hqq-3", "hqq:bits=3", 3),
                   ("hqq-2", "hqq:bits=2", 2)],
     # group 64: compressed-tensors needs the input sizes (576, 1536) divisible by the group size
@@ -36,7 +37,10 @@ LADDERS = {
     "built-in gptq (g128)": [("gptq-4", "gptq:bits=4", 4), ("gptq-3", "gptq:bits=3", 3)],
     "built-in awq (g128)": [("awq-4", "awq:bits=4", 4), ("awq-3", "awq:bits=3", 3)],
     "built-in w8a8 / smoothquant": [("w8a8", "w8a8", 8), ("smoothquant", "smoothquant", 8)],
-    "GGUF / llama.cpp": [("gguf-q8_0", "gguf:type=Q8_0", 8), ("gguf-q4_k_m", "gguf:type=Q4_K_M", 4),
+    # K-quant names are recipes: on 576-wide rows Q6_K and Q2_K fall back to Q8_0 and Q4_0 for
+    # most tensors (the row notes list the stored types); this ladder is in stored bits order
+    "GGUF / llama.cpp": [("gguf-q8_0", "gguf:type=Q8_0", 8), ("gguf-q6_k", "gguf:type=Q6_K", 6),
+                         ("gguf-q5_0", "gguf:type=Q5_0", 5), ("gguf-q4_0", "gguf:type=Q4_0", 4),
                          ("gguf-q2_k", "gguf:type=Q2_K", 2)],
 }
 
@@ -78,7 +82,9 @@ def main() -> None:
         for label, _arg, bits in ladder:
             r = rows[label]
             ppls.append(r["ppl"])
-            lines.append(f"| {family} | {r['method_label']} | {bits} | {r['ppl']:.3f} | "
+            stored = re.search(r"all 2-D weights ([\d.]+) bits/weight", r["notes"] or "")
+            shown = f"{bits} ({stored.group(1)} stored)" if stored else bits
+            lines.append(f"| {family} | {r['method_label']} | {shown} | {r['ppl']:.3f} | "
                          f"{100 * (r['ppl'] - base) / base:+.1f}% | {r['kld_mean']:.4f} | "
                          f"{r['top1_agree']:.3f} | {r['weights_mib']:.1f} | {r['kernel']} | {r['storage']} |")
             if r["kld_mean"] < 0:

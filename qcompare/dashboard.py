@@ -86,7 +86,7 @@ def method_variants(name: str, chosen: dict[str, list]) -> list[MethodSpec]:
 # One method per family at a common 4-bit or 8-bit setting: a comparison that finishes in
 # minutes on a laptop CPU (the calibrating ones use the default 32 x 512 calibration set).
 DEFAULT_COMPARISON = ("fp32", "bf16", "rtn:bits=8", "rtn:bits=4", "gptq:bits=4", "awq:bits=4",
-                      "hqq:bits=4", "bnb-nf4", "smoothquant", "torchao-int8wo")
+                      "hqq:bits=4", "bnb-nf4", "smoothquant", "torchao-int8wo", "gguf:type=Q4_K_M")
 
 
 def default_comparison_methods(device: str = "cpu") -> list[MethodSpec]:

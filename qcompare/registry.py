@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
     "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
     "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
+    "torchao-int4wo": "qcompare.methods.torchao:TorchAoInt4WeightOnly",
     "hqq": "qcompare.methods.hqq:HQQ",
     "gguf": "qcompare.methods.gguf:GGUF",
     "llmc-gptq": "qcompare.methods.llmc:LlmcGPTQ",

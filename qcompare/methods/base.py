@@ -179,6 +179,28 @@ def set_module(root, name: str, module) -> None:
     setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
+def check_group_size(model, group_size: int, library: str) -> None:
+    """Libraries that quantize groups of input columns need every quantized Linear's input size
+    divisible by the group size, and some fail late or silently otherwise: say so before any
+    work, with the sizes that would work."""
+    import math
+
+    import torch
+
+    if not group_size:
+        return
+    head = model.get_output_embeddings()
+    sizes = sorted({m.in_features for m in model.modules()
+                    if isinstance(m, torch.nn.Linear) and m is not head})
+    bad = [n for n in sizes if n % group_size]
+    if bad:
+        g = math.gcd(*sizes)
+        ok = [d for d in (256, 128, 64, 32, 16) if g % d == 0]
+        raise UserError(f"{library} needs every Linear's input size divisible by group_size "
+                        f"{group_size}; this model has {', '.join(map(str, bad))}. Use group_size "
+                        f"{' or '.join(map(str, ok)) or '0 (per channel)'}.")
+
+
 def weights_bytes_of(model, bits_of: Callable[[str, Any], float] | None = None) -> int:
     """Bytes of every distinct parameter and buffer tensor (tied weights counted once).
 

@@ -4,21 +4,24 @@ Build protocol:
 
 1. Source: the model's own .gguf file (the embedded model, or a `--model file.gguf`). A
    Hugging Face folder has no GGUF to start from: converting one needs llama.cpp's
-   convert_hf_to_gguf.py, which is not installable from a package registry, so it is refused
-   with that reason.
+   convert_hf_to_gguf.py, which neither the llama-cpp-python wheel nor `gguf` installs, so it
+   is refused with that reason.
 2. `llama_model_quantize` (llama-quantize's own code) writes `<type>.gguf` in the job's work
    folder. When the source is already quantized (the embedded model is Q4_1), requantization
    is allowed: llama.cpp dequantizes each tensor to fp32 and quantizes that, which is exactly
    quantizing the fp32 baseline qcompare compares against (the baseline is that same
    dequantization). `F32` dequantizes every tensor: the llama.cpp counterpart of the fp32
    baseline, a check that both runtimes see the same model and tokens.
-3. The file is loaded with llama.cpp (`Llama`, logits for every position) and wrapped so the
-   worker evaluates it like any model: the same token ids and windows as every other row (the
-   ids are fed to llama.cpp directly, no second tokenization); llama.cpp computes the logits,
-   from which PPL, KLD and top-1 are measured; speed is llama.cpp's prefill and greedy decode.
-   `weights_mib` is the GGUF file's size. As a check, llama.cpp's own tokenizer is run on the
-   evaluated text and compared with the transformers token ids; the row's notes say whether
-   they agree.
+   With `imatrix`, an importance matrix from the calibration text is handed to the quantizer
+   (see `importance_matrix`).
+3. The file is loaded with llama.cpp twice (`Llama`: one context with logits for every
+   position, one serving-style) and wrapped so the worker evaluates it like any model: the
+   same token ids and windows as every other row (the ids are fed to llama.cpp directly, no
+   second tokenization); llama.cpp computes the logits, from which PPL, KLD and top-1 are
+   measured; speed is llama.cpp's prefill and greedy decode. `weights_mib` is the GGUF file's
+   size, and the notes list the tensor types it stores (`tensor_types`). As a check,
+   llama.cpp's own tokenizer is run on the evaluated text and compared with the transformers
+   token ids; the row's notes say whether they agree.
 """
 from __future__ import annotations
 
@@ -185,7 +188,7 @@ def source_gguf(ctx: BuildContext) -> Path:
     if not ctx.source_gguf:
         raise UserError("GGUF types start from a .gguf file: use the embedded model or --model "
                         "file.gguf. Converting a Hugging Face folder needs llama.cpp's "
-                        "convert_hf_to_gguf.py, which no package registry provides.")
+                        "convert_hf_to_gguf.py, which neither llama-cpp-python nor gguf installs.")
     return Path(ctx.source_gguf)
 
 

@@ -19,8 +19,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qcompare.errors import UserError
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs, check_group_size
 
 
 def checkpoint_bytes(folder: Path) -> int:
@@ -42,27 +41,6 @@ def checkpoint_bytes(folder: Path) -> int:
 def _dtype_bytes(name: str) -> float:
     return {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
             "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}[name]
-
-
-def check_group_size(model, group_size: int) -> None:
-    """compressed-tensors needs every quantized Linear's input size divisible by the group size
-    (it refuses to save or run otherwise): say so before calibrating, with sizes that work."""
-    import math
-
-    import torch
-
-    if not group_size:
-        return
-    head = model.get_output_embeddings()
-    sizes = sorted({m.in_features for m in model.modules()
-                    if isinstance(m, torch.nn.Linear) and m is not head})
-    bad = [n for n in sizes if n % group_size]
-    if bad:
-        g = math.gcd(*sizes)
-        ok = [d for d in (256, 128, 64, 32, 16) if g % d == 0]
-        raise UserError(f"llm-compressor needs every Linear's input size divisible by group_size "
-                        f"{group_size}; this model has {', '.join(map(str, bad))}. Use group_size "
-                        f"{' or '.join(map(str, ok)) or '0 (per channel)'}.")
 
 
 def weight_args(bits: int, group_size: int, symmetric: bool, actorder: str | None = None) -> dict:
@@ -119,7 +97,7 @@ class _LlmCompressorMethod(Method):
 
         ctx.progress("loading weights", 0.0)
         model = ctx.load_model("float32")
-        check_group_size(model, getattr(self.config, "group_size", 0))
+        check_group_size(model, getattr(self.config, "group_size", 0), "llm-compressor")
         calib = ctx.calibration_ids()
         data = Dataset.from_dict({"input_ids": calib.tolist(),
                                   "attention_mask": torch.ones_like(calib).tolist()})

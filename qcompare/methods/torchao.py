@@ -5,15 +5,19 @@
 * int8 dynamic: int8 weights as above, and activations quantized to int8 per token at run
   time (W8A8), so the matmul itself runs in int8.
 
-The LM head is left unquantized (transformers' default). torchao's int4 weight-only path needs an
-extra kernel package that does not install here; it is not offered yet. `weights_mib` sums the
-inner tensors of torchao's tensor subclasses (codes, scales, zero points) as stored.
+* int4 weight-only: 4-bit codes with a scale and zero point per group of columns, in torchao's
+  portable layout (`IntxUnpackedToInt8Tensor`: one code per int8 byte, dequantized for the
+  matmul), the int4 path that runs on any CPU. torchao's packed int4 layouts need CUDA or the
+  `mslk` kernel package, which does not install here.
+
+The LM head is left unquantized (transformers' default). `weights_mib` sums the inner tensors of
+torchao's tensor subclasses (codes, scales, zero points) as stored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs, check_group_size
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class _TorchAo(Method):
     config_cls = TorchAoInt8Config
     key_options = ()
 
+    kernel = "real"
+    layout_note = ""
+
     def ao_config(self):
         raise NotImplementedError
 
@@ -61,10 +68,16 @@ class _TorchAo(Method):
         model = ctx.load_model(self.config.compute_dtype,
                                quantization_config=TorchAoConfig(quant_type=self.ao_config()))
         ctx.progress("quantized", 1.0)
-        return Built(model=model, weights_bytes=storage_bytes(model), kernel="real", storage="real",
-                     compute_dtype=self.config.compute_dtype, library="torchao",
+        return self.built(model, ctx)
+
+    def built(self, model, ctx: BuildContext) -> Built:
+        import torchao
+
+        return Built(model=model, weights_bytes=storage_bytes(model), kernel=self.kernel,
+                     storage="real", compute_dtype=self.config.compute_dtype, library="torchao",
                      backend=f"torchao {torchao.__version__} {ctx.device} via transformers",
-                     notes="LM head and embeddings unquantized (transformers' default)")
+                     notes="; ".join(filter(None, ["LM head and embeddings unquantized "
+                                                   "(transformers' default)", self.layout_note])))
 
 
 class TorchAoInt8WeightOnly(_TorchAo):
@@ -85,3 +98,50 @@ class TorchAoInt8Dynamic(_TorchAo):
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig
 
         return Int8DynamicActivationInt8WeightConfig()
+
+
+@dataclass(frozen=True)
+class TorchAoInt4Config(TorchAoInt8Config):
+    group_size: int = field(default=32, metadata={
+        "help": "columns sharing one scale and zero point (must divide every Linear's input "
+                "size: 32 or 64 for the embedded model)",
+        "choices": (32, 64, 128, 256)})
+    symmetric: bool = field(default=False, metadata={
+        "help": "symmetric codes around zero (no zero point) instead of asymmetric min-max"})
+
+
+class TorchAoInt4WeightOnly(_TorchAo):
+    name = "torchao-int4wo"
+    summary = "torchao int4 weight-only, groups of columns (portable layout: dequantized matmul)"
+    config_cls = TorchAoInt4Config
+    key_options = ("group_size",)
+    kernel = "dequantized"
+    layout_note = ("int4 codes held one per int8 byte (torchao's portable "
+                   "IntxUnpackedToInt8Tensor), dequantized for each matmul")
+
+    def build(self, ctx: BuildContext) -> Built:
+        """Quantized after loading with torchao's `quantize_` (the LM head left out, as
+        TorchAoConfig does), so that a group size that does not divide a layer is refused up
+        front with the sizes that work, not as a conversion error deep in loading."""
+        import torch
+        from torchao.quantization import quantize_
+
+        ctx.progress("loading", 0.0)
+        model = ctx.load_model(self.config.compute_dtype)
+        check_group_size(model, self.config.group_size, "torchao int4")
+        head = model.get_output_embeddings()
+        ctx.progress("quantizing with torchao", 0.5)
+        quantize_(model, self.ao_config(),
+                  filter_fn=lambda m, _name: isinstance(m, torch.nn.Linear) and m is not head)
+        ctx.progress("quantized", 1.0)
+        return self.built(model, ctx)
+
+    def ao_config(self):
+        import torch
+        from torchao.quantization import IntxWeightOnlyConfig
+        from torchao.quantization.granularity import PerGroup
+        from torchao.quantization.quant_primitives import MappingType
+
+        mapping = MappingType.SYMMETRIC if self.config.symmetric else MappingType.ASYMMETRIC
+        return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(self.config.group_size),
+                                    mapping_type=mapping)

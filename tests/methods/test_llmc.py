@@ -48,6 +48,7 @@ def test_group_sizes_that_do_not_divide_the_inputs_are_refused_with_sizes_that_w
     import torch
 
     from qcompare.errors import UserError
+    from qcompare.methods.base import check_group_size
 
     class Tiny(torch.nn.Module):
         def __init__(self):
@@ -58,7 +59,7 @@ def test_group_sizes_that_do_not_divide_the_inputs_are_refused_with_sizes_that_w
         def get_output_embeddings(self):
             return self.head
 
-    llmc.check_group_size(Tiny(), 64)
-    llmc.check_group_size(Tiny(), 0)
+    check_group_size(Tiny(), 64, "llm-compressor")
+    check_group_size(Tiny(), 0, "llm-compressor")
     with pytest.raises(UserError, match="576. Use group_size 64 or 32 or 16"):
-        llmc.check_group_size(Tiny(), 128)
+        check_group_size(Tiny(), 128, "llm-compressor")

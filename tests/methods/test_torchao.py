@@ -49,3 +49,40 @@ def test_torchao_rows_through_the_worker(tiny_model_dir, home, tiny_eval):
         assert 0 < rows[m]["kld_mean"] < 0.05 and rows[m]["decode_tok_s"] > 0
         assert "torchao" in rows[m]["backend"] and rows[m]["library_version"]
     assert rows["torchao-int8wo"]["kld_mean"] <= rows["torchao-int8dq"]["kld_mean"]
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_int4_codes_are_4_bit_per_group_and_stored_one_per_byte(symmetric, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    m = tao.TorchAoInt4WeightOnly(tao.TorchAoInt4Config(group_size=32, symmetric=symmetric))
+    built = m.build(_ctx(tiny_model_dir))
+    q = built.model.model.layers[0].mlp.down_proj.weight           # 128 inputs: 4 groups
+    inner = {n: getattr(q, n) for n in q.__tensor_flatten__()[0]}
+    codes = inner["qdata"]
+    assert codes.dtype == torch.int8 and codes.shape == q.shape      # one code per byte
+    assert -8 <= int(codes.min()) and int(codes.max()) <= 7          # signed 4-bit range
+    assert inner["scale"].shape == (q.shape[0], q.shape[1] // 32)
+    ref = AutoModelForCausalLM.from_pretrained(tiny_model_dir).model.layers[0].mlp.down_proj.weight
+    # dequantized weights are within half a step of the originals, group by group
+    step = inner["scale"].repeat_interleave(32, dim=1)
+    err = (q.dequantize() - ref.detach()).abs()
+    assert bool((err <= step / 2 + 1e-6).all())
+    assert built.kernel == "dequantized" and "one per int8 byte" in built.notes
+
+
+def test_int4_group_size_that_does_not_divide_the_inputs_is_a_clear_error(tiny_model_dir):
+    from qcompare.errors import UserError
+
+    m = tao.TorchAoInt4WeightOnly(tao.TorchAoInt4Config(group_size=256))   # inputs 64 and 128
+    with pytest.raises(UserError, match="divisible by group_size 256; this model has 64, 128"):
+        m.build(_ctx(tiny_model_dir))
+
+
+def test_int4_row_through_the_worker(tiny_model_dir, home, tiny_eval):
+    model = model_from_arg(str(tiny_model_dir))
+    methods = [parse_method_arg(m) for m in ("fp32", "torchao-int8wo", "torchao-int4wo")]
+    rows = {r["method"]: r for r in (worker.run(s, home)
+                                      for s in submitting.build_specs(model, methods, CorpusSpec(), tiny_eval))}
+    assert rows["torchao-int4wo"]["kld_mean"] > rows["torchao-int8wo"]["kld_mean"] > 0
+    assert rows["torchao-int4wo"]["kernel"] == "dequantized"

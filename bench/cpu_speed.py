@@ -1,0 +1,79 @@
+"""Prefill, decode and time to first token on this CPU, per runtime, against transformers fp32.
+
+    python bench/cpu_speed.py                   # prompt 128, 64 new tokens, 5 repeats
+
+Each row is a fresh worker run (the cache is bypassed, so every number comes from this run):
+one untimed warm-up generation, then R repeats of the speed protocol of
+`qcompare.metrics.speed` (batch 1, greedy, EOS ignored); the table shows the median over the
+repeats and its ratio to the fp32 row measured in the same run. Every runtime uses the same
+number of CPU threads. Quality is evaluated on a short text only to fill the row (512 tokens).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import write_section
+from qcompare import registry
+from qcompare import submit as submitting
+from qcompare.home import default_home
+from qcompare.jobs import worker
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+
+METHODS = ["fp32", "bf16", "torchao-int8wo", "torchao-int8dq", "torchao-int4wo", "hqq:bits=4",
+           "bnb-int8", "bnb-nf4", "gguf:type=F32", "gguf:type=Q8_0", "gguf:type=Q4_0",
+           "gguf:type=Q4_K_M"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--home", default=None)
+    args = ap.parse_args()
+    home_dir = Path(args.home) if args.home else default_home()
+    ev = EvalSpec(tokens=512, window=512, speed_prompt=args.prompt,
+                  speed_new_tokens=args.new_tokens, speed_repeats=args.repeats)
+    methods = [m for m in METHODS if registry.get(m.split(":")[0]).unavailable_reason("cpu") is None]
+    skipped = [m for m in METHODS if m not in methods]
+    specs = submitting.build_specs(ModelSpec(), [parse_method_arg(m) for m in methods], CorpusSpec(), ev)
+    rows = {}
+    for m, spec in zip(methods, specs):
+        t0 = time.perf_counter()
+        rows[m] = worker.run(spec, home_dir)
+        r = rows[m]
+        print(f"{m:18s} prefill {r['prefill_tok_s']:8.1f} decode {r['decode_tok_s']:6.1f} "
+              f"ttft {r['ttft_ms']:7.1f} ms ({time.perf_counter() - t0:.0f} s)", flush=True)
+    base = rows["fp32"]
+    lines = [f"{base['model']} on {base['device_name']}, {base['cpu_threads']} threads for every "
+             f"runtime; batch 1, a {args.prompt}-token prompt, {args.new_tokens} greedy new tokens, "
+             f"median of {args.repeats} repeats after a warm-up (min–max in brackets). Ratios are "
+             f"against transformers fp32 measured in the same run. Command: `python "
+             f"bench/cpu_speed.py --prompt {args.prompt} --new-tokens {args.new_tokens} "
+             f"--repeats {args.repeats}`.", "",
+             "| method | runtime | weights MiB | prefill tok/s | × fp32 | decode tok/s | × fp32 | TTFT ms |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m, r in rows.items():
+        runtime = {"llama_cpp_python": "llama.cpp", "torch": "transformers"}.get(
+            r["library"], f"transformers + {r['library']}")
+        lines.append(
+            f"| {r['method_label']} | {runtime} | {r['weights_mib']:.1f} | {r['prefill_tok_s']:.0f} "
+            f"[{r['prefill_tok_s_min']:.0f}–{r['prefill_tok_s_max']:.0f}] | "
+            f"{r['prefill_tok_s'] / base['prefill_tok_s']:.2f} | {r['decode_tok_s']:.1f} "
+            f"[{r['decode_tok_s_min']:.1f}–{r['decode_tok_s_max']:.1f}] | "
+            f"{r['decode_tok_s'] / base['decode_tok_s']:.2f} | {r['ttft_ms']:.0f} |")
+    if skipped:
+        lines += ["", "Not available here, so not measured: " + ", ".join(skipped) + "."]
+    write_section("Speed on this CPU: transformers, torchao, HQQ, bitsandbytes and llama.cpp",
+                  "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
