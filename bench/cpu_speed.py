@@ -25,7 +25,8 @@ from qcompare.jobs import worker
 from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
 
-METHODS = ["fp32", "bf16", "torchao-int8wo", "torchao-int8dq", "torchao-int4wo", "hqq:bits=4",
+METHODS = ["fp32", "bf16", "torchao-int8wo", "torchao-int8dq", "torchao-int4wo",
+           "torch-dynamic-int8", "hqq:bits=4",
            "bnb-int8", "bnb-nf4", "gguf:type=F32", "gguf:type=Q8_0", "gguf:type=Q4_0",
            "gguf:type=Q4_K_M"]
 

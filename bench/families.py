@@ -28,6 +28,7 @@ LADDERS = {
                         ("rtn-3", "rtn:bits=3", 3)],
     "bitsandbytes": [("bnb-int8", "bnb-int8", 8), ("bnb-nf4", "bnb-nf4", 4)],
     "torchao": [("torchao-int8wo", "torchao-int8wo", 8), ("torchao-int4wo", "torchao-int4wo", 4)],
+    "torch.ao dynamic": [("torch-dyn-int8", "torch-dynamic-int8", 8)],
     "hqq (g64)": [("hqq-8", "hqq:bits=8", 8), ("hqq-4", "hqq:bits=4", 4), ("hqq-3", "hqq:bits=3", 3),
                   ("hqq-2", "hqq:bits=2", 2)],
     # group 64: compressed-tensors needs the input sizes (576, 1536) divisible by the group size

@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "torchao-int8wo": "qcompare.methods.torchao:TorchAoInt8WeightOnly",
     "torchao-int8dq": "qcompare.methods.torchao:TorchAoInt8Dynamic",
     "torchao-int4wo": "qcompare.methods.torchao:TorchAoInt4WeightOnly",
+    "torch-dynamic-int8": "qcompare.methods.torch_dynamic:TorchDynamicInt8",
     "hqq": "qcompare.methods.hqq:HQQ",
     "gguf": "qcompare.methods.gguf:GGUF",
     "llmc-gptq": "qcompare.methods.llmc:LlmcGPTQ",

@@ -1,0 +1,80 @@
+"""PyTorch's eager-mode dynamic int8 quantization (`torch.ao.quantization.quantize_dynamic`).
+
+The older path that torchao replaces, kept while PyTorch still ships it (deprecated in 2.13):
+each Linear becomes a `DynamicQuantizedLinear` holding int8 weights (per tensor or per output
+row) packed for the CPU backend (fbgemm / x86 / oneDNN); at run time each activation tensor is
+quantized to uint8 with a scale from its own min/max, the matmul runs in int8 with int32
+accumulation, and the result is rescaled to float. CPU only. The LM head is left in float, like
+the other methods here. `weights_mib` counts the int8 codes, the quantization parameters as
+PyTorch reports them, the biases and every layer left in float.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs, set_module
+
+
+@dataclass(frozen=True)
+class TorchDynamicConfig(MethodConfig):
+    per_channel: bool = field(default=True, metadata={
+        "help": "a weight scale per output row (else one per tensor)"})
+
+
+def packed_bytes(module) -> int:
+    """Bytes of a DynamicQuantizedLinear: int8 codes, scales and zero points, bias."""
+    import torch
+
+    w = module.weight()
+    total = w.numel() * w.element_size()
+    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        for t in (w.q_per_channel_scales(), w.q_per_channel_zero_points()):
+            total += t.numel() * t.element_size()
+    else:
+        total += 8 + 8                                   # one float64 scale, one int64 zero point
+    b = module.bias()
+    return total + (b.numel() * b.element_size() if b is not None else 0)
+
+
+class TorchDynamicInt8(Method):
+    name = "torch-dynamic-int8"
+    family = "torchao"
+    summary = "PyTorch eager dynamic int8 (torch.ao quantize_dynamic, deprecated): int8 GEMM on CPU"
+    config_cls = TorchDynamicConfig
+    needs = Needs(devices=("cpu",))
+
+    def build(self, ctx: BuildContext) -> Built:
+        import warnings
+
+        import torch
+        from torch.ao.quantization import (default_dynamic_qconfig, per_channel_dynamic_qconfig,
+                                           quantize_dynamic)
+
+        ctx.progress("loading", 0.0)
+        model = ctx.load_model("float32")
+        head = model.get_output_embeddings()
+        names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
+        qconfig = per_channel_dynamic_qconfig if self.config.per_channel else default_dynamic_qconfig
+        ctx.progress("quantize_dynamic", 0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                      # its deprecation notices
+            for name in names:
+                wrapper = torch.nn.Sequential(model.get_submodule(name))
+                q = quantize_dynamic(wrapper, {torch.nn.Linear: qconfig}, dtype=torch.qint8)[0]
+                set_module(model, name, q)
+        quantized = {id(model.get_submodule(n)) for n in names}
+        weights = sum(packed_bytes(model.get_submodule(n)) for n in names)
+        seen = set()
+        for module in model.modules():                           # everything left in float
+            if id(module) in quantized:
+                continue
+            for p in module.parameters(recurse=False):
+                if p.data_ptr() not in seen:
+                    seen.add(p.data_ptr())
+                    weights += p.numel() * p.element_size()
+        return Built(model=model, weights_bytes=weights, kernel="real", storage="real",
+                     compute_dtype="float32 (int8 matmuls)", library="torch",
+                     backend=f"torch.ao quantize_dynamic, {torch.backends.quantized.engine} engine",
+                     notes=("activations quantized per tensor at run time; weights "
+                            f"{'per output row' if self.config.per_channel else 'per tensor'}; "
+                            "LM head and embeddings in float32"))
