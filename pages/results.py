@@ -40,8 +40,9 @@ if mixed:
     st.warning("These rows differ in " + ", ".join(mixed) + ": their quality numbers are not "
                "comparable with each other (perplexity depends on the protocol and text).")
 if (view["model_source"] == "embedded").any():
-    st.caption("ℹ️ The embedded model's weights were Q4_1 (4-bit, blocks of 32) before "
-               "dequantization: 4-bit methods start from already-4-bit weights.")
+    st.caption("ℹ️ The embedded model's weights were Q4_1 (4-bit, blocks of 32; its token "
+               "embedding, shared with the LM head, Q8_0) before dequantization: 4-bit methods "
+               "start from already-4-bit weights.")
 
 # --- trade-off --------------------------------------------------------------------------------
 X_CHOICES = ["weights_mib", "decode_tok_s", "prefill_tok_s", "quant_s", "ttft_ms", "peak_rss_mib"]

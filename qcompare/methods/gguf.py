@@ -129,6 +129,15 @@ def describe_types(types: dict[str, dict]) -> str:
     return f"tensor types: {', '.join(parts)}; all 2-D weights {bits:.2f} bits/weight"
 
 
+def requantized(src: Path) -> str:
+    """' (requantized from Q4_1: …)' when the source file's weights are already quantized."""
+    quantized = sorted(t for t in tensor_types(src) if t not in ("F32", "F16", "BF16"))
+    if not quantized:
+        return ""
+    return (f" (requantized from {'/'.join(quantized)}: llama.cpp dequantizes each tensor to "
+            "fp32 first, the same weights as the fp32 baseline)")
+
+
 # transformers Linear name -> GGUF tensor name (llama architecture)
 GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
               "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
@@ -285,7 +294,7 @@ class GGUF(Method):
                      library="llama_cpp_python",
                      backend=f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, CPU, "
                              f"{threads} threads",
-                     notes=(f"{self.config.type} from {src.name} (requantized: llama.cpp "
-                            f"dequantizes to fp32 first) in {quant_s:.1f} s; {imatrix_note}; "
+                     notes=(f"{self.config.type} from {src.name}{requantized(src)} in "
+                            f"{quant_s:.1f} s; {imatrix_note}; "
                             f"{describe_types(tensor_types(out))}; weights_mib is the GGUF "
                             f"file; {check}"))

@@ -108,6 +108,19 @@ def test_only_an_imatrix_run_calibrates():
     assert gguf.GGUF.calibrates({"type": "Q4_0"}) is False
 
 
+def test_the_embedded_file_is_reported_as_requantized_from_its_stored_types():
+    pytest.importorskip("gguf", reason="the gguf package is not installed")
+    from qcompare.models import embedded_gguf
+
+    try:
+        src = embedded_gguf()
+    except UserError as e:
+        pytest.skip(str(e))
+    types = gguf.tensor_types(src)
+    assert set(types) == {"Q4_1", "Q8_0"} and types["Q8_0"]["tensors"] == 1    # the embedding
+    assert gguf.requantized(src).startswith(" (requantized from Q4_1/Q8_0")
+
+
 @pytest.mark.slow
 def test_llama_cpp_on_the_embedded_model(tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
