@@ -69,6 +69,10 @@ def main() -> None:
             f"{r['prefill_tok_s'] / base['prefill_tok_s']:.2f} | {r['decode_tok_s']:.1f} "
             f"[{r['decode_tok_s_min']:.1f}–{r['decode_tok_s_max']:.1f}] | "
             f"{r['decode_tok_s'] / base['decode_tok_s']:.2f} | {r['ttft_ms']:.0f} |")
+    lines += ["", "gguf F32 and fp32 hold the same weights, so the gap between their decode "
+              "rates is the runtime (llama.cpp against transformers' generate), not quantization. "
+              "Rows with `kernel: dequantized` in their result (torchao int4, HQQ) rebuild float "
+              "weights for every matmul on this CPU, a cost paid again at every decode step."]
     if skipped:
         lines += ["", "Not available here, so not measured: " + ", ".join(skipped) + "."]
     write_section("Speed on this CPU: transformers, torchao, HQQ, bitsandbytes and llama.cpp",

@@ -4,7 +4,8 @@
 
 Rows are real worker runs (they land in the result cache). Checks, from the measured rows:
 
-* within each family, PPL rises as bits fall (the family's bit ladder below);
+* within each family, PPL rises as bits fall (the family's bit ladder below; rows with equal
+  bits, such as W8A8 with and without smoothing, are not ordered);
 * every 8-bit method is within 5% of the fp32 baseline's PPL;
 * every KLD is >= 0.
 """
@@ -28,7 +29,9 @@ LADDERS = {
                         ("rtn-3", "rtn:bits=3", 3)],
     "bitsandbytes": [("bnb-int8", "bnb-int8", 8), ("bnb-nf4", "bnb-nf4", 4)],
     "torchao": [("torchao-int8wo", "torchao-int8wo", 8), ("torchao-int4wo", "torchao-int4wo", 4)],
-    "torch.ao dynamic": [("torch-dyn-int8", "torch-dynamic-int8", 8)],
+    # int8 weights but 7-bit per-tensor activations (reduce_range): not an "8-bit" method for
+    # the within-5% check; its row shows what per-tensor activation scales do to an LLM
+    "torch.ao dynamic": [("torch-dyn-int8", "torch-dynamic-int8", "W8 A7/tensor")],
     "hqq (g64)": [("hqq-8", "hqq:bits=8", 8), ("hqq-4", "hqq:bits=4", 4), ("hqq-3", "hqq:bits=3", 3),
                   ("hqq-2", "hqq:bits=2", 2)],
     # group 64: compressed-tensors needs the input sizes (576, 1536) divisible by the group size
@@ -71,7 +74,8 @@ def main() -> None:
 
     lines = [f"{rows['fp32']['model']} on {rows['fp32']['device_name']}; corpus {rows['fp32']['corpus']}, "
              f"{args.tokens} tokens, windows of 512; calibration {calib.samples} x {calib.seq_len} "
-             f"tokens after the evaluated ones. Speed is not measured here (CPU, 2 cores). Command: "
+             f"tokens after the evaluated ones. Speed: see the CPU speed section "
+             f"(bench/cpu_speed.py). Command: "
              f"`python bench/families.py --tokens {args.tokens} --calib-samples {args.calib_samples} "
              f"--calib-len {args.calib_len}`.", "",
              "| family | method | bits | PPL | Δ vs fp32 | KLD mean | top-1 | weights MiB | kernel | storage |",
@@ -92,12 +96,19 @@ def main() -> None:
                 failures.append(f"{label}: KLD {r['kld_mean']} < 0")
             if bits == 8 and abs(r["ppl"] - base) / base > 0.05:
                 failures.append(f"{label}: 8-bit PPL {r['ppl']:.3f} is more than 5% from fp32 {base:.3f}")
-        if any(b > a for a, b in zip(ppls[1:], ppls)):
+        steps = [(b, p) for (_l, _a, b), p in zip(ladder, ppls) if isinstance(b, int)]
+        if any(b2 < b1 and p2 < p1 for (b1, p1), (b2, p2) in zip(steps, steps[1:])):
             failures.append(f"{family}: PPL does not rise as bits fall ({', '.join(f'{p:.3f}' for p in ppls)})")
     if skipped:
         lines += ["", "Not available on this machine, so not run: " + ", ".join(skipped) + "."]
     lines += ["", "Checks: PPL rises as bits fall within each family; 8-bit methods within 5% of fp32; "
-              "KLD >= 0. " + ("All met." if not failures else "NOT met: " + "; ".join(failures))]
+              "KLD >= 0. " + ("All met." if not failures else "NOT met: " + "; ".join(failures)),
+              "", "torch.ao's dynamic int8 keeps int8 weights but quantizes each activation tensor "
+              "with a single min/max scale to 7 bits (`reduce_range=True`, fixed inside its Linear); "
+              "SmolLM2's outlier features make that far worse than torchao's per-token W8A8 "
+              "(`torchao-int8dq`) or the built-in `w8a8`. `tests/methods/test_torch_dynamic.py` "
+              "shows its output matching a 7-bit per-tensor simulation, not an 8-bit one, on a "
+              "layer with one outlier feature."]
     body = "\n".join(lines)
     print(body)
     write_section("Every CPU family on the embedded model", body,

@@ -240,7 +240,8 @@ def tokenizer_agreement(llm, tokenizer, text: str) -> str:
     n = min(len(ours), len(theirs))
     first = next((i for i in range(n) if ours[i] != theirs[i]), None)
     if first is None and len(ours) == len(theirs):
-        return f"llama.cpp's tokenizer gives the same {n} ids as transformers on the first {len(sample)} characters"
+        return (f"llama.cpp's tokenizer gives the same {n} ids as transformers on the first "
+                f"{len(sample)} characters")
     where = first if first is not None else n
     return (f"llama.cpp's tokenizer differs from transformers at token {where} of the first "
             f"{len(sample)} characters; the evaluation feeds the transformers ids to both")

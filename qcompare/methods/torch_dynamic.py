@@ -3,10 +3,12 @@
 The older path that torchao replaces, kept while PyTorch still ships it (deprecated in 2.13):
 each Linear becomes a `DynamicQuantizedLinear` holding int8 weights (per tensor or per output
 row) packed for the CPU backend (fbgemm / x86 / oneDNN); at run time each activation tensor is
-quantized to uint8 with a scale from its own min/max, the matmul runs in int8 with int32
-accumulation, and the result is rescaled to float. CPU only. The LM head is left in float, like
-the other methods here. `weights_mib` counts the int8 codes, the quantization parameters as
-PyTorch reports them, the biases and every layer left in float.
+quantized with one scale from its own min/max — to 7 bits, as the module calls the kernel with
+`reduce_range=True` — the matmul runs in int8 with int32 accumulation, and the result is
+rescaled to float. CPU only. One scale per activation tensor is what LLM.int8 and SmoothQuant
+show failing on outlier features: expect it to be far worse than per-token W8A8 on LLMs. The LM
+head is left in float, like the other methods here. `weights_mib` counts the int8 codes, the
+quantization parameters as PyTorch reports them, the biases and every layer left in float.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def packed_bytes(module) -> int:
 class TorchDynamicInt8(Method):
     name = "torch-dynamic-int8"
     family = "torchao"
-    summary = "PyTorch eager dynamic int8 (torch.ao quantize_dynamic, deprecated): int8 GEMM on CPU"
+    summary = ("PyTorch eager dynamic int8 (torch.ao quantize_dynamic, deprecated): int8 weights, "
+               "7-bit per-tensor activations, int8 GEMM on CPU")
     config_cls = TorchDynamicConfig
     needs = Needs(devices=("cpu",))
 
@@ -75,6 +78,7 @@ class TorchDynamicInt8(Method):
         return Built(model=model, weights_bytes=weights, kernel="real", storage="real",
                      compute_dtype="float32 (int8 matmuls)", library="torch",
                      backend=f"torch.ao quantize_dynamic, {torch.backends.quantized.engine} engine",
-                     notes=("activations quantized per tensor at run time; weights "
+                     notes=("activations quantized per tensor at run time, to 7 bits "
+                            "(reduce_range, fixed by the module); weights "
                             f"{'per output row' if self.config.per_channel else 'per tensor'}; "
                             "LM head and embeddings in float32"))

@@ -48,3 +48,35 @@ def test_dynamic_int8_row_through_the_worker(tiny_model_dir, home, tiny_eval):
     r = rows[1]
     assert 0 < r["kld_mean"] < 0.05 and r["decode_tok_s"] > 0 and r["kernel"] == "real"
     assert "quantize_dynamic" in r["backend"]
+
+
+def test_activations_are_quantized_per_tensor_to_7_bits():
+    """quantize_dynamic's Linear calls the int8 kernel with reduce_range=True: each activation
+    tensor gets one min/max scale and 7-bit codes, which is what breaks on outlier features."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(16, 64)
+    x[:, 3] *= 40                                                   # one outlier feature
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear: per_channel_dynamic_qconfig},
+                             dtype=torch.qint8)[0]
+    w = lin.weight.detach()
+    s = w.abs().amax(1, keepdim=True) / 127
+    wq = (w / s).round().clamp(-128, 127) * s
+
+    def per_tensor(a, bits):
+        lo, hi = a.min().clamp(max=0), a.max().clamp(min=0)
+        top = 2 ** bits - 1
+        scale = (hi - lo) / top
+        zero = (-lo / scale).round()
+        return ((a / scale + zero).round().clamp(0, top) - zero) * scale
+
+    with torch.inference_mode():
+        y = q(x)
+    err = {b: float((y - per_tensor(x, b) @ wq.T).norm()) for b in (7, 8)}
+    assert err[7] < 0.25 * err[8]
