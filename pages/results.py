@@ -25,6 +25,7 @@ with st.sidebar:
     st.markdown("**Filters**")
     picked = {}
     for col, title in (("model", "Model"), ("corpus", "Corpus"), ("protocol", "Protocol"),
+                       ("tokens", "Evaluated tokens"), ("window", "Window"),
                        ("device", "Device"), ("family", "Method family")):
         options = sorted(df[col].dropna().unique().tolist())
         default = sorted(newest[col].dropna().unique().tolist()) if col != "family" else options
@@ -38,7 +39,8 @@ if view.empty:
 mixed = [c for c in COMPARABLE if view[c].nunique() > 1]
 if mixed:
     st.warning("These rows differ in " + ", ".join(mixed) + ": their quality numbers are not "
-               "comparable with each other (perplexity depends on the protocol and text).")
+               "comparable with each other (perplexity depends on the protocol and text). "
+               "Narrow the filters in the sidebar to one value of each.")
 if (view["model_source"] == "embedded").any():
     st.caption("ℹ️ The embedded model's weights were Q4_1 (4-bit, blocks of 32; its token "
                "embedding, shared with the LM head, Q8_0) before dequantization: 4-bit methods "

@@ -142,6 +142,25 @@ def test_results_filters_change_the_plotted_rows(app):
     assert len(at.get("download_button")) == (4 if png_unavailable_reason() is None else 3)
 
 
+def test_rows_of_another_token_count_are_filtered_out_by_default(tmp_path, monkeypatch, tiny_model_dir):
+    home = tmp_path / "home"
+    model = model_from_arg(str(tiny_model_dir))
+    fp32 = [parse_method_arg("fp32")]
+    for ev in (TINY, replace(TINY, tokens=128)):                  # the 128-token row is newest
+        worker.run(submitting.build_specs(model, fp32, CorpusSpec(), ev)[0], home)
+    monkeypatch.setenv("QCOMPARE_HOME", str(home))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/results.py")
+    at.run()
+    assert at.sidebar.multiselect(key="f.tokens").value == [128]
+    assert _points(at) == 1 and not at.warning
+    at.sidebar.multiselect(key="f.tokens").set_value([128, 256]).run()
+    assert _points(at) == 2
+    assert any("differ in tokens" in w.value and "Narrow the filters" in w.value for w in at.warning)
+
+
 def test_results_empty_state_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=30)
