@@ -36,6 +36,7 @@ from qcompare.methods.base import (
 from qcompare.methods.sequential import (
     decoder_layers,
     layer_diagnostics,
+    run_hooked,
     run_sequential,
 )
 
@@ -59,13 +60,6 @@ def scale_groups(layer) -> list[tuple[str, object, list[str]]]:
         raise UserError(f"built-in AWQ needs Llama-style decoder layers (input_layernorm, "
                         f"self_attn.q/k/v/o_proj, mlp.gate/up/down_proj): {e}") from None
     return groups
-
-
-def _module(layer, name: str):
-    mod = layer
-    for part in name.split("."):
-        mod = getattr(mod, part)
-    return mod
 
 
 def group_loss(X, Ws, s, bits: int, group_size: int, sym: bool) -> float:
@@ -181,23 +175,14 @@ class AWQ(Method):
         def process(_i, layer, forward):
             groups = scale_groups(layer)
             seen: dict[str, list] = {g[0]: [] for g in groups}
-            handles = []
-            for pname, _prod, lin_names in groups:
-                def hook(_m, args, pname=pname):
-                    x = args[0].detach().reshape(-1, args[0].shape[-1])
-                    seen[pname].append(x[::stride].float())
-                handles.append(_module(layer, lin_names[0]).register_forward_pre_hook(hook))
-            try:
-                forward()
-            finally:
-                for h in handles:
-                    h.remove()
+            firsts = {pname: layer.get_submodule(lin_names[0]) for pname, _p, lin_names in groups}
+            run_hooked(firsts, lambda pname, x: seen[pname].append(x[::stride].float()), forward)
             # all scales first (on the inputs as captured), then clipping and rounding
             found = {}
             row_scale: dict[str, object] = {}
             for pname, prod, lin_names in groups:
                 X = torch.cat(seen[pname])
-                lins = [_module(layer, n) for n in lin_names]
+                lins = [layer.get_submodule(n) for n in lin_names]
                 originals = [lin.weight.data.clone() for lin in lins]
                 s, alpha, losses = search_scale(X, [lin.weight.data for lin in lins],
                                                 c.bits, c.group_size, c.symmetric,

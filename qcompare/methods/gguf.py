@@ -167,29 +167,25 @@ def importance_matrix(model, calibration_ids, progress=lambda frac: None) -> dic
     """
     import torch
 
+    from qcompare.methods.sequential import run_hooked
+
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
-    hooks = []
 
-    def hook(name):
-        def fn(_module, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
-            sums[name] = sums.get(name, 0) + (x * x).sum(0)
-            counts[name] = counts.get(name, 0) + x.shape[0]
-        return fn
+    def add(name, x):
+        x = x.double()
+        sums[name] = sums.get(name, 0) + (x * x).sum(0)
+        counts[name] = counts.get(name, 0) + x.shape[0]
 
-    for name, module in model.named_modules():
-        target = gguf_name(name)
-        if target and isinstance(module, torch.nn.Linear):
-            hooks.append(module.register_forward_pre_hook(hook(target)))
-    try:
+    def forward():
         with torch.inference_mode():
             for i, row in enumerate(calibration_ids):
                 model(row.unsqueeze(0).to(model.device))
                 progress((i + 1) / len(calibration_ids))
-    finally:
-        for h in hooks:
-            h.remove()
+
+    targets = {gguf_name(n): m for n, m in model.named_modules()
+               if gguf_name(n) and isinstance(m, torch.nn.Linear)}
+    run_hooked(targets, add, forward)
     return {k: (sums[k] / counts[k]).float().cpu().numpy() for k in sums}
 
 

@@ -53,6 +53,13 @@ def weight_args(bits: int, group_size: int, symmetric: bool, actorder: str | Non
     return args
 
 
+def scheme(c, actorder: str | None = None) -> dict:
+    """The modifier arguments both recipes share: every Linear's weights, the LM head left out."""
+    return {"config_groups": {"group_0": {"targets": ["Linear"], "weights": weight_args(
+                c.bits, c.group_size, c.symmetric, actorder)}},
+            "ignore": ["lm_head"]}
+
+
 @contextlib.contextmanager
 def _no_pinning_without_cuda():
     """llm-compressor 0.14's AWQ pins its cached activations in page-locked memory before each
@@ -157,10 +164,8 @@ class LlmcGPTQ(_LlmCompressorMethod):
 
         c = self.config
         order = None if c.act_order == "none" else c.act_order
-        return GPTQModifier(
-            config_groups={"group_0": {"targets": ["Linear"],
-                                       "weights": weight_args(c.bits, c.group_size, c.symmetric, order)}},
-            ignore=["lm_head"], block_size=c.block_size, dampening_frac=c.damp, actorder=order)
+        return GPTQModifier(**scheme(c, order), block_size=c.block_size, dampening_frac=c.damp,
+                            actorder=order)
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,4 @@ class LlmcAWQ(_LlmCompressorMethod):
 
         c = self.config
         return [AWQModifier(duo_scaling=c.duo_scaling, n_grid=c.n_grid),
-                QuantizationModifier(
-                    config_groups={"group_0": {"targets": ["Linear"],
-                                               "weights": weight_args(c.bits, c.group_size, c.symmetric)}},
-                    ignore=["lm_head"])]
+                QuantizationModifier(**scheme(c))]

@@ -32,7 +32,7 @@ from qcompare.methods.base import (
 )
 from qcompare.methods.sequential import (
     HessianAccumulator,
-    hook_inputs,
+    run_hooked,
     layer_diagnostics,
     linears_of,
     run_sequential,
@@ -163,12 +163,7 @@ class W8A8(Method):
                 if c.activations == "static":
                     stats[n].add(x)
 
-            handles = hook_inputs(lins, seen)
-            try:
-                forward()
-            finally:
-                for h in handles:
-                    h.remove()
+            run_hooked(lins, seen, forward)
             for n, lin in lins.items():
                 W = lin.weight.data
                 W_hat = weight_int8(W, c.weight_calibrator, c.percentile)

@@ -108,6 +108,17 @@ def hook_inputs(modules: dict, fn: Callable[[str, object], None]) -> list:
     return handles
 
 
+def run_hooked(modules: dict, fn: Callable[[str, object], None], forward: Callable[[], None]) -> None:
+    """Run forward() with fn(name, x2d) called on each module's flattened input; the hooks are
+    removed afterwards, also on error."""
+    handles = hook_inputs(modules, fn)
+    try:
+        forward()
+    finally:
+        for h in handles:
+            h.remove()
+
+
 class HessianAccumulator:
     """H = (2/N) sum x x^T over all tokens seen (fp32, on the input's device)."""
 
@@ -132,12 +143,7 @@ def collect_hessians(layer, forward, names=None) -> dict:
     if names is not None:
         mods = {n: mods[n] for n in names}
     acc = {n: HessianAccumulator() for n in mods}
-    handles = hook_inputs(mods, lambda n, x: acc[n].add(x))
-    try:
-        forward()
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(mods, lambda n, x: acc[n].add(x), forward)
     return {n: a.H for n, a in acc.items()}
 
 

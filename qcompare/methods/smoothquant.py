@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass, field
 
 from qcompare.methods import ptq
-from qcompare.methods.awq import _module, fold_scale, scale_groups
+from qcompare.methods.awq import fold_scale, scale_groups
+from qcompare.methods.sequential import run_hooked
 
 SEARCH_TOKENS = 1024
 ALPHAS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))
@@ -55,7 +56,7 @@ def smooth_layer(layer, inputs: dict, alpha: float | None, act: str = "dynamic",
         if pname not in inputs or prod is None:
             continue
         X, act_max = inputs[pname]
-        lins = [_module(layer, n) for n in lin_names]
+        lins = [layer.get_submodule(n) for n in lin_names]
         weights = [lin.weight.data for lin in lins]
         chosen = alpha
         if chosen is None:
@@ -96,19 +97,15 @@ class SmoothQuant(ptq.W8A8):
                   if g[1] is not None and not isinstance(g[1], torch.nn.Linear)]     # the norms
         seen: dict[str, list] = {g[0]: [] for g in groups}
         maxes: dict[str, object] = {}
-        handles = []
-        for pname, _prod, lin_names in groups:
-            def hook(_m, args, pname=pname):
-                x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-                m = x.abs().amax(0)
-                maxes[pname] = m if pname not in maxes else torch.maximum(maxes[pname], m)
-                seen[pname].append(x)
-            handles.append(_module(layer, lin_names[0]).register_forward_pre_hook(hook))
-        try:
-            forward()
-        finally:
-            for h in handles:
-                h.remove()
+
+        def record(pname, x):
+            x = x.float()
+            m = x.abs().amax(0)
+            maxes[pname] = m if pname not in maxes else torch.maximum(maxes[pname], m)
+            seen[pname].append(x)
+
+        firsts = {pname: layer.get_submodule(lin_names[0]) for pname, _p, lin_names in groups}
+        run_hooked(firsts, record, forward)
         inputs = {}
         for pname in seen:
             X = torch.cat(seen[pname])

@@ -58,7 +58,7 @@ def test_weight_int8_is_on_a_per_row_grid_and_dynamic_activations_per_token():
 def test_smoothing_preserves_the_model_output_before_quantization(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    from qcompare.methods.awq import _module, scale_groups
+    from qcompare.methods.awq import scale_groups
     from qcompare.methods.sequential import decoder_layers
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
@@ -73,7 +73,7 @@ def test_smoothing_preserves_the_model_output_before_quantization(tiny_model_dir
             def hook(_m, args, key=(li, pname)):
                 x = args[0].reshape(-1, args[0].shape[-1])
                 inputs[key] = (x, x.abs().amax(0))
-            handles.append(_module(layer, lin_names[0]).register_forward_pre_hook(hook))
+            handles.append(layer.get_submodule(lin_names[0]).register_forward_pre_hook(hook))
     with torch.no_grad():
         model(ids)
     for h in handles:
