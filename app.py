@@ -3,7 +3,8 @@ import streamlit as st
 
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
-from qcompare.dashboard import DEEPLINK, NAV_FLAG, home, results
+from qcompare.ui.data import results, state_dir
+from qcompare.ui.navigation import DEEPLINK, NAV_FLAG
 
 st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide")
 
@@ -19,10 +20,10 @@ if DEEPLINK in st.session_state:
     st.switch_page(st.session_state.pop(DEEPLINK))
 
 with st.sidebar:
-    jobs = JobStore.open(home()).list(("queued", "running"))
+    jobs = JobStore.open(state_dir()).list(("queued", "running"))
     running = sum(j.state == "running" for j in jobs)
     st.caption(f"**Jobs:** {running} running, {len(jobs) - running} queued · "
-               f"runner {'on' if runner_running(home()) else 'idle'}")
-    st.caption(f"**Results stored:** {len(results()[0])} · state in `{home()}`")
+               f"runner {'on' if runner_running(state_dir()) else 'idle'}")
+    st.caption(f"**Results stored:** {len(results()[0])} · state in `{state_dir()}`")
 
 nav.run()

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
 from qcompare import submit as submitting
-from qcompare.home import default_home
 from qcompare.jobs import worker
 from qcompare.registry import parse_method_arg
 from qcompare.results import ResultStore
 from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
+from qcompare.statedir import default_state_dir
 
 CORE = {
     "fp32": "fp32",
@@ -83,9 +83,9 @@ def main() -> None:
     ap.add_argument("--calib-samples", type=int, default=32)
     ap.add_argument("--calib-len", type=int, default=512)
     ap.add_argument("--extra", action="store_true")
-    ap.add_argument("--home", default=None)
+    ap.add_argument("--home", dest="state_dir", default=None)
     args = ap.parse_args()
-    home_dir = Path(args.home) if args.home else default_home()
+    home_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     ev = EvalSpec(tokens=args.tokens, window=512, speed_repeats=0)
     calib = CalibSpec(samples=args.calib_samples, seq_len=args.calib_len)
     methods = {**CORE, **(EXTRA if args.extra else {})}
@@ -102,7 +102,7 @@ def main() -> None:
              f"--calib-len {args.calib_len}{' --extra' if args.extra else ''}`.", "",
              "| method | PPL | ± se | KLD mean | top-1 | weights MiB | quantize s | kernel | library |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
+    for r in rows.values():
         lines.append(f"| {r['method_label']} | {r['ppl']:.3f} | {r['ppl_se']:.3f} | {r['kld_mean']:.4f} | "
                      f"{r['top1_agree']:.3f} | {r['weights_mib']:.1f} | {r['quant_s']:.0f} | "
                      f"{r['kernel']} | {r['library']} |")

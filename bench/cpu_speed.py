@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import write_section
 from qcompare import registry
 from qcompare import submit as submitting
-from qcompare.home import default_home
 from qcompare.jobs import worker
 from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.statedir import default_state_dir
 
 METHODS = ["fp32", "bf16", "torchao-int8wo", "torchao-int8dq", "torchao-int4wo",
            "torch-dynamic-int8", "hqq:bits=4",
@@ -36,9 +36,9 @@ def main() -> None:
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--home", default=None)
+    ap.add_argument("--home", dest="state_dir", default=None)
     args = ap.parse_args()
-    home_dir = Path(args.home) if args.home else default_home()
+    home_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     ev = EvalSpec(tokens=512, window=512, speed_prompt=args.prompt,
                   speed_new_tokens=args.new_tokens, speed_repeats=args.repeats)
     methods = [m for m in METHODS if registry.get(m.split(":")[0]).unavailable_reason("cpu") is None]
@@ -60,7 +60,7 @@ def main() -> None:
              f"--repeats {args.repeats}`.", "",
              "| method | runtime | weights MiB | prefill tok/s | × fp32 | decode tok/s | × fp32 | TTFT ms |",
              "|---|---|---|---|---|---|---|---|"]
-    for m, r in rows.items():
+    for r in rows.values():
         runtime = {"llama_cpp_python": "llama.cpp", "torch": "transformers"}.get(
             r["library"], f"transformers + {r['library']}")
         lines.append(

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.algorithms import run_all
 from bench.report import write_section
-from qcompare.home import default_home
 from qcompare.specs import CalibSpec, EvalSpec
+from qcompare.statedir import default_state_dir
 
 # family -> [(label, method arg, bits)], highest bits first
 LADDERS = {
@@ -54,9 +54,9 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=2048)
     ap.add_argument("--calib-samples", type=int, default=8)
     ap.add_argument("--calib-len", type=int, default=512)
-    ap.add_argument("--home", default=None)
+    ap.add_argument("--home", dest="state_dir", default=None)
     args = ap.parse_args()
-    home_dir = Path(args.home) if args.home else default_home()
+    home_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     ev = EvalSpec(tokens=args.tokens, window=512, speed_repeats=0)
     calib = CalibSpec(samples=args.calib_samples, seq_len=args.calib_len)
     from qcompare import registry

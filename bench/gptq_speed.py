@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
 from qcompare.methods import gptq, rtn
+from qcompare.methods.hessian import damp_hessian, prepare_hessian
 
 
 def per_column_cholesky(W, H, *, bits: int, group_size: int, sym: bool, damp: float = 0.01):
     """GPTQ with the Cholesky rows but no lazy batching (benchmark comparison only)."""
-    W, H, _ = gptq._prepare(W, H, damp, False)
-    _, L, _ = gptq._damped(H, damp)
+    W, H, _ = prepare_hessian(W, H, False)
+    _, L, _ = damp_hessian(H, damp)
     U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
     Q = torch.zeros_like(W)
     for c in range(W.shape[1]):

@@ -46,15 +46,15 @@ def main() -> None:
     import torch
 
     from qcompare import corpora, models
-    from qcompare.home import default_home
     from qcompare.jobs.worker import _evaluate
     from qcompare.metrics import quality as q
     from qcompare.reference import ReferenceStore
     from qcompare.specs import ModelSpec
+    from qcompare.statedir import default_state_dir
 
     torch.set_num_threads(torch.get_num_threads())
     spec = models.resolve(ModelSpec())
-    folder = models.local_folder(spec, default_home())
+    folder = models.local_folder(spec, default_state_dir())
     tok = models.load_tokenizer(folder, spec)
     model = models.load_model(folder, spec, "float32", "cpu")
     ids, nbytes = q.tokenize_stream(tok, corpora.embedded_text(), args.tokens)

@@ -4,11 +4,12 @@ corpus and protocol, see an estimate, and submit. Cache hits show as done at onc
 import streamlit as st
 
 from qcompare import models, registry
-from qcompare.dashboard import (ensure_navigation, eval_fields, home, method_variants, param_count, resolve_model,
-                                results, show_submitted, submit_specs, user_error)
-from qcompare.errors import UserError
 from qcompare.corpora import corpus_from_arg
+from qcompare.errors import UserError
 from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
+from qcompare.ui.data import param_count, resolve_model, results, state_dir, submit_specs
+from qcompare.ui.navigation import ensure_navigation
+from qcompare.ui.notices import show_submitted, user_error
 
 ensure_navigation("pages/compare.py")
 st.title("Compare methods")
@@ -16,8 +17,8 @@ st.title("Compare methods")
 # --- model ------------------------------------------------------------------------------------
 st.subheader("1. Model")
 OTHER = "Other: a folder, a hub id or a .gguf file…"
-choices = ["embedded"] + models.discover(home()) + [OTHER]
-picked = st.selectbox("Model", choices, format_func=lambda c: "Embedded SmolLM2-135M-Instruct (default)"
+choices = ["embedded"] + models.discover(state_dir()) + [OTHER]
+picked = st.selectbox("Model", choices, key="model", format_func=lambda c: "Embedded SmolLM2-135M-Instruct (default)"
                       if c == "embedded" else c)
 ref = st.text_input("Path or hub id", placeholder="/path/to/model-folder, org/name or model.gguf",
                     key="model_ref") if picked == OTHER else picked
@@ -35,7 +36,7 @@ if model_spec is not None and model_spec.source == "embedded":
     st.caption("ℹ️ " + models.EMBEDDED_NOTE + ".")
 
 # --- protocol (advanced) ----------------------------------------------------------------------
-help_of = {k: h for k, (_, h) in eval_fields().items()}
+help_of = {k: h for k, (_, h) in EvalSpec.field_help().items()}
 with st.expander("Corpus and protocol (advanced)"):
     corpus_arg = st.text_input("Corpus", "embedded",
                                help="embedded (CPython docs) | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
@@ -52,7 +53,8 @@ with st.expander("Corpus and protocol (advanced)"):
     speed_new = b.number_input("Speed: new tokens", 2, 4096, EvalSpec().speed_new_tokens)
     speed_repeats = c.number_input("Speed: repeats (0 skips)", 0, 20, EvalSpec().speed_repeats)
 
-with st.expander("Calibration (GPTQ, AWQ, SmoothQuant, W8A8, SpQR, QAT, llm-compressor, GGUF imatrix)"):
+calibrating = [c.name for c in registry.all_methods() if c.may_calibrate()]
+with st.expander(f"Calibration ({', '.join(calibrating)})"):
     st.caption("Methods that calibrate learn from calibration text. By default it is drawn from the "
                "evaluation corpus after the evaluated tokens, and any sequence that repeats "
                "evaluated text is dropped: calibration never sees what is scored.")
@@ -63,7 +65,8 @@ with st.expander("Calibration (GPTQ, AWQ, SmoothQuant, W8A8, SpQR, QAT, llm-comp
     calib_len = b.number_input("Tokens per sequence", 8, 32_768, CalibSpec().seq_len, step=64)
     calib_seed = c.number_input("Seed", 0, 2**31 - 1, CalibSpec().seed)
 
-device = st.sidebar.selectbox("Device", DEVICES, help="cuda needs an NVIDIA GPU on this machine")
+device = st.sidebar.selectbox("Device", DEVICES, key="device",
+                              help="cuda needs an NVIDIA GPU on this machine")
 ev, ev_ok = None, False
 try:
     ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
@@ -94,14 +97,14 @@ for family, classes in by_family.items():
     for cls in classes:
         reason = cls.unavailable_reason(device)
         on = st.checkbox(f"`{cls.name}` — {cls.summary}", key=f"m.{cls.name}", disabled=reason is not None,
-                         value=cls.name == "fp32" and reason is None)
+                         value=cls.name == registry.BASELINE and reason is None)
         if reason:
             st.caption(f"🚫 {reason}")
             continue
         if not on:
             continue
         values: dict[str, list] = {}
-        opts = cls.config_cls.describe()
+        opts = cls.config_cls.option_table()
         cols = st.columns(max(1, min(len(opts), 3)))
         for i, o in enumerate(opts):
             col = cols[i % len(cols)]
@@ -118,7 +121,7 @@ for family, classes in by_family.items():
                 option_errors = True
         if not option_errors:
             try:
-                chosen += method_variants(cls.name, values)
+                chosen += registry.method_variants(cls.name, values)
             except UserError as e:
                 user_error(e)
                 option_errors = True
@@ -126,7 +129,7 @@ for family, classes in by_family.items():
 # --- estimate and submit ----------------------------------------------------------------------
 st.subheader("3. Run")
 if model_spec is not None and ev is not None:
-    n = param_count(model_spec, str(home()))
+    n = param_count(model_spec, str(state_dir()))
     if n:
         st.markdown(f"**Estimate:** {n / 1e6:.0f}M weights → about **{n * 4 / 2**30:.2f} GiB** in fp32 "
                     f"per loaded model (the baseline and each method load one in turn).")

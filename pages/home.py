@@ -3,11 +3,15 @@ the latest trade-off chart."""
 import streamlit as st
 
 from qcompare import charts
-from qcompare.dashboard import (ensure_navigation, default_comparison_methods, embedded_state, home, latest_group,
-                                results, show_submitted, submit_specs, user_error)
+from qcompare.comparability import latest_group
 from qcompare.errors import UserError
+from qcompare.methods.presets import preset_families, preset_methods
 from qcompare.models import EMBEDDED_NOTE
+from qcompare.registry import BASELINE, get
 from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.ui.data import embedded_state, results, state_dir, submit_specs
+from qcompare.ui.navigation import ensure_navigation
+from qcompare.ui.notices import show_submitted, user_error
 
 ensure_navigation("pages/home.py")
 st.title("qcompare")
@@ -18,7 +22,7 @@ st.markdown(
     "Every result is cached, and the charts show which method gives the best trade-off.  \n"
     "量子化手法を、品質・速度・メモリの観点で並べて比較できます。")
 
-state, message = embedded_state(str(home()))
+state, message = embedded_state(str(state_dir()))
 icon = {"ready": "✅", "converting": "⏳", "not converted": "💤", "missing": "❌"}[state]
 st.subheader("Embedded default model")
 st.markdown(f"{icon} **SmolLM2-135M-Instruct** — {state}: {message}.")
@@ -26,14 +30,16 @@ st.caption(EMBEDDED_NOTE + ". A 4-bit method that lands on that same grid would 
            "for that reason alone.")
 
 st.subheader("Run the default comparison")
-st.markdown("The fp32 baseline and one method of each family (RTN, GPTQ, AWQ, HQQ, bitsandbytes, "
-            "SmoothQuant, torchao) on the embedded model and corpus (8,192 tokens, windows of 512); "
+ev = EvalSpec()
+families = [f for f in preset_families("default", "cpu") if f != get(BASELINE).family]
+st.markdown(f"The {BASELINE} baseline and one method of each family ({', '.join(families)}) on "
+            f"the embedded model and corpus ({ev.tokens:,} tokens, windows of {ev.window}); "
             "every other method and option is on the Compare page.")
-methods = default_comparison_methods("cpu")
+methods = preset_methods("default", "cpu")
 st.caption("Methods: " + ", ".join(m.label for m in methods))
 if st.button("▶ Run the default comparison", type="primary"):
     try:
-        show_submitted(submit_specs(ModelSpec(), methods, CorpusSpec(), EvalSpec()))
+        show_submitted(submit_specs(ModelSpec(), methods, CorpusSpec(), ev))
     except UserError as e:
         user_error(e)
 

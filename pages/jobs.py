@@ -4,10 +4,11 @@ import time
 
 import streamlit as st
 
-from qcompare.dashboard import ensure_navigation, home, start_runner
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.status import classify, eta_seconds
 from qcompare.jobs.store import JobStore
+from qcompare.ui.data import start_runner, state_dir
+from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/jobs.py")
 st.title("Jobs")
@@ -23,14 +24,14 @@ def _duration(seconds: float | None) -> str:
 
 @st.fragment(run_every=2)
 def job_table() -> None:
-    store = JobStore.open(home())
+    store = JobStore.open(state_dir())
     jobs = store.list()
     now = time.time()
     if not jobs:
         st.info("No jobs yet — start one on the Compare page, or run the default comparison on Home.")
         return
     if any(j.state == "queued" for j in jobs) and start_runner():
-        ensure_runner(home())
+        ensure_runner(state_dir())
     top = st.columns([1, 1, 4])
     if top[0].button("Clear finished", help="remove done, failed and cancelled jobs from this list "
                      "(their results stay)"):
@@ -57,7 +58,7 @@ def job_table() -> None:
                 if c[3].button("Retry", key=f"retry{j.id}"):
                     store.retry(j.id)
                     if start_runner():
-                        ensure_runner(home())
+                        ensure_runner(state_dir())
                     st.rerun(scope="fragment")
             if j.error:
                 st.error(j.error)

@@ -6,8 +6,13 @@ import json
 import streamlit as st
 
 from qcompare import charts
-from qcompare.dashboard import ensure_navigation, COMPARABLE, latest_group, results
+from qcompare.comparability import differing, latest_group
+from qcompare.methods.sequential import DIAGNOSTIC_HELP
+from qcompare.metrics import table
 from qcompare.metrics.table import label
+from qcompare.registry import BASELINE
+from qcompare.ui.data import results
+from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/results.py")
 st.title("Results")
@@ -36,7 +41,7 @@ for col, values in picked.items():
 if view.empty:
     st.info("No rows match these filters: widen them in the sidebar.")
     st.stop()
-mixed = [c for c in COMPARABLE if view[c].nunique() > 1]
+mixed = differing(view)
 if mixed:
     st.warning("These rows differ in " + ", ".join(mixed) + ": their quality numbers are not "
                "comparable with each other (perplexity depends on the protocol and text). "
@@ -47,8 +52,8 @@ if (view["model_source"] == "embedded").any():
                "start from already-4-bit weights.")
 
 # --- trade-off --------------------------------------------------------------------------------
-X_CHOICES = ["weights_mib", "decode_tok_s", "prefill_tok_s", "quant_s", "ttft_ms", "peak_rss_mib"]
-Y_CHOICES = ["ppl", "kld_mean", "top1_agree", "bits_per_byte", "kld_p99"]
+X_CHOICES = table.names(axis="cost")
+Y_CHOICES = table.names(axis="quality")
 c = st.columns([2, 2, 1, 1])
 x = c[0].selectbox("x axis", X_CHOICES, format_func=label)
 y = c[1].selectbox("y axis", Y_CHOICES, format_func=label)
@@ -70,33 +75,29 @@ if not front.empty:
                + ", ".join(front["method_label"]))
 
 # --- change vs baseline -----------------------------------------------------------------------
-st.subheader("Change against the fp32 baseline")
-BAR_CHOICES = ["ppl", "bits_per_byte", "weights_mib", "decode_tok_s", "prefill_tok_s", "ttft_ms",
-               "peak_rss_mib"]
+st.subheader(f"Change against the {BASELINE} baseline")
+# metrics measured against the baseline itself (KL, top-1) have no meaningful change in %
+BAR_CHOICES = [c for c in X_CHOICES + Y_CHOICES if not table.BY_NAME[c].vs_baseline]
 metric = st.selectbox("metric", BAR_CHOICES, format_func=label)
 bars = charts.delta_bars(view, metric)
 if bars.data and len(bars.data[0].x):
     st.plotly_chart(bars, key="bars")
 else:
-    st.info("No fp32 baseline row under the same model, corpus and protocol: run fp32 to see changes.")
+    st.info(f"No {BASELINE} baseline row under the same model, corpus and protocol: run "
+            f"{BASELINE} to see changes.")
 
 # --- table and downloads ----------------------------------------------------------------------
 st.subheader("Rows")
-TABLE = ["method_label", "family", "ppl", "ppl_se", "kld_mean", "kld_p99", "top1_agree",
-         "delta_p_mean", "bits_per_byte", "weights_mib", "decode_tok_s", "prefill_tok_s", "ttft_ms",
-         "peak_rss_mib", "quant_s", "kernel", "storage", "compute_dtype", "device", "protocol",
-         "tokens", "window", "model", "corpus", "calibration", "finished_at"]
+TABLE = table.names(table=True)
 st.dataframe(view[TABLE], hide_index=True, column_config={"method_label": "method"})
 with st.expander("Per-layer diagnostics of one row"):
     which = st.selectbox("row", view["method_label"].tolist(), key="layers_row")
     layers = json.loads(view[view["method_label"] == which]["layers_json"].iloc[0] or "[]")
     if layers:
-        metrics = [k for k in ("output_rel_err", "weight_rel_err", "act_outlier_channels",
-                               "weight_outliers", "outliers_kept", "alpha", "codes_changed",
-                               "bits_per_weight") if any(k in entry for entry in layers)]
+        metrics = charts.layer_metrics(layers)
         metric = st.selectbox("heatmap of", metrics, key="layers_metric",
-                              help="output_rel_err: relative RMS change of the Linear's output on "
-                                   "the calibration tokens; weight_rel_err: ||W_hat - W|| / ||W||")
+                              help="; ".join(f"{k}: {DIAGNOSTIC_HELP[k]}" for k in metrics
+                                             if k in DIAGNOSTIC_HELP))
         st.plotly_chart(charts.layer_heatmap(layers, metric), key="layers_heatmap")
         st.dataframe(layers, hide_index=True)
     else:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from qcompare.comparability import COMPARABLE
 from qcompare.metrics.table import METRICS, label, pareto_mask
+from qcompare.registry import BASELINE
 
-BASELINE_METHOD = "fp32"
 HOVER_COLUMNS = ["method_label", "options_json", "model", "corpus", "protocol", "tokens", "window",
                  "device", "device_name", "kernel", "storage", "compute_dtype", "notes", "key"]
-GROUP_COLUMNS = ["model_fingerprint", "corpus_sha256", "protocol", "tokens", "window", "device"]
 
 
 def _hover(row: pd.Series) -> str:
@@ -61,13 +61,14 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
 
 
 def with_baseline_delta(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Adds `delta_pct`: 100 * (value / baseline value - 1), the baseline being the fp32 row
-    measured on the same model, corpus, protocol, tokens, window and device (NaN without one)."""
+    """Adds `delta_pct`: 100 * (value / baseline value - 1), the baseline being the baseline
+    method's row comparable with it (qcompare.comparability; NaN without one)."""
     d = df.copy()
-    base = (d[d["method"] == BASELINE_METHOD]
-            .drop_duplicates(GROUP_COLUMNS)[GROUP_COLUMNS + [metric]]
+    group = list(COMPARABLE)
+    base = (d[d["method"] == BASELINE]
+            .drop_duplicates(group)[group + [metric]]
             .rename(columns={metric: "_base"}))
-    d = d.merge(base, on=GROUP_COLUMNS, how="left")
+    d = d.merge(base, on=group, how="left")
     d["delta_pct"] = 100.0 * (d[metric] / d["_base"] - 1.0)
     return d.drop(columns="_base")
 
@@ -80,7 +81,7 @@ def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
     Bars are cut at ±BAR_CAP_PCT so one collapsed method does not flatten the rest; their
     text keeps the true value."""
     d = with_baseline_delta(df, metric).dropna(subset=["delta_pct"])
-    d = d[d["method"] != BASELINE_METHOD].sort_values("delta_pct")
+    d = d[d["method"] != BASELINE].sort_values("delta_pct")
     hib = METRICS[metric].higher_is_better if metric in METRICS else False
     good = (d["delta_pct"] > 0) == hib
     fig = go.Figure(go.Bar(
@@ -89,7 +90,7 @@ def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
         text=[f"{v:+.1f}%" for v in d["delta_pct"]], textposition="auto",
         hovertext=[_hover(r) for _, r in d.iterrows()], hoverinfo="text"))
     cut = " (bars cut at ±1000%)" if (d["delta_pct"].abs() > BAR_CAP_PCT).any() else ""
-    fig.update_layout(title=f"{label(metric)}: change vs {BASELINE_METHOD} baseline (%){cut}",
+    fig.update_layout(title=f"{label(metric)}: change vs {BASELINE} baseline (%){cut}",
                       xaxis_title="% change", margin={"t": 60, "l": 10, "r": 10, "b": 10},
                       height=max(240, 60 + 36 * len(d)))
     return fig
@@ -112,6 +113,16 @@ def png_unavailable_reason() -> str | None:
 
 def to_png(fig: go.Figure, width: int = 1200, height: int = 600) -> bytes:
     return fig.to_image(format="png", width=width, height=height, scale=2)
+
+
+def layer_metrics(layers: list[dict]) -> list[str]:
+    """The numeric diagnostics the per-layer records hold, in order of first appearance."""
+    keys: dict[str, None] = {}
+    for entry in layers:
+        for k, v in entry.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                keys.setdefault(k, None)
+    return list(keys)
 
 
 def layer_grid(layers: list[dict], metric: str) -> pd.DataFrame:

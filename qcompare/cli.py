@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from qcompare.errors import UserError
-from qcompare.home import default_home
+from qcompare.metrics.table import names as column_names
+from qcompare.statedir import default_state_dir
 
-SHOW_COLUMNS = ["method_label", "ppl", "kld_mean", "top1_agree", "weights_mib", "decode_tok_s",
-                "prefill_tok_s", "ttft_ms", "peak_rss_mib", "quant_s", "kernel", "device", "protocol"]
+SHOW_COLUMNS = column_names(brief=True)
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
                    help="allow pickle (.bin/.pt) checkpoints (refused by default)")
 
 
-def _specs_from_args(args, method_args: list[str]):
+def _specs_from_args(args, method_args: list[str], skipped: list | None = None):
     from qcompare import corpora, models, registry
     from qcompare.specs import CalibSpec, EvalSpec
     from qcompare.submit import build_specs
@@ -63,7 +63,7 @@ def _specs_from_args(args, method_args: list[str]):
     corpus = corpora.corpus_from_arg(args.corpus)
     calib = CalibSpec(corpus=corpora.corpus_from_arg(args.calib_corpus) if args.calib_corpus else corpus,
                       samples=args.calib_samples, seq_len=args.calib_len, seed=args.calib_seed)
-    return build_specs(model, methods, corpus, ev, calib)
+    return build_specs(model, methods, corpus, ev, calib, skipped)
 
 
 def _fmt(v) -> str:
@@ -91,11 +91,11 @@ def _jsonable(row: dict) -> dict:
     return out
 
 
-def _wait(home: Path, job_ids: list[int], quiet: bool) -> None:
+def _wait(state_dir: Path, job_ids: list[int], quiet: bool) -> None:
     """Poll the job table (no busy loop) and show one progress line per job until all end."""
     from qcompare.jobs.store import FINISHED, JobStore
 
-    store = JobStore.open(home)
+    store = JobStore.open(state_dir)
     last = ""
     while True:
         jobs = [store.get(i) for i in job_ids]
@@ -121,13 +121,13 @@ def cmd_methods(args) -> int:
         rows.append({"name": cls.name, "family": cls.family, "summary": cls.summary,
                      "available": {d: r is None for d, r in reasons.items()},
                      "why_not": {d: r for d, r in reasons.items() if r},
-                     "options": cls.config_cls.describe()})
+                     "options": cls.config_cls.option_table()})
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0
     for r in rows:
         where = ", ".join(d for d, ok in r["available"].items() if ok) or "nowhere here"
-        calib = " (calibrates: see --calib-*)" if registry.get(r["name"]).needs.calibration else ""
+        calib = " (calibrates: see --calib-*)" if registry.get(r["name"]).may_calibrate() else ""
         print(f"{r['name']:<8} [{r['family']}] {r['summary']}{calib}")
         print(f"{'':8} runs on: {where}")
         for d, why in r["why_not"].items():
@@ -138,10 +138,10 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def _submit(args, method_args: list[str]):
+def _submit(args, method_args: list[str], skipped: list | None = None):
     from qcompare.submit import submit
 
-    return submit(_specs_from_args(args, method_args), args.home)
+    return submit(_specs_from_args(args, method_args, skipped), args.state_dir)
 
 
 def cmd_run(args) -> int:
@@ -151,10 +151,10 @@ def cmd_run(args) -> int:
     method = args.method + (":" + ",".join(args.set) if args.set else "")
     (sub,) = _submit(args, [method])
     if not sub.cached:
-        _wait(args.home, [sub.job_id], args.quiet)
-    row = ResultStore(args.home).get(sub.spec.key())
+        _wait(args.state_dir, [sub.job_id], args.quiet)
+    row = ResultStore(args.state_dir).get(sub.spec.key())
     if row is None:
-        job = JobStore.open(args.home).get(sub.job_id)
+        job = JobStore.open(args.state_dir).get(sub.job_id)
         print(f"job #{job.id} {job.state}: {job.error}", file=sys.stderr)
         if job.traceback and args.verbose:
             print(job.traceback, file=sys.stderr)
@@ -170,15 +170,26 @@ def cmd_run(args) -> int:
 
 def cmd_sweep(args) -> int:
     from qcompare.jobs.store import JobStore
+    from qcompare.methods.presets import preset_methods
 
-    subs = _submit(args, args.method)
+    methods = list(args.method)
+    skipped = None
+    if args.preset:
+        # a preset means "its methods that can run here": the others are named, not fatal
+        methods = [m.label for m in preset_methods(args.preset, args.device)] + methods
+        skipped = []
+    if not methods:
+        raise UserError("name the methods to run: --method NAME (repeat it) or --preset default.")
+    subs = _submit(args, methods, skipped)
+    for label, reason in skipped or []:
+        print(f"skipped {label}: {reason}", file=sys.stderr)
     for s in subs:
         what = "cache hit" if s.cached else ("queued" if s.new else "already queued")
         print(f"#{s.job_id} {what}: {s.spec.method.label}", file=sys.stderr)
     if args.no_wait:
         return 0
-    _wait(args.home, [s.job_id for s in subs if not s.cached], args.quiet)
-    store = JobStore.open(args.home)
+    _wait(args.state_dir, [s.job_id for s in subs if not s.cached], args.quiet)
+    store = JobStore.open(args.state_dir)
     failed = [store.get(s.job_id) for s in subs if store.get(s.job_id).state != "done"]
     for j in failed:
         print(f"#{j.id} {j.state}: {j.label}: {j.error}", file=sys.stderr)
@@ -188,7 +199,7 @@ def cmd_sweep(args) -> int:
 def cmd_results(args) -> int:
     from qcompare.results import ResultStore
 
-    loaded = ResultStore(args.home).load()
+    loaded = ResultStore(args.state_dir).load()
     for name, msg in loaded.errors:
         print(f"warning: skipped unreadable result file {name}: {msg}", file=sys.stderr)
     df = loaded.frame
@@ -214,7 +225,7 @@ def cmd_jobs(args) -> int:
     from qcompare.jobs.status import classify, eta_seconds
     from qcompare.jobs.store import JobStore
 
-    jobs = JobStore.open(args.home).list()
+    jobs = JobStore.open(args.state_dir).list()
     if not jobs:
         print("no jobs yet")
         return 0
@@ -234,14 +245,14 @@ def cmd_cancel(args) -> int:
     from qcompare.jobs.runner import cancel
     from qcompare.jobs.store import JobStore
 
-    ok = cancel(JobStore.open(args.home), args.job)
+    ok = cancel(JobStore.open(args.state_dir), args.job)
     print(f"job #{args.job} {'cancelled' if ok else 'was not queued or running'}")
     return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m qcompare", description=__doc__)
-    ap.add_argument("--home", type=Path, default=None,
+    ap.add_argument("--home", dest="state_dir", type=Path, default=None,
                     help="state folder (default: $QCOMPARE_HOME or the repository's data/)")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -260,8 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="queue several methods and show their progress")
-    p.add_argument("--method", action="append", required=True,
+    p.add_argument("--method", action="append", default=[],
                    help="NAME or NAME:key=value,key=value; repeat for several")
+    p.add_argument("--preset", default="",
+                   help="a named method list, e.g. 'default' (the Home page's comparison: the "
+                        "methods of it that run on --device), before any --method")
     p.add_argument("--no-wait", action="store_true", help="queue and return")
     p.add_argument("--quiet", action="store_true")
     _add_eval_args(p)
@@ -283,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.home = Path(args.home) if args.home else default_home()
+    args.state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     try:
         return args.func(args)
     except UserError as e:

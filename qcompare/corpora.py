@@ -8,6 +8,7 @@ from pathlib import Path
 from qcompare.errors import UserError
 from qcompare.specs import CorpusSpec
 
+
 def embedded_text() -> str:
     """Real prose that ships with every Python install: the pydoc topic pages, in key order."""
     from pydoc_data.topics import topics

@@ -2,7 +2,7 @@
 GGUF), a local Hugging Face folder, a hub id (local cache or a reachable hub), or a .gguf file.
 
 GGUF sources are dequantized by transformers once and kept as a safetensors folder under
-`<home>/models/`; a lock file makes concurrent first uses wait instead of corrupting it.
+`<state_dir>/models/`; a lock file makes concurrent first uses wait instead of corrupting it.
 Resolving a spec (path checks, fingerprint) never imports torch.
 """
 from __future__ import annotations
@@ -165,14 +165,14 @@ def note(spec: ModelSpec) -> str:
 
 # --- loading (worker side: imports torch and transformers) ---------------------------------
 
-def converted_dir(home: Path, gguf: Path, fingerprint: str) -> Path:
-    return Path(home) / "models" / f"{gguf.stem}-{fingerprint[:12]}"
+def converted_dir(state_dir: Path, gguf: Path, fingerprint: str) -> Path:
+    return Path(state_dir) / "models" / f"{gguf.stem}-{fingerprint[:12]}"
 
 
-def ensure_converted(home: Path, gguf: Path, fingerprint: str,
+def ensure_converted(state_dir: Path, gguf: Path, fingerprint: str,
                      progress: Callable[[str, float], None] = lambda s, f: None) -> Path:
     """Safetensors folder of a GGUF model, converted once; concurrent callers wait on a lock."""
-    target = converted_dir(home, gguf, fingerprint)
+    target = converted_dir(state_dir, gguf, fingerprint)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,12 +221,12 @@ def source_gguf(spec: ModelSpec) -> Path | None:
     return None
 
 
-def local_folder(spec: ModelSpec, home: Path, progress=lambda s, f: None) -> Path:
+def local_folder(spec: ModelSpec, state_dir: Path, progress=lambda s, f: None) -> Path:
     """The safetensors folder the worker loads for this spec."""
     if spec.source == "embedded":
-        return ensure_converted(home, embedded_gguf(), spec.fingerprint, progress)
+        return ensure_converted(state_dir, embedded_gguf(), spec.fingerprint, progress)
     if spec.source == "gguf":
-        return ensure_converted(home, Path(spec.ref), spec.fingerprint, progress)
+        return ensure_converted(state_dir, Path(spec.ref), spec.fingerprint, progress)
     if spec.source == "hub":
         return _hub_folder(spec.ref)
     return Path(spec.ref)
@@ -270,13 +270,13 @@ def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str, **from_pr
     return (model if quantized else model.to(device)).eval()
 
 
-def embedded_state(home: Path) -> tuple[str, str]:
+def embedded_state(state_dir: Path) -> tuple[str, str]:
     """('ready' | 'converting' | 'not converted' | 'missing', a sentence for the page)."""
     try:
         gguf = embedded_gguf()
     except UserError as e:
         return "missing", str(e)
-    target = converted_dir(home, gguf, _file_sha256(gguf))
+    target = converted_dir(state_dir, gguf, _file_sha256(gguf))
     if (target / "config.json").is_file():
         return "ready", f"converted once to safetensors in {target}"
     lock = target.parent / f".{target.name}.lock"
@@ -290,11 +290,11 @@ def embedded_state(home: Path) -> tuple[str, str]:
     return "not converted", "it is converted from GGUF on the first run (about a minute, once)"
 
 
-def discover(home: Path) -> list[str]:
-    """Model folders a user may pick: converted/copied ones in <home>/models and the local
+def discover(state_dir: Path) -> list[str]:
+    """Model folders a user may pick: converted/copied ones in <state_dir>/models and the local
     Hugging Face cache (snapshots with a config.json)."""
     found = []
-    roots = [Path(home) / "models"]
+    roots = [Path(state_dir) / "models"]
     hf = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
     if hf.is_dir():
         roots += [p / "snapshots" for p in hf.glob("models--*")]
@@ -307,7 +307,7 @@ def discover(home: Path) -> list[str]:
     return found
 
 
-def param_count(spec: ModelSpec, home: Path) -> int | None:
+def param_count(spec: ModelSpec, state_dir: Path) -> int | None:
     """Number of weights, from safetensors headers or the GGUF header (no tensors are read)."""
     try:
         if spec.source in ("embedded", "gguf"):

@@ -1,7 +1,7 @@
 """Cached baseline log-probabilities, computed once per (model, corpus, protocol) and reused by
 every method's KL divergence and top-1 agreement.
 
-Layout of `<home>/baselines/<RunSpec.reference_key()>/`: `logprobs.npy` (fp16, [n_scored,
+Layout of `<state_dir>/baselines/<RunSpec.reference_key()>/`: `logprobs.npy` (fp16, [n_scored,
 vocab], the form `metrics.quality.storage_logprobs` rounds to, like llama.cpp's 16-bit
 `--kl-divergence-base` file), `targets.npy` (int64 scored token ids) and `meta.json`. A folder is
 written under a temporary name and renamed when complete; `lock()` serialises its computation.
@@ -46,8 +46,8 @@ class ReferenceReader:
 
 
 class ReferenceStore:
-    def __init__(self, home: str | os.PathLike):
-        self.dir = Path(home) / "baselines"
+    def __init__(self, state_dir: str | os.PathLike):
+        self.dir = Path(state_dir) / "baselines"
 
     def folder(self, key: str) -> Path:
         return self.dir / key

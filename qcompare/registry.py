@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import itertools
 
 from qcompare.errors import UserError
 from qcompare.methods.base import Method
+
+# The unquantized reference every other method is measured against.
+BASELINE = "fp32"
 
 METHODS: dict[str, str] = {
     "fp32": "qcompare.methods.baselines:FP32",
@@ -29,7 +33,7 @@ METHODS: dict[str, str] = {
     "llmc-awq": "qcompare.methods.llmc:LlmcAWQ",
     "gptq": "qcompare.methods.gptq:GPTQ",
     "awq": "qcompare.methods.awq:AWQ",
-    "w8a8": "qcompare.methods.ptq:W8A8",
+    "w8a8": "qcompare.methods.w8a8:W8A8",
     "smoothquant": "qcompare.methods.smoothquant:SmoothQuant",
     "spqr": "qcompare.methods.spqr:SpQR",
     "qat": "qcompare.methods.qat:QAT",
@@ -84,3 +88,10 @@ def make_method_spec(name: str, raw: dict):
     cls = get(name)
     config = cls.config_cls.parse(raw)
     return MethodSpec.of(name, **asdict(config))
+
+
+def method_variants(name: str, chosen: dict[str, list]):
+    """The cartesian product of the values chosen for each option, each validated."""
+    keys = sorted(chosen)
+    return [make_method_spec(name, dict(zip(keys, combo)))
+            for combo in itertools.product(*(chosen[k] for k in keys))]

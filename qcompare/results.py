@@ -1,6 +1,7 @@
-"""The Parquet result cache: one file per result, `<home>/results/<RunSpec.key()>.parquet`.
+"""The Parquet result cache: one file per result, `<state_dir>/results/<RunSpec.key()>.parquet`.
 
-Every file has the same schema (SCHEMA), so `pandas.read_parquet("data/results")` reads the
+Every file has the same schema (SCHEMA, derived from the column table in
+`qcompare.metrics.table`), so `pandas.read_parquet("data/results")` reads the
 folder as one table. A write goes to a temporary file in the same folder and is renamed into
 place, so a reader never sees half a file and concurrent writers of one key cannot corrupt it.
 A file that does not read is reported by name and skipped; the rest still load.
@@ -15,33 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_STR = [
-    "key", "spec_json", "reference_key", "model", "model_source", "model_fingerprint", "model_note",
-    "method", "method_label", "family", "options_json", "corpus", "corpus_sha256", "protocol",
-    "device", "device_name", "compute_dtype", "kernel", "storage", "backend", "library",
-    "library_version", "notes", "python_version", "torch_version", "transformers_version",
-    "qcompare_version", "layers_json", "calibration",
-]
-_INT = ["tokens", "window", "stride", "n_scored", "n_bytes", "speed_prompt", "speed_new_tokens",
-        "speed_repeats", "cpu_threads", "protocol_version"]
-_FLOAT = [
-    "ppl", "ppl_se", "nll_mean", "bits_per_byte", "byte_ppl",
-    "kld_mean", "kld_se", "kld_p99", "top1_agree", "delta_p_mean",
-    "prefill_tok_s", "prefill_tok_s_min", "prefill_tok_s_max",
-    "decode_tok_s", "decode_tok_s_min", "decode_tok_s_max",
-    "ttft_ms", "ttft_ms_min", "ttft_ms_max",
-    "weights_mib", "load_peak_rss_mib", "peak_rss_mib", "load_cuda_peak_alloc_mib",
-    "cuda_peak_alloc_mib", "load_nvml_used_peak_mib", "nvml_used_peak_mib",
-    "quant_s", "eval_s", "speed_s",
-]
-_TIME = ["started_at", "finished_at"]
+from qcompare.metrics import table
 
-SCHEMA = pa.schema(
-    [pa.field(c, pa.string()) for c in _STR]
-    + [pa.field(c, pa.int64()) for c in _INT]
-    + [pa.field(c, pa.float64()) for c in _FLOAT]
-    + [pa.field(c, pa.timestamp("us", tz="UTC")) for c in _TIME]
-)
+_ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(),
+          "time": pa.timestamp("us", tz="UTC")}
+SCHEMA = pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in table.COLUMNS])
 COLUMNS = SCHEMA.names
 
 
@@ -61,8 +40,8 @@ def _conform(table: pa.Table) -> pa.Table:
 
 
 class ResultStore:
-    def __init__(self, home: str | os.PathLike):
-        self.dir = Path(home) / "results"
+    def __init__(self, state_dir: str | os.PathLike):
+        self.dir = Path(state_dir) / "results"
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.parquet"

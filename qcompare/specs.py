@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from qcompare.errors import UserError
@@ -133,9 +133,21 @@ class EvalSpec:
         if self.speed_repeats < 0 or self.threads < 0:
             raise UserError("speed_repeats and threads cannot be negative.")
 
+    @classmethod
+    def field_help(cls) -> dict[str, tuple]:
+        """Field -> (default, help), for forms."""
+        d = cls()
+        return {f.name: (getattr(d, f.name), f.metadata.get("help", "")) for f in fields(cls)}
+
     @property
     def effective_stride(self) -> int:
         return self.stride or self.window // 2
+
+    @property
+    def longest_sequence(self) -> int:
+        """The most tokens the evaluation feeds a model at once: a window, or a speed prompt
+        with its new tokens."""
+        return max(self.window, self.speed_prompt + self.speed_new_tokens + 1)
 
     def reference(self) -> "EvalSpec":
         """The fields that determine the baseline's log-probabilities (speed settings zeroed)."""

@@ -22,11 +22,17 @@ class Submitted:
 
 
 def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
-                ev: EvalSpec, calib: CalibSpec | None = None) -> list[RunSpec]:
+                ev: EvalSpec, calib: CalibSpec | None = None,
+                skipped: list[tuple[str, str]] | None = None) -> list[RunSpec]:
     """Resolved RunSpecs: model fingerprint and corpus hash filled in, dtype-fixed methods'
     eval dtype normalised, so equal questions get equal keys. Methods that calibrate get
     `calib` (default: 32 x 512 tokens of the evaluation corpus, after the evaluated ones);
-    the others get none, so calibration settings never split their cache keys."""
+    the others get none, so calibration settings never split their cache keys.
+
+    Every method sees its whole request before anything is queued (`Method.refusal`): one
+    that cannot take this model, device, dtype or these options is refused here, with why; when
+    a `skipped` list is given (a preset: "whatever runs here"), it is left out and its
+    (label, reason) appended there instead."""
     for m in methods:
         reason = registry.get(m.name).unavailable_reason(ev.device)
         if reason:
@@ -42,9 +48,16 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
         if calibrates and calib_resolved is None:
             calib_resolved = replace(calib, corpus=corpora.resolve(calib.corpus))
         fixed = cls.fixed_dtype
-        specs.append(RunSpec(model=model, method=m, corpus=corpus,
-                             eval=replace(ev, dtype=fixed) if fixed else ev,
-                             calib=calib_resolved if calibrates else None))
+        spec = RunSpec(model=model, method=m, corpus=corpus,
+                       eval=replace(ev, dtype=fixed) if fixed else ev,
+                       calib=calib_resolved if calibrates else None)
+        reason = cls.refusal(spec)
+        if reason and skipped is None:
+            raise UserError(f"{m.label} cannot take {model.label}: {reason}")
+        if reason:
+            skipped.append((m.label, reason))
+            continue
+        specs.append(spec)
     return specs
 
 
@@ -53,11 +66,11 @@ def job_label(spec: RunSpec) -> str:
     return f"{cls.short_label(spec.method.options_dict)} on {spec.model.label} ({spec.eval.device})"
 
 
-def submit(specs: list[RunSpec], home: str | Path, start_runner: bool = True,
+def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = True,
            record_hits: bool = False) -> list[Submitted]:
     """Queue specs; a cached spec is answered at once (and, with `record_hits`, listed as a
     done job, as the dashboard shows it)."""
-    results, store = ResultStore(home), JobStore.open(home)
+    results, store = ResultStore(state_dir), JobStore.open(state_dir)
     out, queued = [], False
     for spec in specs:
         key, label = spec.key(), job_label(spec)
@@ -69,5 +82,5 @@ def submit(specs: list[RunSpec], home: str | Path, start_runner: bool = True,
         out.append(Submitted(spec, job_id, False, new))
         queued = True
     if queued and start_runner:
-        ensure_runner(home)
+        ensure_runner(state_dir)
     return out

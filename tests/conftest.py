@@ -42,8 +42,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path) -> Path:
-    h = tmp_path / "home"
+def state_dir(tmp_path) -> Path:
+    h = tmp_path / "state_dir"
     h.mkdir()
     return h
 
@@ -54,3 +54,22 @@ def tiny_eval():
     from qcompare.specs import EvalSpec
 
     return EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+
+
+@pytest.fixture
+def build_context():
+    """A factory of the BuildContext the worker would hand a method for a local model folder:
+    make(folder, method="fp32", device="cpu", dtype="float32", **context fields)."""
+    from qcompare.methods.base import BuildContext
+    from qcompare.models import load_model, model_from_arg
+    from qcompare.specs import EvalSpec, MethodSpec, RunSpec
+
+    def make(folder, method: str = "fp32", device: str = "cpu", dtype: str = "float32", **kw):
+        model = model_from_arg(str(folder))
+        spec = RunSpec(model=model, method=MethodSpec.of(method),
+                       eval=EvalSpec(device=device, dtype=dtype))
+        return BuildContext(spec=spec, tokenizer=kw.pop("tokenizer", None),
+                            load_model=lambda d, **fp: load_model(folder, model, d, device, **fp),
+                            **kw)
+
+    return make

@@ -9,7 +9,8 @@ from qcompare.metrics.table import pareto_mask
 
 def _df():
     base = {"model_fingerprint": "m", "corpus_sha256": "c", "protocol": "disjoint", "tokens": 10,
-            "window": 5, "device": "cpu", "family": "f", "options_json": "{}", "key": "k"}
+            "window": 5, "stride": 5, "device": "cpu", "family": "f", "options_json": "{}",
+            "key": "k"}
     rows = [("fp32", 500.0, 10.0), ("a", 100.0, 12.0), ("b", 150.0, 11.0), ("c", 200.0, 13.0)]
     return pd.DataFrame([{**base, "method": m, "method_label": m, "weights_mib": w, "ppl": p,
                           "key": m} for m, w, p in rows])

@@ -15,17 +15,17 @@ TINY = ["--tokens", "256", "--window", "64", "--speed-prompt", "16", "--speed-ne
 
 
 @pytest.fixture
-def cli(home):
+def cli(state_dir):
     env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}
 
     def run(*args, check=True):
-        out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(home), *args],
+        out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(state_dir), *args],
                              capture_output=True, text=True, env=env, timeout=300)
         if check and out.returncode != 0:
             raise AssertionError(f"exit {out.returncode}: {out.stderr}")
         return out
     yield run
-    pid = runner_pid(home)
+    pid = runner_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGKILL)
 
@@ -39,13 +39,13 @@ def test_methods_lists_every_method_with_options_and_reasons(cli):
     assert {r["name"] for r in rows} >= {"fp32", "rtn"}
 
 
-def test_run_then_cache_hit_then_export(cli, home, tiny_model_dir, tmp_path):
+def test_run_then_cache_hit_then_export(cli, state_dir, tiny_model_dir, tmp_path):
     first = cli("run", "--model", str(tiny_model_dir), "--method", "rtn", "--set", "bits=8", *TINY, "--json")
     row = json.loads(first.stdout)
     assert row["method"] == "rtn" and row["ppl"] > 1 and row["kld_mean"] >= 0
     second = cli("run", "--model", str(tiny_model_dir), "--method", "rtn", "--set", "bits=8", *TINY, "--json")
     assert json.loads(second.stdout)["key"] == row["key"]
-    assert len(list((home / "results").glob("*.parquet"))) == 1
+    assert len(list((state_dir / "results").glob("*.parquet"))) == 1
     table = cli("results").stdout
     assert "rtn bits=8" in table and "ppl" in table
     cli("results", "--format", "parquet", "--output", str(tmp_path / "r.parquet"))
@@ -55,11 +55,11 @@ def test_run_then_cache_hit_then_export(cli, home, tiny_model_dir, tmp_path):
     assert "done" in cli("jobs").stdout
 
 
-def test_sweep_queues_several_and_reports_each(cli, home, tiny_model_dir):
+def test_sweep_queues_several_and_reports_each(cli, state_dir, tiny_model_dir):
     out = cli("sweep", "--model", str(tiny_model_dir), "--method", "fp32", "--method", "rtn:bits=4,group_size=32",
               "--method", "rtn:bits=4,group_size=32", *TINY)
     assert out.stderr.count("queued") >= 2 and "already queued" in out.stderr
-    assert len(pd.read_parquet(home / "results")) == 2
+    assert len(pd.read_parquet(state_dir / "results")) == 2
 
 
 @pytest.mark.parametrize("args,message", [
@@ -74,3 +74,23 @@ def test_sweep_queues_several_and_reports_each(cli, home, tiny_model_dir):
 def test_bad_input_gets_a_clear_message_and_exit_2(cli, args, message):
     out = cli(*args, check=False)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sweep_preset_queues_what_runs_here_and_names_what_it_skips(cli, state_dir, tiny_model_dir):
+    """`sweep --preset default` is the Home page's comparison from the command line; on a
+    Hugging Face folder, the GGUF method (it needs a .gguf source) is skipped with its reason."""
+    import fcntl
+
+    from qcompare.jobs.store import JobStore
+    from qcompare.methods.presets import preset_methods
+
+    with open(state_dir / "runner.lock", "a+") as lock:   # a runner "holds" the folder: jobs stay queued
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out = cli("sweep", "--preset", "default", "--model", str(tiny_model_dir), "--no-wait", *TINY)
+        queued = {j.label.split(" ")[0] for j in JobStore.open(state_dir).list(("queued",))}
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    expected = {m.name for m in preset_methods("default", "cpu")}
+    assert "gguf" in expected and queued == expected - {"gguf"}
+    assert "skipped gguf:" in out.stderr and "convert_hf_to_gguf" in out.stderr
+    bad = cli("sweep", "--preset", "nosuch", check=False)
+    assert bad.returncode == 2 and "presets: default" in bad.stderr

@@ -83,7 +83,7 @@ def test_concurrent_first_uses_convert_once(monkeypatch, tmp_path):
     gguf.write_bytes(b"GGUF")
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        models.ensure_converted(tmp_path / "home", gguf, "f" * 64))) for _ in range(3)]
+        models.ensure_converted(tmp_path / "state_dir", gguf, "f" * 64))) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -102,7 +102,7 @@ def test_a_failed_conversion_leaves_nothing_half_written(monkeypatch, tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     with pytest.raises(RuntimeError, match="disk full"):
-        models.ensure_converted(tmp_path / "home", gguf, "f" * 64)
-    target = models.converted_dir(tmp_path / "home", gguf, "f" * 64)
+        models.ensure_converted(tmp_path / "state_dir", gguf, "f" * 64)
+    target = models.converted_dir(tmp_path / "state_dir", gguf, "f" * 64)
     assert not target.exists()
     assert [p.name for p in target.parent.iterdir() if p.is_dir()] == []

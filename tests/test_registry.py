@@ -16,7 +16,7 @@ def test_every_registered_method_imports_and_round_trips(name):
     assert isinstance(config, MethodConfig)
     spec = registry.make_method_spec(name, {})
     assert cls.config_cls.parse(json.loads(json.dumps(spec.options_dict))) == config
-    for opt in cls.config_cls.describe():
+    for opt in cls.config_cls.option_table():
         assert opt["help"], f"{name}.{opt['name']} has no help text"
     reason = cls.unavailable_reason("cpu")
     assert reason is None or reason.endswith(".")

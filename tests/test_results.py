@@ -12,56 +12,56 @@ def _row(key, ppl=10.0):
             "finished_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
 
 
-def test_write_then_read_with_plain_pandas(home):
-    store = ResultStore(home)
+def test_write_then_read_with_plain_pandas(state_dir):
+    store = ResultStore(state_dir)
     store.write(_row("a" * 64))
     store.write(_row("b" * 64, 12.0))
-    df = pd.read_parquet(home / "results")
+    df = pd.read_parquet(state_dir / "results")
     assert sorted(df["ppl"]) == [10.0, 12.0]
     assert list(store.load().frame.columns) == COLUMNS
     assert store.get("a" * 64)["ppl"] == 10.0
 
 
-def test_unknown_columns_are_refused(home):
+def test_unknown_columns_are_refused(state_dir):
     with pytest.raises(KeyError, match="not in the schema"):
-        ResultStore(home).write({**_row("c" * 64), "perplexity": 3.0})
+        ResultStore(state_dir).write({**_row("c" * 64), "perplexity": 3.0})
 
 
-def test_a_corrupt_file_is_named_and_skipped(home):
-    store = ResultStore(home)
+def test_a_corrupt_file_is_named_and_skipped(state_dir):
+    store = ResultStore(state_dir)
     store.write(_row("a" * 64))
-    (home / "results" / ("d" * 64 + ".parquet")).write_bytes(b"PAR1 not really")
+    (state_dir / "results" / ("d" * 64 + ".parquet")).write_bytes(b"PAR1 not really")
     loaded = store.load()
     assert len(loaded.frame) == 1
     assert loaded.errors and loaded.errors[0][0] == "d" * 64 + ".parquet"
 
 
-def _writer(home, key, n):
-    store = ResultStore(home)
+def _writer(state_dir, key, n):
+    store = ResultStore(state_dir)
     for i in range(n):
         store.write(_row(key, float(i)))
 
 
-def test_concurrent_writers_never_leave_a_partial_file(home):
+def test_concurrent_writers_never_leave_a_partial_file(state_dir):
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(home), k * 64, 30)) for k in "aab"]
+    procs = [ctx.Process(target=_writer, args=(str(state_dir), k * 64, 30)) for k in "aab"]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    loaded = ResultStore(home).load()
+    loaded = ResultStore(state_dir).load()
     assert not loaded.errors and len(loaded.frame) == 2
-    assert not list((home / "results").glob(".tmp-*"))
+    assert not list((state_dir / "results").glob(".tmp-*"))
 
 
-def test_files_written_before_a_column_was_added_still_load(home):
+def test_files_written_before_a_column_was_added_still_load(state_dir):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    (home / "results").mkdir(parents=True)
+    (state_dir / "results").mkdir(parents=True)
     old = pa.table({"key": ["e" * 64], "ppl": [9.5]})              # an older, narrower schema
-    pq.write_table(old, home / "results" / ("e" * 64 + ".parquet"))
-    loaded = ResultStore(home).load()
+    pq.write_table(old, state_dir / "results" / ("e" * 64 + ".parquet"))
+    loaded = ResultStore(state_dir).load()
     assert not loaded.errors and loaded.frame["ppl"].tolist() == [9.5]
     assert loaded.frame["kld_mean"].isna().all()

@@ -1,6 +1,6 @@
 """Runners: `ProcessRunner` (a detached daemon that spawns one worker process per job, at most
-K at once) and `run_inline` (tests, debugging). Only one daemon serves a home: it holds an
-exclusive lock on `<home>/runner.lock`; `ensure_runner` starts one when none holds it.
+K at once) and `run_inline` (tests, debugging). Only one daemon serves a state folder: it holds an
+exclusive lock on `<state_dir>/runner.lock`; `ensure_runner` starts one when none holds it.
 
 Each worker starts in its own session (process group), so `cancel` kills it and its children.
 Workers record their own outcome; the runner records the outcome of workers that died.
@@ -22,14 +22,14 @@ from qcompare.jobs.store import JobStore
 DEFAULT_IDLE_EXIT_S = 600.0
 
 
-def _log_dir(home: Path) -> Path:
-    d = Path(home) / "logs"
+def _log_dir(state_dir: Path) -> Path:
+    d = Path(state_dir) / "logs"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def job_log_path(home: Path, job_id: int) -> Path:
-    return _log_dir(home) / f"job-{job_id}.log"
+def job_log_path(state_dir: Path, job_id: int) -> Path:
+    return _log_dir(state_dir) / f"job-{job_id}.log"
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -55,10 +55,10 @@ def process_alive(pid: int | None, pid_start: float | None) -> bool:
 
 
 class ProcessRunner:
-    def __init__(self, home: str | Path, max_workers: int = 1,
+    def __init__(self, state_dir: str | Path, max_workers: int = 1,
                  idle_exit_s: float = DEFAULT_IDLE_EXIT_S, poll_s: float = 0.3):
-        self.home = Path(home)
-        self.store = JobStore.open(self.home)
+        self.state_dir = Path(state_dir)
+        self.store = JobStore.open(self.state_dir)
         self.max_workers = max_workers
         self.idle_exit_s = idle_exit_s
         self.poll_s = poll_s
@@ -67,7 +67,7 @@ class ProcessRunner:
 
     def serve(self) -> int:
         """Run until idle for `idle_exit_s`; returns 0, or 1 if another runner holds the lock."""
-        lock = open(self.home / "runner.lock", "a+")
+        lock = open(self.state_dir / "runner.lock", "a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,7 +90,7 @@ class ProcessRunner:
                 self.adopted[job.id] = (job.pid, job.pid_start)
             else:
                 self.store.finish(job.id, "failed", error=status.lost_message(job),
-                                  tb=_tail(job_log_path(self.home, job.id)))
+                                  tb=_tail(job_log_path(self.state_dir, job.id)))
 
     def _start_queued(self) -> None:
         import psutil
@@ -99,10 +99,10 @@ class ProcessRunner:
             job = self.store.next_queued()
             if job is None:
                 return
-            log = open(job_log_path(self.home, job.id), "ab")
+            log = open(job_log_path(self.state_dir, job.id), "ab")
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen(
-                [sys.executable, "-m", "qcompare.jobs.worker", "--home", str(self.home),
+                [sys.executable, "-m", "qcompare.jobs.worker", "--state-dir", str(self.state_dir),
                  "--job", str(job.id)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
@@ -125,13 +125,13 @@ class ProcessRunner:
             del self.children[job_id]
             if rc != 0 or self.store.get(job_id).state == "running":
                 self.store.finish(job_id, "failed", error=status.exit_reason(rc),
-                                  tb=_tail(job_log_path(self.home, job_id)))
+                                  tb=_tail(job_log_path(self.state_dir, job_id)))
         for job_id, (pid, start) in list(self.adopted.items()):
             if not process_alive(pid, start):
                 del self.adopted[job_id]
                 job = self.store.get(job_id)
                 self.store.finish(job_id, "failed", error=status.lost_message(job),
-                                  tb=_tail(job_log_path(self.home, job_id)))
+                                  tb=_tail(job_log_path(self.state_dir, job_id)))
 
 
 def _kill_group(pid: int, grace_s: float = 3.0) -> None:
@@ -162,16 +162,16 @@ def cancel(store: JobStore, job_id: int) -> bool:
     return changed
 
 
-def runner_pid(home: str | Path) -> int | None:
-    """Pid of the runner serving `home`, or None."""
-    if not runner_running(home):
+def runner_pid(state_dir: str | Path) -> int | None:
+    """Pid of the runner serving `state_dir`, or None."""
+    if not runner_running(state_dir):
         return None
-    text = (Path(home) / "runner.lock").read_text().strip()
+    text = (Path(state_dir) / "runner.lock").read_text().strip()
     return int(text) if text.isdigit() else None
 
 
-def runner_running(home: str | Path) -> bool:
-    path = Path(home) / "runner.lock"
+def runner_running(state_dir: str | Path) -> bool:
+    path = Path(state_dir) / "runner.lock"
     if not path.exists():
         return False
     with open(path, "a+") as f:
@@ -183,16 +183,16 @@ def runner_running(home: str | Path) -> bool:
         return False
 
 
-def ensure_runner(home: str | Path, max_workers: int | None = None) -> bool:
-    """Start a detached runner for `home` unless one is already serving; True if started."""
-    home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
-    if runner_running(home):
+def ensure_runner(state_dir: str | Path, max_workers: int | None = None) -> bool:
+    """Start a detached runner for `state_dir` unless one is already serving; True if started."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if runner_running(state_dir):
         return False
     k = max_workers or int(os.environ.get("QCOMPARE_MAX_WORKERS", "1"))
     idle = os.environ.get("QCOMPARE_RUNNER_IDLE_EXIT_S", str(DEFAULT_IDLE_EXIT_S))
-    log = open(_log_dir(home) / "runner.log", "ab")
-    subprocess.Popen([sys.executable, "-m", "qcompare.jobs.runner", "--home", str(home),
+    log = open(_log_dir(state_dir) / "runner.log", "ab")
+    subprocess.Popen([sys.executable, "-m", "qcompare.jobs.runner", "--state-dir", str(state_dir),
                       "--max-workers", str(k), "--idle-exit", idle],
                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                      start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
@@ -200,7 +200,7 @@ def ensure_runner(home: str | Path, max_workers: int | None = None) -> bool:
     return True
 
 
-def run_inline(store: JobStore, home: str | Path, job_id: int) -> None:
+def run_inline(store: JobStore, state_dir: str | Path, job_id: int) -> None:
     """Run a queued job in this process (tests, debugging); records the outcome like a worker."""
     import traceback
 
@@ -211,7 +211,7 @@ def run_inline(store: JobStore, home: str | Path, job_id: int) -> None:
     job = store.get(job_id)
     store.mark_running(job_id, os.getpid(), None)
     try:
-        row = worker.run(RunSpec.from_json(job.spec_json), home, store.reporter(job_id))
+        row = worker.run(RunSpec.from_json(job.spec_json), state_dir, store.reporter(job_id))
     except UserError as e:
         store.finish(job_id, "failed", error=str(e), tb=traceback.format_exc())
         return
@@ -223,11 +223,11 @@ def run_inline(store: JobStore, home: str | Path, job_id: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="qcompare-runner")
-    ap.add_argument("--home", required=True)
+    ap.add_argument("--state-dir", dest="state_dir", required=True)
     ap.add_argument("--max-workers", type=int, default=1)
     ap.add_argument("--idle-exit", type=float, default=DEFAULT_IDLE_EXIT_S)
     args = ap.parse_args(argv)
-    return ProcessRunner(args.home, args.max_workers, args.idle_exit).serve()
+    return ProcessRunner(args.state_dir, args.max_workers, args.idle_exit).serve()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The durable job table: SQLite in WAL mode at `<home>/jobs.sqlite` (or in memory for tests).
+"""The durable job table: SQLite in WAL mode at `<state_dir>/jobs.sqlite` (or in memory for tests).
 
 States: queued -> running -> done | failed | cancelled. A queued or running job with the same
 spec key is reused by `submit`, so identical specs run once. Workers write their own stage,
@@ -75,9 +75,9 @@ class JobStore:
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def open(cls, home: str | Path) -> "JobStore":
-        Path(home).mkdir(parents=True, exist_ok=True)
-        return cls(str(Path(home) / "jobs.sqlite"))
+    def open(cls, state_dir: str | Path) -> "JobStore":
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        return cls(str(Path(state_dir) / "jobs.sqlite"))
 
     @classmethod
     def memory(cls) -> "JobStore":

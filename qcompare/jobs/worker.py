@@ -1,8 +1,8 @@
-"""The worker: `run(spec, home, report) -> row`, the whole measurement of one RunSpec.
+"""The worker: `run(spec, state_dir, report) -> row`, the whole measurement of one RunSpec.
 
 Stages: prepare (model folder, tokens) -> baseline log-probabilities (once per model, corpus and
 protocol) -> load + quantize (method.build, its own memory phase) -> quality over the windows ->
-speed -> row -> Parquet. `python -m qcompare.jobs.worker --home H --job ID` runs one job of the
+speed -> row -> Parquet. `python -m qcompare.jobs.worker --state-dir DIR --job ID` runs one job of the
 job table in this process and records its outcome there; the runner spawns it.
 """
 from __future__ import annotations
@@ -54,9 +54,10 @@ def _check_memory(folder: Path, device: str) -> None:
     models.check_fits(needed, psutil.virtual_memory().available, "RAM")
 
 
-def _evaluate(model, ids, nbytes, windows, bos_id, device, report: Report,
+def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
               reference=None, writer=None) -> dict:
-    """Quality over all windows; divergence against `reference`, or log-probs into `writer`."""
+    """Quality over all windows through `runtime`; divergence against `reference`, or
+    log-probs into `writer`."""
     import torch
 
     from qcompare.metrics import quality as q
@@ -64,7 +65,7 @@ def _evaluate(model, ids, nbytes, windows, bos_id, device, report: Report,
     nll, scored_bytes, kl, same, dp = [], 0, [], [], []
     offset = 0
     for i, w in enumerate(windows):
-        logits, targets = q.window_logits(model, ids, w, bos_id, device)
+        logits, targets = q.window_logits(runtime, ids, w, bos_id)
         nll.append(q.token_nll(logits, targets).double().cpu().numpy())
         scored_bytes += int(nbytes[w.start + w.score_from:w.end].sum())
         if writer is not None or reference is not None:
@@ -94,22 +95,23 @@ def _evaluate(model, ids, nbytes, windows, bos_id, device, report: Report,
     return out
 
 
-def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home, report: Report):
+def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir, report: Report):
     """Baseline (fp32) log-probabilities for this model, corpus and protocol, computed once."""
     from qcompare.reference import ReferenceStore
+    from qcompare.runtime.torch_model import TorchRuntime
 
-    store, key = ReferenceStore(home), spec.reference_key()
+    store, key = ReferenceStore(state_dir), spec.reference_key()
     with store.lock(key):
         if not store.exists(key):
             report("baseline: loading fp32 reference", 0.0)
-            model = models.load_model(folder, spec.model, "float32", spec.eval.device)
+            runtime = TorchRuntime(models.load_model(folder, spec.model, "float32",
+                                                     spec.eval.device), spec.eval.device)
             n_scored = sum(w.n_scored for w in windows)
-            vocab = model.get_output_embeddings().weight.shape[0]
-            with store.write(key, n_scored, vocab, {"model": spec.model.label,
-                                                    "protocol": spec.eval.protocol}) as writer:
-                baseline = _evaluate(model, ids, nbytes, windows, bos_id, spec.eval.device,
+            with store.write(key, n_scored, runtime.vocab_size,
+                             {"model": spec.model.label, "protocol": spec.eval.protocol}) as writer:
+                baseline = _evaluate(runtime, ids, nbytes, windows, bos_id,
                                      lambda s, f: report(f"baseline: {s}", f), writer=writer)
-            del model
+            del runtime
             gc.collect()
             report(f"baseline ready (PPL {baseline['ppl']:.3f})", 1.0)
     reader = store.read(key)
@@ -118,9 +120,10 @@ def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home, report: 
 
 
 def _versions(library: str) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
     import transformers
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         lib_version = version(library) if library else ""
@@ -146,7 +149,7 @@ def device_name(device: str) -> str:
     return name
 
 
-def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: None) -> dict:
+def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, f: None) -> dict:
     """Measure one spec and write its row to the result cache; returns the row."""
     import torch
 
@@ -155,10 +158,10 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
     from qcompare.metrics.memory import PhasePeak
     from qcompare.metrics.speed import measure_speed
 
-    home = Path(home)
+    state_dir = Path(state_dir)
     started = dt.datetime.now(dt.timezone.utc)
     method_cls = registry.get(spec.method.name)
-    reason = method_cls.unavailable_reason(spec.eval.device)
+    reason = method_cls.refusal(spec)
     if reason:
         raise UserError(reason)
     method = method_cls(method_cls.config_cls.parse(spec.method.options_dict))
@@ -168,7 +171,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
     report("preparing model", 0.0)
     # Test seam: lets the runner tests cancel or kill a worker in a known stage.
     time.sleep(float(os.environ.get("QCOMPARE_TEST_WORKER_DELAY_S", "0")))
-    folder = models.local_folder(spec.model, home, _phase(report, 0.0, 0.05))
+    folder = models.local_folder(spec.model, state_dir, _phase(report, 0.0, 0.05))
     _check_memory(folder, ev.device)
     tokenizer = models.load_tokenizer(folder, spec.model)
     text = corpora.load_checked(spec.corpus)
@@ -178,7 +181,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
                         f"{ev.tokens} asked for: lower --tokens or give a longer text.")
     windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
     bos_id = tokenizer.bos_token_id
-    reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, home,
+    reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir,
                                   _phase(report, 0.05, 0.40))
 
     calib = None
@@ -188,29 +191,28 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
                             "submit it through qcompare (the CLI or the dashboard).")
         report("drawing calibration text", 0.40)
         calib = calibration.draw(tokenizer, spec.calib, spec.corpus, ids)
-    ctx = BuildContext(load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype, ev.device, **kw),
-                       tokenizer=tokenizer, device=ev.device, dtype=ev.dtype,
-                       progress=_phase(report, 0.40, 0.50), workdir=str(home / "work" / spec.key()),
+    ctx = BuildContext(spec=spec, tokenizer=tokenizer, progress=_phase(report, 0.40, 0.50),
+                       load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype,
+                                                                        ev.device, **kw),
+                       workdir=str(state_dir / "work" / spec.key()),
                        calibration=calib.tensor if calib else None,
-                       calibration_label=calib.label if calib else "",
-                       source_gguf=str(models.source_gguf(spec.model) or ""), threads=ev.threads,
-                       max_context=max(ev.window, ev.speed_prompt + ev.speed_new_tokens + 1),
-                       text=text)
+                       calibration_label=calib.label if calib else "")
     with PhasePeak(ev.device) as load_phase:
         t0 = time.perf_counter()
         built = method.build(ctx)
         quant_s = time.perf_counter() - t0
-    with PhasePeak(ev.device) as infer_phase:
+    runtime = built.runtime
+    with runtime.memory_phase() as infer_phase:
         t0 = time.perf_counter()
-        quality = _evaluate(built.model, ids, nbytes, windows, bos_id, ev.device,
+        quality = _evaluate(runtime, ids, nbytes, windows, bos_id,
                             _phase(report, 0.50, 0.85), reference=reference)
         eval_s = time.perf_counter() - t0
         speed, speed_s = {}, None
         if ev.speed_repeats:
             report("speed: prefill and decode", 0.85)
             t0 = time.perf_counter()
-            speed = measure_speed(built.model, ids[:ev.speed_prompt], ev.speed_new_tokens,
-                                  ev.speed_repeats, ev.device)
+            speed = measure_speed(runtime, ids[:ev.speed_prompt], ev.speed_new_tokens,
+                                  ev.speed_repeats)
             speed_s = time.perf_counter() - t0
 
     report("writing result", 0.98)
@@ -225,7 +227,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
         "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
         "device": ev.device, "device_name": device_name(ev.device),
         "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
-        "backend": built.backend or f"transformers {type(built.model).__name__} on torch/{ev.device}",
+        "backend": runtime.backend,
         "library": built.library, "notes": built.notes,
         "layers_json": json.dumps(built.layers), "calibration": ctx.calibration_label,
         "speed_prompt": ev.speed_prompt, "speed_new_tokens": ev.speed_new_tokens,
@@ -236,7 +238,7 @@ def run(spec: RunSpec, home: str | os.PathLike, report: Report = lambda s, f: No
         **quality, **speed, **_versions(built.library),
         **{f"load_{k}": v for k, v in load_phase.result.items()}, **infer_phase.result,
     }
-    ResultStore(home).write(row)
+    ResultStore(state_dir).write(row)
     report("done", 1.0)
     return row
 
@@ -246,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     from qcompare.jobs.store import JobStore
 
     ap = argparse.ArgumentParser(prog="qcompare-worker")
-    ap.add_argument("--home", required=True)
+    ap.add_argument("--state-dir", dest="state_dir", required=True)
     ap.add_argument("--job", type=int, required=True)
     args = ap.parse_args(argv)
-    store = JobStore.open(args.home)
+    store = JobStore.open(args.state_dir)
     job = store.get(args.job)
     reporter = store.reporter(job.id)
     try:
-        row = run(RunSpec.from_json(job.spec_json), args.home, reporter)
+        row = run(RunSpec.from_json(job.spec_json), args.state_dir, reporter)
     except UserError as e:
         store.finish(job.id, "failed", error=str(e), tb=traceback.format_exc())
         print(f"error: {e}", file=sys.stderr)

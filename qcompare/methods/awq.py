@@ -24,42 +24,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qcompare.errors import UserError
 from qcompare.methods import rtn
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    Needs,
-)
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.scaling import fold_scale, scale_groups
 from qcompare.methods.sequential import (
     decoder_layers,
     layer_diagnostics,
     run_hooked,
     run_sequential,
 )
+from qcompare.methods.simulated import finish_simulated
 
 CLIP_TOKENS = 512
 CLIP_RATIOS = tuple(1 - i / 20 for i in range(10))
-
-
-def scale_groups(layer) -> list[tuple[str, object, list[str]]]:
-    """(producer name, producer module, names of the Linears it feeds) of a Llama-style layer;
-    the producer is None where no scale can be folded into it."""
-    try:
-        attn, mlp = layer.self_attn, layer.mlp
-        groups = [("input_layernorm", layer.input_layernorm,
-                   ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"])]
-        foldable = attn.v_proj.weight.shape[0] == attn.o_proj.weight.shape[1]
-        groups.append(("self_attn.v_proj", attn.v_proj if foldable else None, ["self_attn.o_proj"]))
-        groups += [("post_attention_layernorm", layer.post_attention_layernorm,
-                    ["mlp.gate_proj", "mlp.up_proj"]),
-                   ("mlp.up_proj", mlp.up_proj, ["mlp.down_proj"])]
-    except AttributeError as e:
-        raise UserError(f"built-in AWQ needs Llama-style decoder layers (input_layernorm, "
-                        f"self_attn.q/k/v/o_proj, mlp.gate/up/down_proj): {e}") from None
-    return groups
 
 
 def group_loss(X, Ws, s, bits: int, group_size: int, sym: bool) -> float:
@@ -85,21 +62,6 @@ def search_scale(X, Ws, bits: int, group_size: int, sym: bool, alphas) -> tuple:
         if loss < best[2]:
             best = (s, alpha, loss)
     return best[0], best[1], losses
-
-
-def fold_scale(producer, linears, s) -> None:
-    """W_k <- W_k * s; producer's output channels / s (step 2): the function is unchanged."""
-    import torch
-
-    with torch.no_grad():
-        if isinstance(producer, torch.nn.Linear):
-            producer.weight.div_(s.unsqueeze(1))
-            if producer.bias is not None:
-                producer.bias.div_(s)
-        else:
-            producer.weight.div_(s)
-        for lin in linears:
-            lin.weight.mul_(s.unsqueeze(0))
 
 
 def search_clip(X, W, bits: int, group_size: int, sym: bool):
@@ -216,7 +178,7 @@ class AWQ(Method):
                         scale_loss=losses[alpha], rtn_loss=losses.get(0.0)))
 
         run_sequential(model, calib, process, ctx.progress)
-        return rtn.finish_simulated(
+        return finish_simulated(
             model, ctx, layer_bits, layers,
             f"int{c.bits} {'sym' if c.symmetric else 'asym'} g{c.group_size}, alpha grid "
             f"{c.n_grid}{', clip search' if c.clip else ''}; scales folded into norms / previous "

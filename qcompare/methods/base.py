@@ -1,7 +1,9 @@
 """The method contract: a config of documented options, what the method needs, and `build`.
 
-A method turns a model source into a model ready to evaluate, and reports how it is stored
-(`weights_bytes`), what ran (`kernel`: real | dequantized | simulated) and per-layer notes.
+A method turns a model source into a runtime ready to evaluate (`qcompare.runtime`), and
+reports how it is stored (`weights_bytes`, counted by `qcompare.methods.storage`), what ran
+(`kernel`: real | dequantized | simulated) and per-layer notes. `refusal(spec)` says before any
+work whether it can take a request at all.
 Modules under qcompare.methods import their heavy libraries inside methods, never at import
 time, so listing methods stays cheap.
 """
@@ -13,6 +15,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from qcompare.errors import UserError
+from qcompare.runtime.base import Runtime
+from qcompare.specs import RunSpec
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class MethodConfig:
                 raise UserError(f"option {f.name} must be at least {low}; got {value!r}.")
 
     @classmethod
-    def describe(cls) -> list[dict]:
+    def option_table(cls) -> list[dict]:
         """One dict per option: name, type, default, help, choices (for forms and `methods`)."""
         out = []
         for f in fields(cls):
@@ -77,7 +81,7 @@ def _coerce(name: str, value: Any, typ: type) -> Any:
 @dataclass(frozen=True)
 class Needs:
     packages: tuple[str, ...] = ()          # import names that must be installed
-    calibration: bool = False               # needs calibration text
+    calibration: bool | str = False         # True: always calibrates; "option": when it is on
     devices: tuple[str, ...] = ("cpu", "cuda")
     install: str = ""                       # what to pip install, when not the import name
 
@@ -86,33 +90,37 @@ class Needs:
 class Built:
     """A model ready for evaluation, with the facts the result row reports about it."""
 
-    model: Any                               # callable like a transformers CausalLM
+    runtime: Runtime                         # what the worker scores and generates through
     weights_bytes: int                       # bytes the stored format takes
     kernel: str                              # real | dequantized | simulated
     storage: str                             # real | simulated
     compute_dtype: str
     library: str = "torch"
-    backend: str = ""                        # what ran, when not plain transformers + torch
     notes: str = ""
     layers: list[dict] = field(default_factory=list)   # per-layer diagnostics
 
 
 @dataclass
 class BuildContext:
-    """What the worker hands a method: loaders and a progress callback, no globals."""
+    """What the worker hands every method, the same for all: the whole request (`spec`), the
+    loaders and a progress callback. A method derives anything else it needs from the spec."""
 
+    spec: RunSpec
     load_model: Callable[..., Any]           # (dtype name, **from_pretrained) -> model on the device
     tokenizer: Any
-    device: str
-    progress: Callable[[str, float], None]
-    dtype: str = "float32"                   # compute dtype for methods that dequantize
-    workdir: str = ""
+    progress: Callable[[str, float], None] = lambda stage, fraction: None
+    workdir: str = ""                        # this run's own scratch folder
     calibration: Callable[[], Any] | None = None   # () -> LongTensor [samples, seq_len]
     calibration_label: str = ""
-    source_gguf: str = ""                    # the .gguf the model comes from, if any
-    threads: int = 0                         # CPU threads asked for (0: all)
-    max_context: int = 512                   # longest sequence the evaluation feeds at once
-    text: str = ""                           # the evaluation corpus text (tokenizer checks)
+
+    @property
+    def device(self) -> str:
+        return self.spec.eval.device
+
+    @property
+    def dtype(self) -> str:
+        """Compute dtype for methods that dequantize."""
+        return self.spec.eval.dtype
 
     def calibration_ids(self):
         """The calibration token ids; a clear error when the job carries no calibration spec."""
@@ -120,6 +128,12 @@ class BuildContext:
             raise UserError("this method calibrates, but the run has no calibration spec: "
                             "submit it through qcompare (the CLI or the dashboard).")
         return self.calibration()
+
+    def torch_runtime(self, model, backend: str = "") -> Runtime:
+        """The transformers runtime for a torch model built on this run's device."""
+        from qcompare.runtime.torch_model import TorchRuntime
+
+        return TorchRuntime(model, self.device, backend)
 
 
 class Method:
@@ -136,17 +150,26 @@ class Method:
     @classmethod
     def short_label(cls, options: dict) -> str:
         """'rtn 4-bit…'-style label: the key options, then any option not at its default."""
-        defaults = {o["name"]: o["default"] for o in cls.config_cls.describe()}
+        defaults = {o["name"]: o["default"] for o in cls.config_cls.option_table()}
         shown = [f"{k}={options[k]}" for k in cls.key_options if k in options]
         shown += [f"{k}={v}" for k, v in sorted(options.items())
                   if k not in cls.key_options and defaults.get(k) != v]
         return " ".join([cls.name] + shown)
 
     @classmethod
+    def may_calibrate(cls) -> bool:
+        """Whether some run of this method draws calibration text (for listings)."""
+        return bool(cls.needs.calibration)
+
+    @classmethod
     def calibrates(cls, options: dict) -> bool:
-        """Whether a run with these options draws calibration text (a method whose calibration
-        is an option overrides this; the spec then carries calibration only when it is used)."""
-        return cls.needs.calibration
+        """Whether a run with these options draws calibration text: always, never, or when
+        the option named by `needs.calibration` is on (the spec then carries calibration
+        only when it is used)."""
+        flag = cls.needs.calibration
+        if isinstance(flag, str):
+            return bool(getattr(cls.config_cls.parse(options), flag))
+        return bool(flag)
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.config_cls()
@@ -163,6 +186,19 @@ class Method:
             return "needs CUDA, and no NVIDIA GPU is visible on this machine."
         return None
 
+    @classmethod
+    def refusal(cls, spec: RunSpec) -> str | None:
+        """Why this method cannot take this whole request (model and its source, device, dtype,
+        options), or None. Cheap and torch-free: called at submission, before any job is
+        queued, and again in the worker before any work. Subclasses add their own checks
+        (`request_problem`) on top of the device and package checks."""
+        return cls.unavailable_reason(spec.eval.device) or cls.request_problem(spec)
+
+    @classmethod
+    def request_problem(cls, spec: RunSpec) -> str | None:
+        """A method's own refusal of a request it cannot serve (default: none)."""
+        return None
+
     def build(self, ctx: BuildContext) -> Built:
         raise NotImplementedError
 
@@ -171,49 +207,3 @@ def _cuda_visible() -> bool:
     """True when an NVIDIA driver is present, checked without importing torch."""
     import os
     return os.path.exists("/proc/driver/nvidia/version")
-
-
-def set_module(root, name: str, module) -> None:
-    """Replace the submodule at dotted `name` (e.g. model.layers.0.mlp.up_proj)."""
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
-
-
-def check_group_size(model, group_size: int, library: str) -> None:
-    """Libraries that quantize groups of input columns need every quantized Linear's input size
-    divisible by the group size, and some fail late or silently otherwise: say so before any
-    work, with the sizes that would work."""
-    import math
-
-    import torch
-
-    if not group_size:
-        return
-    head = model.get_output_embeddings()
-    sizes = sorted({m.in_features for m in model.modules()
-                    if isinstance(m, torch.nn.Linear) and m is not head})
-    bad = [n for n in sizes if n % group_size]
-    if bad:
-        g = math.gcd(*sizes)
-        ok = [d for d in (256, 128, 64, 32, 16) if g % d == 0]
-        raise UserError(f"{library} needs every Linear's input size divisible by group_size "
-                        f"{group_size}; this model has {', '.join(map(str, bad))}. Use group_size "
-                        f"{' or '.join(map(str, ok)) or '0 (per channel)'}.")
-
-
-def weights_bytes_of(model, bits_of: Callable[[str, Any], float] | None = None) -> int:
-    """Bytes of every distinct parameter and buffer tensor (tied weights counted once).
-
-    `bits_of(name, tensor)` may return the storage bits per element; default: the tensor's dtype.
-    """
-    seen: set[int] = set()
-    total_bits = 0.0
-    named = list(model.named_parameters(remove_duplicate=False))
-    for name, t in named:
-        ptr = t.data_ptr()
-        if ptr in seen:
-            continue
-        seen.add(ptr)
-        bits = bits_of(name, t) if bits_of else t.element_size() * 8
-        total_bits += bits * t.numel()
-    return int(round(total_bits / 8))

@@ -1,13 +1,8 @@
 """Unquantized baselines: the model's weights in fp32, bf16 or fp16, computed in that dtype."""
 from __future__ import annotations
 
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    weights_bytes_of,
-)
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
+from qcompare.methods.storage import stored_bytes
 
 
 class _Dtype(Method):
@@ -17,7 +12,7 @@ class _Dtype(Method):
     def build(self, ctx: BuildContext) -> Built:
         ctx.progress("loading weights", 0.0)
         model = ctx.load_model(self.fixed_dtype)
-        return Built(model=model, weights_bytes=weights_bytes_of(model), kernel="real",
+        return Built(runtime=ctx.torch_runtime(model), weights_bytes=stored_bytes(model), kernel="real",
                      storage="real", compute_dtype=self.fixed_dtype,
                      notes=f"unquantized, stored and computed in {self.fixed_dtype}")
 

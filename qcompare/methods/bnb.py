@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.storage import stored_bytes
 
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 
@@ -36,39 +37,6 @@ class Bnb4bitConfig(MethodConfig):
         "choices": COMPUTE_DTYPES})
 
 
-def _tensor_bytes(t) -> int:
-    return t.numel() * t.element_size() if t is not None else 0
-
-
-def _quant_state_bytes(state) -> int:
-    """absmax (+ nested absmax, code and offset with double quantization) of one 4-bit weight."""
-    total = _tensor_bytes(getattr(state, "absmax", None))
-    nested = getattr(state, "state2", None)
-    if nested is not None:
-        total += _tensor_bytes(getattr(nested, "absmax", None)) + _tensor_bytes(getattr(nested, "code", None))
-        total += _tensor_bytes(getattr(state, "offset", None))
-    return total
-
-
-def storage_bytes(model) -> int:
-    """Every distinct parameter as stored, plus bitsandbytes' quantization state (4-bit absmax
-    per block; int8 row scales SCB) that lives outside the parameters. Buffers computed at load
-    (rotary frequencies) are not weights and are not counted, as for every other method."""
-    seen, total = set(), 0
-    for _, t in model.named_parameters():
-        if t.data_ptr() in seen:
-            continue
-        seen.add(t.data_ptr())
-        total += _tensor_bytes(t)
-        state = getattr(t, "quant_state", None)
-        if state is not None:
-            total += _quant_state_bytes(state)
-        scb = getattr(t, "SCB", None)
-        if scb is not None:
-            total += _tensor_bytes(scb)
-    return total
-
-
 class _Bnb(Method):
     family = "bitsandbytes"
     needs = Needs(packages=("bitsandbytes",), devices=("cpu", "cuda"))
@@ -86,9 +54,10 @@ class _Bnb(Method):
         ctx.progress("loading and quantizing with bitsandbytes", 0.0)
         model = ctx.load_model(self.compute_dtype(), quantization_config=self.quantization_config())
         ctx.progress("quantized", 1.0)
-        return Built(model=model, weights_bytes=storage_bytes(model), kernel="real", storage="real",
+        runtime = ctx.torch_runtime(
+            model, f"bitsandbytes {bitsandbytes.__version__} {ctx.device} backend via transformers")
+        return Built(runtime=runtime, weights_bytes=stored_bytes(model), kernel="real", storage="real",
                      compute_dtype=self.compute_dtype(), library="bitsandbytes",
-                     backend=f"bitsandbytes {bitsandbytes.__version__} {ctx.device} backend via transformers",
                      notes="LM head and embeddings unquantized (transformers' default)")
 
 

@@ -15,7 +15,8 @@ Build protocol:
    With `imatrix`, an importance matrix from the calibration text is handed to the quantizer
    (see `importance_matrix`).
 3. The file is loaded with llama.cpp twice (`Llama`: one context with logits for every
-   position, one serving-style) and wrapped so the worker evaluates it like any model: the
+   position, one serving-style) behind the llama.cpp runtime (`qcompare.runtime.llamacpp`),
+   so the worker evaluates it through the same interface as any model: the
    same token ids and windows as every other row (the ids are fed to llama.cpp directly, no
    second tokenization); llama.cpp computes the logits, from which PPL, KLD and top-1 are
    measured; speed is llama.cpp's prefill and greedy decode. `weights_mib` is the GGUF file's
@@ -29,12 +30,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from qcompare.errors import UserError
+from qcompare import corpora, models
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.runtime.llamacpp import LlamaCppRuntime
+from qcompare.specs import RunSpec
 
 # llama_ftype values (llama.h), by the names llama-quantize takes
 FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q5_K_S": 16, "Q5_0": 8,
@@ -52,54 +54,6 @@ class GGUFConfig(MethodConfig):
     imatrix: bool = field(default=False, metadata={
         "help": "importance matrix (mean squared input activation per column) from the "
                 "calibration text, as llama-imatrix computes it; weights the rounding error"})
-
-
-class LlamaCppModel:
-    """A llama.cpp model behind the two calls the worker makes on a transformers model:
-    `model(input_ids, logits_to_keep=k).logits` and greedy `model.generate(...)`.
-
-    Two llama.cpp contexts on the same file: `scorer` keeps the logits of every position
-    (`logits_all`, needed for PPL/KLD); `runner` computes only the last position's logits,
-    as llama.cpp does when serving, so prefill and decode speed are not slowed by scoring.
-    """
-
-    def __init__(self, scorer, runner=None):
-        self.scorer = scorer
-        self.runner = runner if runner is not None else scorer
-
-    def __call__(self, input_ids, logits_to_keep: int = 0, **_):
-        import torch
-
-        ids = input_ids[0].tolist()
-        self.scorer.reset()
-        self.scorer.eval(ids)
-        rows = np.array(self.scorer.scores[: len(ids)], dtype=np.float32)
-        if logits_to_keep:
-            rows = rows[-logits_to_keep:]
-        return SimpleNamespace(logits=torch.from_numpy(rows).unsqueeze(0))
-
-    def generate(self, input_ids, max_new_tokens: int, **_):
-        import torch
-
-        ids = input_ids[0].tolist()
-        self.runner.reset()
-        self.runner.eval(ids)
-        out = list(ids)
-        for _step in range(max_new_tokens):           # greedy, EOS ignored (speed protocol)
-            nxt = int(np.argmax(last_logits(self.runner)))
-            out.append(nxt)
-            if len(out) - len(ids) == max_new_tokens:
-                break
-            self.runner.eval([nxt])
-        return torch.tensor([out], dtype=torch.long)
-
-
-def last_logits(llm) -> np.ndarray:
-    """Logits of the last evaluated position, with or without `logits_all`."""
-    if getattr(llm, "_logits_all", True):
-        return llm.scores[llm.n_tokens - 1]
-    ptr = llm._ctx.get_logits_ith(-1)
-    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
 
 
 def tensor_types(path: Path) -> dict[str, dict]:
@@ -189,12 +143,9 @@ def importance_matrix(model, calibration_ids, progress=lambda frac: None) -> dic
     return {k: (sums[k] / counts[k]).float().cpu().numpy() for k in sums}
 
 
-def source_gguf(ctx: BuildContext) -> Path:
-    if not ctx.source_gguf:
-        raise UserError("GGUF types start from a .gguf file: use the embedded model or --model "
-                        "file.gguf. Converting a Hugging Face folder needs llama.cpp's "
-                        "convert_hf_to_gguf.py, which neither llama-cpp-python nor gguf installs.")
-    return Path(ctx.source_gguf)
+NO_GGUF_SOURCE = ("GGUF types start from a .gguf file: use the embedded model or --model "
+                  "file.gguf. Converting a Hugging Face folder needs llama.cpp's "
+                  "convert_hf_to_gguf.py, which neither llama-cpp-python nor gguf installs.")
 
 
 def quantize(src: Path, dst: Path, type_name: str, threads: int,
@@ -248,21 +199,23 @@ class GGUF(Method):
     family = "GGUF / llama.cpp"
     summary = "llama.cpp quantization types (Q8_0 ... Q2_K, K-quant mixes), evaluated by llama.cpp"
     config_cls = GGUFConfig
-    needs = Needs(packages=("llama_cpp",), devices=("cpu",),
+    needs = Needs(packages=("llama_cpp",), devices=("cpu",), calibration="imatrix",
                   install="llama-cpp-python (it compiles llama.cpp: minutes; see the README)")
     key_options = ("type",)
 
     @classmethod
-    def calibrates(cls, options: dict) -> bool:
-        return bool(cls.config_cls.parse(options).imatrix)
+    def request_problem(cls, spec: RunSpec) -> str | None:
+        """A model with no .gguf file behind it cannot be handed to llama-quantize."""
+        return None if models.source_gguf(spec.model) else NO_GGUF_SOURCE
 
     def build(self, ctx: BuildContext) -> Built:
         import llama_cpp
 
-        src = source_gguf(ctx)
+        src = models.source_gguf(ctx.spec.model)
         out = Path(ctx.workdir) / f"{self.config.type}.gguf"
         out.parent.mkdir(parents=True, exist_ok=True)
-        threads = ctx.threads or os.cpu_count() or 1
+        threads = ctx.spec.eval.threads or os.cpu_count() or 1
+        context = ctx.spec.eval.longest_sequence
         imatrix, imatrix_note = None, "no importance matrix"
         if self.config.imatrix:
             calib = ctx.calibration_ids()
@@ -280,17 +233,16 @@ class GGUF(Method):
         os.replace(tmp, out)
         quant_s = time.perf_counter() - t0
         ctx.progress("loading with llama.cpp", 0.8)
-        common = dict(model_path=str(out), n_ctx=ctx.max_context, n_batch=ctx.max_context,
-                      n_ubatch=ctx.max_context, n_threads=threads, n_threads_batch=threads,
-                      verbose=False, n_gpu_layers=0)
+        common = dict(model_path=str(out), n_ctx=context, n_batch=context, n_ubatch=context,
+                      n_threads=threads, n_threads_batch=threads, verbose=False, n_gpu_layers=0)
         scorer = llama_cpp.Llama(logits_all=True, **common)
         runner = llama_cpp.Llama(logits_all=False, **common)
-        check = tokenizer_agreement(scorer, ctx.tokenizer, ctx.text) if ctx.text else ""
-        return Built(model=LlamaCppModel(scorer, runner), weights_bytes=out.stat().st_size,
+        check = tokenizer_agreement(scorer, ctx.tokenizer, corpora.load_checked(ctx.spec.corpus))
+        runtime = LlamaCppRuntime(scorer, runner, backend=(
+            f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, CPU, {threads} threads"))
+        return Built(runtime=runtime, weights_bytes=out.stat().st_size,
                      kernel="real", storage="real", compute_dtype="llama.cpp",
                      library="llama_cpp_python",
-                     backend=f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, CPU, "
-                             f"{threads} threads",
                      notes=(f"{self.config.type} from {src.name}{requantized(src)} in "
                             f"{quant_s:.1f} s; {imatrix_note}; "
                             f"{describe_types(tensor_types(out))}; weights_mib is the GGUF "

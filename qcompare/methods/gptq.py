@@ -30,19 +30,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qcompare.methods import rtn
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    Needs,
-)
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.hessian import damp_hessian, prepare_hessian
 from qcompare.methods.sequential import (
     collect_hessians,
     layer_diagnostics,
     linears_of,
     run_sequential,
 )
+from qcompare.methods.simulated import finish_simulated
 
 STAT_BLOCK = 16        # SpQR-style second-level statistics: one 16-bit scale and zero per 16 scales
 
@@ -77,38 +73,6 @@ def quantize_scales(scale, bits: int):
     return q.reshape(-1)[:n].clamp_min(float(floor)).reshape(scale.shape)
 
 
-def _prepare(W, H, damp: float, act_order: bool):
-    """Damped H, W with dead columns zeroed, and the act-order permutation (or None)."""
-    import torch
-
-    dtype = torch.promote_types(W.dtype, torch.float32)      # fp32, or fp64 when given fp64
-    W = W.clone().to(dtype)
-    H = H.clone().to(dtype)
-    dead = torch.diagonal(H) == 0
-    H[dead, dead] = 1.0
-    W[:, dead] = 0.0
-    perm = None
-    if act_order:
-        perm = torch.argsort(torch.diagonal(H), descending=True)
-        W, H = W[:, perm], H[perm][:, perm]
-    return W, H, perm
-
-
-def _damped(H, damp: float):
-    import torch
-
-    eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
-    mean_diag = float(torch.diagonal(H).mean())
-    for _ in range(6):
-        Hd = H + damp * mean_diag * eye
-        L, info = torch.linalg.cholesky_ex(Hd)
-        if int(info) == 0:
-            return Hd, L, damp
-        damp *= 10
-    raise RuntimeError("the Hessian is not positive definite even with damp "
-                       f"{damp:g}: the calibration inputs of this layer are degenerate")
-
-
 @dataclass
 class GPTQInfo:
     damp: float                  # damping actually used (after any retries)
@@ -120,10 +84,10 @@ def gptq_quantize(W, H, *, bits: int, group_size: int, sym: bool, act_order: boo
     """W_hat (same shape, fp32) by blocked GPTQ (module doc), and GPTQInfo."""
     import torch
 
-    W, H, perm = _prepare(W, H, damp, act_order)
+    W, H, perm = prepare_hessian(W, H, act_order)
     if keep is not None:
         keep = keep[:, perm] if perm is not None else keep
-    _, L, used = _damped(H, damp)
+    _, L, used = damp_hessian(H, damp)
     U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
     cols = W.shape[1]
     if group_size:
@@ -162,8 +126,8 @@ def gptq_reference(W, H, *, bits: int, group_size: int, sym: bool, act_order: bo
     blocking. The reference for tests and the speed benchmark, not for use."""
     import torch
 
-    W, H, perm = _prepare(W, H, damp, act_order)
-    Hd, _, _ = _damped(H, damp)
+    W, H, perm = prepare_hessian(W, H, act_order)
+    Hd, _, _ = damp_hessian(H, damp)
     Hinv = torch.linalg.inv(Hd)
     cols = W.shape[1]
     if not group_size:
@@ -221,7 +185,7 @@ class GPTQ(Method):
         bits = storage_bits(W.shape, c.bits, c.symmetric, c.group_size, c.act_order)
         return Q, bits, {"damp_used": info.damp}
 
-    def describe(self) -> str:
+    def settings_text(self) -> str:
         c = self.config
         return (f"int{c.bits} {'sym' if c.symmetric else 'asym'} "
                 + (f"g{c.group_size}" if c.group_size else "per-channel")
@@ -246,7 +210,7 @@ class GPTQ(Method):
                 lin.weight.data.copy_(Q.to(W.dtype))
 
         run_sequential(model, calib, process, ctx.progress)
-        return rtn.finish_simulated(
+        return finish_simulated(
             model, ctx, layer_bits, layers,
-            f"{self.describe()}; calibration {ctx.calibration_label}; dequantized to {ctx.dtype} "
+            f"{self.settings_text()}; calibration {ctx.calibration_label}; dequantized to {ctx.dtype} "
             "for compute; unquantized tensors counted at 16 bits")

@@ -16,16 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    Needs,
-    set_module,
-    weights_bytes_of,
-)
-from qcompare.methods.rtn import KEPT_BITS, quantizable_linears
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.linears import quantizable_linears, set_module
+from qcompare.methods.simulated import KEPT_BITS
+from qcompare.methods.storage import stored_bytes
 
 
 @dataclass(frozen=True)
@@ -56,14 +50,13 @@ class HQQ(Method):
         compute = getattr(torch, ctx.dtype)
         cfg = BaseQuantizeConfig(nbits=c.bits, group_size=c.group_size, axis=c.axis)
         targets = list(quantizable_linears(model, include_lm_head=False))
-        layers, extra_bits, packed = [], 0, set()
+        layers, packed = [], set()
         for i, (name, lin) in enumerate(targets):
             W = lin.weight.detach().clone()
             q = HQQLinear(lin, cfg, compute_dtype=compute, device=ctx.device, del_orig=True)
             W_hat = q.dequantize().float().reshape(W.shape).to(W.device)
             stats = sum(q.meta[k].numel() for k in ("scale", "zero") if torch.is_tensor(q.meta.get(k)))
             code_bits = q.W_q.numel() * q.W_q.element_size() * 8
-            extra_bits += stats * 16
             packed.add(f"{name}.W_q")
             layers.append({"layer": name, "shape": list(W.shape),
                            "weight_rel_err": float((W_hat - W).norm() / W.norm().clamp_min(1e-30)),
@@ -73,11 +66,12 @@ class HQQ(Method):
         for n, p in model.named_parameters():
             if n not in packed:
                 p.data = p.data.to(compute)
-        weights = weights_bytes_of(
-            model, lambda n, t: t.element_size() * 8 if n in packed else KEPT_BITS) + extra_bits // 8
-        return Built(model=model, weights_bytes=weights, kernel="dequantized", storage="real",
+        # packed codes as stored; per-group scale and zero (and every tensor left unquantized)
+        # at 16 bits, as a deployed 16-bit model holds them
+        weights = stored_bytes(model, lambda n, t: None if n in packed else KEPT_BITS)
+        runtime = ctx.torch_runtime(model, f"hqq {getattr(hqq, '__version__', '')} HQQLinear, "
+                                           f"{HQQLinear.backend.name.lower()} backend on {ctx.device}")
+        return Built(runtime=runtime, weights_bytes=weights, kernel="dequantized", storage="real",
                      compute_dtype=ctx.dtype, library="hqq", layers=layers,
-                     backend=f"hqq {getattr(hqq, '__version__', '')} HQQLinear, "
-                             f"{HQQLinear.backend.name.lower()} backend on {ctx.device}",
                      notes=(f"HQQ int{c.bits} g{c.group_size} axis {c.axis}; packed codes, "
                             f"dequantized to {ctx.dtype} per forward; scale and zero counted at 16 bits"))

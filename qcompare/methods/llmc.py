@@ -19,7 +19,8 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs, check_group_size
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.linears import check_group_size
 
 
 def checkpoint_bytes(folder: Path) -> int:
@@ -89,7 +90,7 @@ class _LlmCompressorMethod(Method):
     def recipe(self):
         raise NotImplementedError
 
-    def describe(self) -> str:
+    def settings_text(self) -> str:
         c = self.config
         return (f"int{c.bits} {'sym' if c.symmetric else 'asym'} "
                 + (f"g{c.group_size}" if c.group_size else "per-channel"))
@@ -129,13 +130,13 @@ class _LlmCompressorMethod(Method):
         packed = any(n.endswith("weight_packed") for n, _ in loaded.named_parameters())
         import llmcompressor
 
-        return Built(model=loaded, weights_bytes=checkpoint_bytes(folder),
+        runtime = ctx.torch_runtime(loaded, (
+            f"llm-compressor {llmcompressor.__version__} -> compressed-tensors pack-quantized "
+            "checkpoint -> transformers" + ("" if packed else f" (decompressed to {ctx.dtype})")))
+        return Built(runtime=runtime, weights_bytes=checkpoint_bytes(folder),
                      kernel="real" if packed else "dequantized", storage="real",
                      compute_dtype=ctx.dtype, library="llmcompressor",
-                     backend=(f"llm-compressor {llmcompressor.__version__} -> compressed-tensors "
-                              "pack-quantized checkpoint -> transformers"
-                              + ("" if packed else f" (decompressed to {ctx.dtype})")),
-                     notes=(f"{self.describe()}; checkpoint {folder}; calibration "
+                     notes=(f"{self.settings_text()}; checkpoint {folder}; calibration "
                             f"{ctx.calibration_label}; unquantized tensors and scales saved in fp32, the "
                             "calibration dtype"))
 

@@ -24,14 +24,9 @@ from dataclasses import dataclass, field
 
 from qcompare.errors import UserError
 from qcompare.methods import rtn
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    Needs,
-)
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods.sequential import decoder_layers, linears_of
+from qcompare.methods.simulated import finish_simulated
 
 HELD_OUT = 2             # calibration sequences kept out of training for the held-out loss
 
@@ -189,4 +184,4 @@ class QAT(Method):
                  + (f", activations int{c.act_bits} per token" if c.act_bits else "")
                  + f"; {c.steps} steps x {c.batch} x {c.seq_len} tokens, lr {c.lr:g}; held-out "
                  f"{what}: PTQ (RTN) {before:.4f} -> QAT {after:.4f}; calibration {ctx.calibration_label}")
-        return rtn.finish_simulated(model, ctx, layer_bits, layers, notes)
+        return finish_simulated(model, ctx, layer_bits, layers, notes)

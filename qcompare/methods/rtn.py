@@ -20,16 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    weights_bytes_of,
-)
-
-SCALE_BITS = 16
-KEPT_BITS = 16
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
+from qcompare.methods.linears import quantizable_linears, untie_lm_head
+from qcompare.methods.simulated import SCALE_BITS, finish_simulated
 
 
 @dataclass(frozen=True)
@@ -112,38 +105,6 @@ def storage_bits(shape: tuple[int, int], bits: int, symmetric: bool, granularity
     else:
         n_scales = out_f * math.ceil(in_f / group_size)
     return out_f * in_f * bits + n_scales * (SCALE_BITS + (0 if symmetric else bits))
-
-
-def quantizable_linears(model, include_lm_head: bool):
-    """(name, module) of each nn.Linear RTN-style methods quantize; the LM head only if asked."""
-    import torch
-
-    head = model.get_output_embeddings()
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and (include_lm_head or module is not head):
-            yield name, module
-
-
-def untie_lm_head(model) -> None:
-    """Give the LM head its own copy of a weight it shares with the input embedding."""
-    import torch
-
-    head, emb = model.get_output_embeddings(), model.get_input_embeddings()
-    if head is not None and head.weight.data_ptr() == emb.weight.data_ptr():
-        head.weight = torch.nn.Parameter(emb.weight.detach().clone())
-        model.config.tie_word_embeddings = False
-
-
-def finish_simulated(model, ctx: BuildContext, layer_bits: dict[str, float], layers: list[dict],
-                     notes: str) -> Built:
-    """The Built of a simulated-storage method: the model cast to the compute dtype, its bytes
-    counted at `layer_bits[param name]` bits per value (16 for tensors left unquantized)."""
-    import torch
-
-    model.to(getattr(torch, ctx.dtype))
-    weights = weights_bytes_of(model, lambda n, t: layer_bits.get(n, KEPT_BITS))
-    return Built(model=model, weights_bytes=weights, kernel="simulated", storage="simulated",
-                 compute_dtype=ctx.dtype, layers=layers, notes=notes)
 
 
 class RTN(Method):

@@ -24,6 +24,17 @@ from collections.abc import Callable
 
 OUTLIER_FACTOR = 6.0
 
+# What each per-Linear diagnostic a method may record means (the Results page's help).
+DIAGNOSTIC_HELP = {
+    "output_rel_err": "relative RMS change of the Linear's output on the calibration tokens, "
+                      "sqrt(tr(dW H dW^T) / tr(W H W^T))",
+    "weight_rel_err": "||W_hat - W|| / ||W||",
+    "act_outlier_channels": f"input channels whose RMS activation exceeds {OUTLIER_FACTOR:g}x "
+                            "the median channel's",
+    "weight_outliers": f"weights more than {OUTLIER_FACTOR:g} standard deviations from the mean",
+    "bits_per_weight": "storage bits per weight, scales and zero points included",
+}
+
 
 class _Captured(Exception):
     pass

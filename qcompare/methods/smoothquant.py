@@ -1,5 +1,5 @@
 """SmoothQuant (Xiao et al., arXiv:2211.10438): migrate activation outliers into the weights,
-then W8A8 (qcompare.methods.ptq).
+then W8A8 (qcompare.methods.w8a8).
 
 For each norm and the Linears it feeds (input_layernorm -> q, k, v; post_attention_layernorm ->
 gate, up), with calibration activations X of that input and weights W_k:
@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qcompare.methods import ptq
-from qcompare.methods.awq import fold_scale, scale_groups
+from qcompare.methods import w8a8
+from qcompare.methods.scaling import fold_scale, scale_groups
 from qcompare.methods.sequential import run_hooked
 
 SEARCH_TOKENS = 1024
@@ -37,11 +37,11 @@ def smoothing_scales(act_max, weights, alpha: float):
 def w8a8_group_error(X, weights, s, act: str, weight_calibrator: str, percentile: float) -> float:
     """Output error of the group after smoothing with s and W8A8 (dynamic, or static min-max)."""
     Xs = X / s
-    scale = ptq.per_token_scale(Xs) if act == "dynamic" else (Xs.abs().max() / ptq.QMAX).clamp_min(1e-8)
-    Xq = ptq.quantize_activations(Xs, scale)
+    scale = w8a8.per_token_scale(Xs) if act == "dynamic" else (Xs.abs().max() / w8a8.QMAX).clamp_min(1e-8)
+    Xq = w8a8.quantize_activations(Xs, scale)
     err = 0.0
     for W in weights:
-        Wq = ptq.weight_int8(W * s, weight_calibrator, percentile)
+        Wq = w8a8.weight_int8(W * s, weight_calibrator, percentile)
         err += float(((X @ W.T - Xq @ Wq.T) ** 2).sum())
     return err / X.shape[0]
 
@@ -72,23 +72,23 @@ def smooth_layer(layer, inputs: dict, alpha: float | None, act: str = "dynamic",
 
 
 @dataclass(frozen=True)
-class SmoothQuantConfig(ptq.W8A8Config):
+class SmoothQuantConfig(w8a8.W8A8Config):
     alpha: float = field(default=0.5, metadata={
         "help": "migration strength: 0 keeps activations, 1 moves all range into weights", "min": 0.0})
     alpha_search: bool = field(default=False, metadata={
         "help": "choose alpha per layer group by W8A8 output error", "choices": (True, False)})
 
 
-class SmoothQuant(ptq.W8A8):
+class SmoothQuant(w8a8.W8A8):
     name = "smoothquant"
     summary = "SmoothQuant: per-channel smoothing (alpha), then W8A8 int8 weights and activations"
     config_cls = SmoothQuantConfig
     key_options = ("alpha", "activations")
 
-    def describe(self) -> str:
+    def settings_text(self) -> str:
         c = self.config
         a = "alpha searched" if c.alpha_search else f"alpha {c.alpha:g}"
-        return f"SmoothQuant {a}; " + super().describe()
+        return f"SmoothQuant {a}; " + super().settings_text()
 
     def smooth(self, layer, forward) -> dict:
         import torch

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field
 
 from qcompare.methods import gptq, rtn
+from qcompare.methods.hessian import damp_hessian, prepare_hessian
+from qcompare.methods.simulated import SCALE_BITS
 
 
 def outlier_mask(W, H, fraction: float, rule: str, bits: int, group_size: int, sym: bool, damp: float):
@@ -36,7 +38,7 @@ def outlier_mask(W, H, fraction: float, rule: str, bits: int, group_size: int, s
     else:
         gran = "group" if group_size else "channel"
         err = (W - rtn.fake_quantize(W, bits, sym, gran, group_size)) ** 2
-        Hd, _, _ = gptq._damped(gptq._prepare(W, H, damp, False)[1], damp)
+        Hd, _, _ = damp_hessian(prepare_hessian(W, H, False)[1], damp)
         hinv_diag = torch.diagonal(torch.cholesky_inverse(torch.linalg.cholesky(Hd)))
         score = err / hinv_diag.unsqueeze(0)
     flat = score.reshape(-1)
@@ -49,7 +51,7 @@ def outlier_mask(W, H, fraction: float, rule: str, bits: int, group_size: int, s
 def storage_bits(shape, bits: int, sym: bool, group_size: int, stat_bits: int, n_outliers: int) -> float:
     out_f, in_f = shape
     n_groups = out_f * math.ceil(in_f / group_size)
-    per_group = (stat_bits + 32 / gptq.STAT_BLOCK if stat_bits else rtn.SCALE_BITS) + (0 if sym else bits)
+    per_group = (stat_bits + 32 / gptq.STAT_BLOCK if stat_bits else SCALE_BITS) + (0 if sym else bits)
     return out_f * in_f * bits + n_groups * per_group + n_outliers * 32 + out_f * 32
 
 
@@ -87,7 +89,7 @@ class SpQR(gptq.GPTQ):
             bits += W.shape[1] * 32
         return Q, bits, {"outliers_kept": n_out, "damp_used": info.damp}
 
-    def describe(self) -> str:
+    def settings_text(self) -> str:
         c = self.config
         return (f"SpQR-style int{c.bits} g{c.group_size}, {c.outlier_percent:g}% outliers by "
                 f"{c.outlier_rule}, {c.stat_bits or 16}-bit scales")

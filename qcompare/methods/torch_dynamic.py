@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs, set_module
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.linears import set_module
+from qcompare.methods.storage import stored_bytes
 
 
 @dataclass(frozen=True)
@@ -23,24 +25,9 @@ class TorchDynamicConfig(MethodConfig):
         "help": "a weight scale per output row (else one per tensor)"})
 
 
-def packed_bytes(module) -> int:
-    """Bytes of a DynamicQuantizedLinear: int8 codes, scales and zero points, bias."""
-    import torch
-
-    w = module.weight()
-    total = w.numel() * w.element_size()
-    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-        for t in (w.q_per_channel_scales(), w.q_per_channel_zero_points()):
-            total += t.numel() * t.element_size()
-    else:
-        total += 8 + 8                                   # one float64 scale, one int64 zero point
-    b = module.bias()
-    return total + (b.numel() * b.element_size() if b is not None else 0)
-
-
 class TorchDynamicInt8(Method):
     name = "torch-dynamic-int8"
-    family = "torchao"
+    family = "PyTorch (torch.ao)"
     summary = ("PyTorch eager dynamic int8 (torch.ao quantize_dynamic, deprecated): int8 weights, "
                "7-bit per-tensor activations, int8 GEMM on CPU")
     config_cls = TorchDynamicConfig
@@ -50,8 +37,11 @@ class TorchDynamicInt8(Method):
         import warnings
 
         import torch
-        from torch.ao.quantization import (default_dynamic_qconfig, per_channel_dynamic_qconfig,
-                                           quantize_dynamic)
+        from torch.ao.quantization import (
+            default_dynamic_qconfig,
+            per_channel_dynamic_qconfig,
+            quantize_dynamic,
+        )
 
         ctx.progress("loading", 0.0)
         model = ctx.load_model("float32")
@@ -65,19 +55,10 @@ class TorchDynamicInt8(Method):
                 wrapper = torch.nn.Sequential(model.get_submodule(name))
                 q = quantize_dynamic(wrapper, {torch.nn.Linear: qconfig}, dtype=torch.qint8)[0]
                 set_module(model, name, q)
-        quantized = {id(model.get_submodule(n)) for n in names}
-        weights = sum(packed_bytes(model.get_submodule(n)) for n in names)
-        seen = set()
-        for module in model.modules():                           # everything left in float
-            if id(module) in quantized:
-                continue
-            for p in module.parameters(recurse=False):
-                if p.data_ptr() not in seen:
-                    seen.add(p.data_ptr())
-                    weights += p.numel() * p.element_size()
-        return Built(model=model, weights_bytes=weights, kernel="real", storage="real",
+        runtime = ctx.torch_runtime(
+            model, f"torch.ao quantize_dynamic, {torch.backends.quantized.engine} engine")
+        return Built(runtime=runtime, weights_bytes=stored_bytes(model), kernel="real", storage="real",
                      compute_dtype="float32 (int8 matmuls)", library="torch",
-                     backend=f"torch.ao quantize_dynamic, {torch.backends.quantized.engine} engine",
                      notes=("activations quantized per tensor at run time, to 7 bits "
                             "(reduce_range, fixed by the module); weights "
                             f"{'per output row' if self.config.per_channel else 'per tensor'}; "

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs, check_group_size
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.linears import check_group_size
+from qcompare.methods.storage import stored_bytes
 
 
 @dataclass(frozen=True)
@@ -25,27 +27,6 @@ class TorchAoInt8Config(MethodConfig):
     compute_dtype: str = field(default="float32", metadata={
         "help": "dtype of activations and of the unquantized layers",
         "choices": ("float32", "bfloat16")})
-
-
-def tensor_bytes(t) -> int:
-    """Bytes of a tensor as stored; a tensor subclass counts its inner tensors (recursively)."""
-    flatten = getattr(type(t), "__tensor_flatten__", None)
-    if flatten is not None:
-        names, _ = t.__tensor_flatten__()
-        return sum(tensor_bytes(getattr(t, n)) for n in names)
-    return t.numel() * t.element_size()
-
-
-def storage_bytes(model) -> int:
-    seen, total = set(), 0
-    for _, p in model.named_parameters():
-        t = p.data if type(p).__name__ == "Parameter" else p
-        key = id(t) if getattr(type(t), "__tensor_flatten__", None) else t.data_ptr()
-        if key in seen:
-            continue
-        seen.add(key)
-        total += tensor_bytes(t)
-    return total
 
 
 class _TorchAo(Method):
@@ -61,7 +42,6 @@ class _TorchAo(Method):
         raise NotImplementedError
 
     def build(self, ctx: BuildContext) -> Built:
-        import torchao
         from transformers import TorchAoConfig
 
         ctx.progress("loading and quantizing with torchao", 0.0)
@@ -73,9 +53,9 @@ class _TorchAo(Method):
     def built(self, model, ctx: BuildContext) -> Built:
         import torchao
 
-        return Built(model=model, weights_bytes=storage_bytes(model), kernel=self.kernel,
+        runtime = ctx.torch_runtime(model, f"torchao {torchao.__version__} {ctx.device} via transformers")
+        return Built(runtime=runtime, weights_bytes=stored_bytes(model), kernel=self.kernel,
                      storage="real", compute_dtype=self.config.compute_dtype, library="torchao",
-                     backend=f"torchao {torchao.__version__} {ctx.device} via transformers",
                      notes="; ".join(filter(None, ["LM head and embeddings unquantized "
                                                    "(transformers' default)", self.layout_note])))
 

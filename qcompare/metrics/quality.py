@@ -82,10 +82,11 @@ def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np
     return np.asarray(ids, dtype=np.int64), np.asarray(nbytes, dtype=np.int64)
 
 
-def window_logits(model, ids, w: Window, bos_id: int | None, device: str):
+def window_logits(runtime, ids, w: Window, bos_id: int | None):
     """(fp32 logits [n_scored, V] that predict the scored tokens, their target ids [n_scored]).
 
-    Only the LM-head rows that predict scored tokens are computed (`logits_to_keep`).
+    The window is fed alone to `runtime` (qcompare.runtime); only the positions that predict
+    scored tokens are asked for: score_from - 1 .. end - 2.
     """
     import torch
 
@@ -95,9 +96,7 @@ def window_logits(model, ids, w: Window, bos_id: int | None, device: str):
             raise ValueError("the llamacpp protocol needs a tokenizer with a BOS token")
         x[0] = bos_id
     keep = x.numel() - w.score_from + 1          # positions score_from-1 .. end-1
-    with torch.inference_mode():
-        logits = model(x.unsqueeze(0).to(device), logits_to_keep=keep).logits[0]
-        logits = logits[:-1].float()              # the last position predicts past the window
+    logits = runtime.logits(x, keep)[:-1]        # the last position predicts past the window
     return logits, x[w.score_from:].to(logits.device)
 
 

@@ -5,8 +5,8 @@ Protocol of `measure_speed`: one untimed warm-up generation; then R repeats, eac
      (TTFT) and prefill_tok_s = P / TTFT;
   2. decode: generate exactly N new tokens (greedy, EOS ignored); with T its wall time,
      decode_tok_s = (N - 1) / (T - TTFT of the same repeat), the first token being prefill's.
-Median, min and max over the R repeats are reported. On CUDA the device is synchronised
-before each clock read.
+Median, min and max over the R repeats are reported. The runtime synchronises
+its device before each clock read.
 """
 from __future__ import annotations
 
@@ -14,21 +14,14 @@ import statistics
 import time
 
 
-def _timed_generate(model, input_ids, new_tokens: int, sync) -> float:
-    import torch
-
-    mask = torch.ones_like(input_ids)
-    sync()
+def _timed_generate(runtime, prompt_ids, new_tokens: int) -> float:
+    runtime.synchronize()
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
-                             min_new_tokens=new_tokens, max_new_tokens=new_tokens,
-                             pad_token_id=0, num_beams=1)
-    sync()
+    out = runtime.generate(prompt_ids, new_tokens)
+    runtime.synchronize()
     elapsed = time.perf_counter() - t0
-    produced = out.shape[1] - input_ids.shape[1]
-    if produced != new_tokens:
-        raise RuntimeError(f"generate produced {produced} tokens, asked for {new_tokens}")
+    if len(out) != new_tokens:
+        raise RuntimeError(f"generate produced {len(out)} tokens, asked for {new_tokens}")
     return elapsed
 
 
@@ -36,20 +29,17 @@ def _stats(name: str, values: list[float]) -> dict[str, float]:
     return {name: statistics.median(values), f"{name}_min": min(values), f"{name}_max": max(values)}
 
 
-def measure_speed(model, prompt_ids, new_tokens: int, repeats: int, device: str) -> dict[str, float]:
-    """prefill_tok_s, decode_tok_s and ttft_ms (median, _min, _max) per the module protocol."""
-    import torch
-
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    x = torch.as_tensor(prompt_ids, dtype=torch.long).unsqueeze(0).to(device)
-    prompt = x.shape[1]
-    _timed_generate(model, x, new_tokens, sync)
+def measure_speed(runtime, prompt_ids, new_tokens: int, repeats: int) -> dict[str, float]:
+    """prefill_tok_s, decode_tok_s and ttft_ms (median, _min, _max) per the module protocol,
+    through a runtime's `generate` (qcompare.runtime)."""
+    prompt = [int(t) for t in prompt_ids]
+    _timed_generate(runtime, prompt, new_tokens)
     ttft, decode, prefill = [], [], []
     for _ in range(repeats):
-        t_first = _timed_generate(model, x, 1, sync)
-        t_all = _timed_generate(model, x, new_tokens, sync)
+        t_first = _timed_generate(runtime, prompt, 1)
+        t_all = _timed_generate(runtime, prompt, new_tokens)
         ttft.append(t_first * 1000)
-        prefill.append(prompt / t_first)
+        prefill.append(len(prompt) / t_first)
         decode.append((new_tokens - 1) / max(t_all - t_first, 1e-9))
     out = {}
     out.update(_stats("prefill_tok_s", prefill))

@@ -1,42 +1,116 @@
-"""What each result column means: its label, unit and direction (lm-eval's higher_is_better),
-so charts draw Pareto frontiers and colour deltas without special cases."""
+"""Every result column in one table: its type, and for metrics their label, unit and direction
+(lm-eval's higher_is_better), so the Parquet schema, charts, Pareto frontiers, pages and the CLI
+all derive from one list. Adding a column touches this table (and its test), nothing else.
+
+A column's `axis` says where pages offer it: "quality" metrics go on a chart's y axis, "cost"
+metrics (size, speed, memory, time) on its x axis. `vs_baseline` marks metrics measured
+against the baseline itself (KL divergence, top-1 agreement, Delta-p): the baseline scores
+them trivially, and a change in % against it means nothing.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+KINDS = ("str", "int", "float", "time")
+
 
 @dataclass(frozen=True)
-class Metric:
-    column: str
-    label: str
-    unit: str
-    higher_is_better: bool
+class Column:
+    name: str
+    kind: str                               # str | int | float | time
+    label: str = ""
+    unit: str = ""
+    higher_is_better: bool | None = None    # set for metrics only
     log_scale: bool = False
+    axis: str = ""                          # quality | cost | "" (not offered on charts)
+    vs_baseline: bool = False
+    table: bool = False                     # shown in the Results page's rows table
+    brief: bool = False                     # shown in the CLI's table
+    cuda_only: bool = False                 # measured only on CUDA
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name}: kind must be one of {KINDS}")
+        if self.axis and self.higher_is_better is None:
+            raise ValueError(f"column {self.name}: a chart axis needs a direction")
+
+    @property
+    def column(self) -> str:
+        return self.name
 
 
-METRICS: dict[str, Metric] = {m.column: m for m in (
-    Metric("ppl", "Perplexity", "", False, log_scale=True),
-    Metric("bits_per_byte", "Bits per byte", "bits", False),
-    Metric("byte_ppl", "Byte perplexity", "", False),
-    Metric("kld_mean", "KL divergence vs baseline", "nats/token", False, log_scale=True),
-    Metric("kld_p99", "KL divergence, 99th pct", "nats/token", False, log_scale=True),
-    Metric("top1_agree", "Top-1 agreement with baseline", "fraction", True),
-    Metric("delta_p_mean", "Mean change of correct-token prob.", "", True),
-    Metric("prefill_tok_s", "Prefill speed", "tok/s", True),
-    Metric("decode_tok_s", "Decode speed", "tok/s", True),
-    Metric("ttft_ms", "Time to first token", "ms", False),
-    Metric("weights_mib", "Weights size", "MiB", False),
-    Metric("peak_rss_mib", "Peak RAM (inference)", "MiB", False),
-    Metric("load_peak_rss_mib", "Peak RAM (load + quantize)", "MiB", False),
-    Metric("cuda_peak_alloc_mib", "Peak GPU allocated (inference)", "MiB", False),
-    Metric("nvml_used_peak_mib", "Peak GPU used, NVML (inference)", "MiB", False),
-    Metric("quant_s", "Load + quantize time", "s", False),
-)}
+def _s(name, **kw):
+    return Column(name, "str", **kw)
+
+
+def _i(name, **kw):
+    return Column(name, "int", **kw)
+
+
+def _f(name, label="", unit="", hib=None, **kw):
+    return Column(name, "float", label, unit, hib, **kw)
+
+
+COLUMNS: tuple[Column, ...] = (
+    _s("key"), _s("spec_json"), _s("reference_key"), _s("model", table=True),
+    _s("model_source"), _s("model_fingerprint"), _s("model_note"), _s("method"),
+    _s("method_label", table=True, brief=True), _s("family", table=True), _s("options_json"),
+    _s("corpus", table=True), _s("corpus_sha256"), _s("protocol", table=True, brief=True),
+    _s("device", table=True, brief=True), _s("device_name"),
+    _s("compute_dtype", table=True), _s("kernel", table=True, brief=True),
+    _s("storage", table=True), _s("backend"), _s("library"), _s("library_version"), _s("notes"),
+    _s("python_version"), _s("torch_version"), _s("transformers_version"),
+    _s("qcompare_version"), _s("layers_json"), _s("calibration", table=True),
+    _i("tokens", table=True), _i("window", table=True), _i("stride"), _i("n_scored"),
+    _i("n_bytes"), _i("speed_prompt"), _i("speed_new_tokens"), _i("speed_repeats"),
+    _i("cpu_threads"), _i("protocol_version"),
+    _f("ppl", "Perplexity", "", False, log_scale=True, axis="quality", table=True, brief=True),
+    _f("ppl_se", "Perplexity, standard error", "", table=True),
+    _f("nll_mean", "Mean NLL", "nats/token", False),
+    _f("bits_per_byte", "Bits per byte", "bits", False, axis="quality", table=True),
+    _f("byte_ppl", "Byte perplexity", "", False),
+    _f("kld_mean", "KL divergence vs baseline", "nats/token", False, log_scale=True,
+       axis="quality", vs_baseline=True, table=True, brief=True),
+    _f("kld_se", "KL divergence, standard error", "nats/token"),
+    _f("kld_p99", "KL divergence, 99th pct", "nats/token", False, log_scale=True,
+       axis="quality", vs_baseline=True, table=True),
+    _f("top1_agree", "Top-1 agreement with baseline", "fraction", True, axis="quality",
+       vs_baseline=True, table=True, brief=True),
+    _f("delta_p_mean", "Mean change of correct-token prob.", "", True, vs_baseline=True,
+       table=True),
+    _f("prefill_tok_s", "Prefill speed", "tok/s", True, axis="cost", table=True, brief=True),
+    _f("prefill_tok_s_min"), _f("prefill_tok_s_max"),
+    _f("decode_tok_s", "Decode speed", "tok/s", True, axis="cost", table=True, brief=True),
+    _f("decode_tok_s_min"), _f("decode_tok_s_max"),
+    _f("ttft_ms", "Time to first token", "ms", False, axis="cost", table=True, brief=True),
+    _f("ttft_ms_min"), _f("ttft_ms_max"),
+    _f("weights_mib", "Weights size", "MiB", False, axis="cost", table=True, brief=True),
+    _f("load_peak_rss_mib", "Peak RAM (load + quantize)", "MiB", False),
+    _f("peak_rss_mib", "Peak RAM (inference)", "MiB", False, axis="cost", table=True,
+       brief=True),
+    _f("load_cuda_peak_alloc_mib", "Peak GPU allocated (load + quantize)", "MiB", False,
+       cuda_only=True),
+    _f("cuda_peak_alloc_mib", "Peak GPU allocated (inference)", "MiB", False, cuda_only=True),
+    _f("load_nvml_used_peak_mib", "Peak GPU used, NVML (load + quantize)", "MiB", False,
+       cuda_only=True),
+    _f("nvml_used_peak_mib", "Peak GPU used, NVML (inference)", "MiB", False, cuda_only=True),
+    _f("quant_s", "Load + quantize time", "s", False, axis="cost", table=True, brief=True),
+    _f("eval_s", "Quality evaluation time", "s"), _f("speed_s", "Speed measurement time", "s"),
+    Column("started_at", "time"), Column("finished_at", "time", table=True),
+)
+BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+# Columns with a direction: what charts, frontiers and deltas work on.
+METRICS: dict[str, Column] = {c.name: c for c in COLUMNS if c.higher_is_better is not None}
+
+
+def names(**flags) -> list[str]:
+    """Column names, in table order, whose attributes equal `flags` (e.g. axis="cost")."""
+    return [c.name for c in COLUMNS if all(getattr(c, k) == v for k, v in flags.items())]
 
 
 def label(column: str) -> str:
-    m = METRICS.get(column)
-    if m is None:
+    m = BY_NAME.get(column)
+    if m is None or not m.label:
         return column
     return f"{m.label} ({m.unit})" if m.unit else m.label
 

@@ -22,14 +22,14 @@ TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, spee
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("seeded-home")
+    state_dir = tmp_path_factory.mktemp("seeded-state")
     model = model_from_arg(str(tiny_model_dir))
     methods = [parse_method_arg(m) for m in ("fp32", "rtn:bits=8", "rtn:bits=2,granularity=channel")]
     specs = submitting.build_specs(model, methods, CorpusSpec(), TINY)
     specs += submitting.build_specs(model, methods[:1], CorpusSpec(), replace(TINY, protocol="strided"))
     for s in specs:
-        worker.run(s, home)
-    return home
+        worker.run(s, state_dir)
+    return state_dir
 
 
 @pytest.fixture
@@ -74,8 +74,8 @@ def test_default_comparison_button_queues_jobs(app, seeded):
     next(b for b in at.button if "default comparison" in b.label).click().run()
     assert not at.exception
     queued = JobStore.open(seeded).list(("queued",))
-    from qcompare.dashboard import default_comparison_methods
-    methods = default_comparison_methods("cpu")
+    from qcompare.methods.presets import preset_methods
+    methods = preset_methods("default", "cpu")
     expected = {m.name for m in methods}
     assert {"fp32", "rtn", "gptq", "awq"} <= expected
     assert len(queued) - before == len(methods) and {j.label.split(" ")[0] for j in queued} == expected
@@ -88,7 +88,8 @@ def test_compare_renders_method_forms_and_submits(app, seeded, tiny_model_dir):
     at.checkbox(key="m.rtn").check().run()
     assert at.multiselect(key="o.rtn.bits").value == [4]
     at.multiselect(key="o.rtn.bits").set_value([8, 2]).run()
-    at.selectbox[0].set_value(at.selectbox[0].options[-1]).run()     # "Other: …"
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()                        # "Other: …"
     at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
     submit = next(b for b in at.button if b.label.startswith("Submit"))
     assert submit.label == "Submit 3 run(s)"
@@ -101,7 +102,8 @@ def test_compare_renders_method_forms_and_submits(app, seeded, tiny_model_dir):
 
 def test_compare_explains_invalid_input_next_to_the_field(app):
     at = app("pages/compare.py")
-    at.selectbox[0].set_value(at.selectbox[0].options[-1]).run()
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()                        # "Other: …"
     at.text_input(key="model_ref").input("/no/such/folder").run()
     assert any("does not exist" in e.value for e in at.error)
     assert next(b for b in at.button if b.label.startswith("Submit")).disabled
@@ -112,7 +114,7 @@ def test_unavailable_methods_are_disabled_with_their_reason(app, monkeypatch):
     if os.path.exists("/proc/driver/nvidia/version"):
         pytest.skip("this machine has an NVIDIA driver: nothing is unavailable on cuda")
     at = app("pages/compare.py")
-    at.sidebar.selectbox[0].set_value("cuda").run()
+    at.selectbox(key="device").set_value("cuda").run()
     assert at.checkbox(key="m.rtn").disabled and at.checkbox(key="m.fp32").disabled
     assert any("needs CUDA" in c.value for c in at.caption)
 
@@ -143,12 +145,12 @@ def test_results_filters_change_the_plotted_rows(app):
 
 
 def test_rows_of_another_token_count_are_filtered_out_by_default(tmp_path, monkeypatch, tiny_model_dir):
-    home = tmp_path / "home"
+    state_dir = tmp_path / "state_dir"
     model = model_from_arg(str(tiny_model_dir))
     fp32 = [parse_method_arg("fp32")]
     for ev in (TINY, replace(TINY, tokens=128)):                  # the 128-token row is newest
-        worker.run(submitting.build_specs(model, fp32, CorpusSpec(), ev)[0], home)
-    monkeypatch.setenv("QCOMPARE_HOME", str(home))
+        worker.run(submitting.build_specs(model, fp32, CorpusSpec(), ev)[0], state_dir)
+    monkeypatch.setenv("QCOMPARE_HOME", str(state_dir))
     monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -176,7 +178,8 @@ def test_calibration_settings_reach_the_queued_spec_of_calibrating_methods(app, 
     at = app("pages/compare.py")
     at.checkbox(key="m.fp32").uncheck().run()
     at.checkbox(key="m.gptq").check().run()
-    at.selectbox[0].set_value(at.selectbox[0].options[-1]).run()
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()                        # "Other: …"
     at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
     seq = next(n for n in at.number_input if n.label == "Sequences")
     seq.set_value(4).run()

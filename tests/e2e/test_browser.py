@@ -29,9 +29,9 @@ def _free_port() -> int:
 def server(tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    home = tmp_path / "home"
+    state_dir = tmp_path / "state_dir"
     port = _free_port()
-    env = {**os.environ, "QCOMPARE_HOME": str(home), "QCOMPARE_RUNNER_IDLE_EXIT_S": "5"}
+    env = {**os.environ, "QCOMPARE_HOME": str(state_dir), "QCOMPARE_RUNNER_IDLE_EXIT_S": "5"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
                              str(port), "--server.headless", "true"], cwd=ROOT, env=env,
                             stdout=open(tmp_path / "streamlit.log", "wb"), stderr=subprocess.STDOUT,
@@ -42,15 +42,15 @@ def server(tmp_path):
         try:
             urllib.request.urlopen(url + "/_stcore/health", timeout=2)
             break
-        except OSError:
+        except OSError as e:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError((tmp_path / "streamlit.log").read_text())
+                raise AssertionError((tmp_path / "streamlit.log").read_text()) from e
             time.sleep(0.5)
-    yield url, home
+    yield url, state_dir
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(10)
     from qcompare.jobs.runner import runner_pid
-    pid = runner_pid(home)
+    pid = runner_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGKILL)
 
@@ -65,7 +65,7 @@ def _set_number(page, label: str, value: int) -> None:
 def test_two_methods_end_to_end_in_a_real_browser(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    url, home = server
+    url, state_dir = server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -98,4 +98,4 @@ def test_two_methods_end_to_end_in_a_real_browser(server, tmp_path):
         browser.close()
     assert n == 2
     assert (out / "results.png").stat().st_size > 10_000
-    assert len(list((home / "results").glob("*.parquet"))) == 2
+    assert len(list((state_dir / "results").glob("*.parquet"))) == 2

@@ -14,16 +14,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    home = tmp_path_factory.mktemp("embedded-home")
+    state_dir = tmp_path_factory.mktemp("embedded-state_dir")
     ev = EvalSpec(tokens=2048, window=512, speed_repeats=1, speed_new_tokens=16)
     specs = submitting.build_specs(ModelSpec(), [parse_method_arg(m) for m in ("fp32", "rtn:bits=4")],
                                    CorpusSpec(), ev)
-    return home, {s.method.name: worker.run(s, home) for s in specs}
+    return state_dir, {s.method.name: worker.run(s, state_dir) for s in specs}
 
 
 def test_conversion_is_cached_as_safetensors(rows):
-    home, r = rows
-    folder = converted_dir(home, embedded_gguf(), r["fp32"]["model_fingerprint"])
+    state_dir, r = rows
+    folder = converted_dir(state_dir, embedded_gguf(), r["fp32"]["model_fingerprint"])
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     assert "Q4_1" in r["fp32"]["model_note"]
 

@@ -28,12 +28,12 @@ METHODS = {
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    home = tmp_path_factory.mktemp("embedded-calibrated")
+    state_dir = tmp_path_factory.mktemp("embedded-calibrated")
     ev = EvalSpec(tokens=1024, window=512, speed_repeats=0)
     calib = CalibSpec(samples=8, seq_len=256)
     specs = submitting.build_specs(ModelSpec(), [parse_method_arg(m) for m in METHODS.values()],
                                    CorpusSpec(), ev, calib)
-    return {name: worker.run(s, home) for name, s in zip(METHODS, specs)}
+    return {name: worker.run(s, state_dir) for name, s in zip(METHODS, specs)}
 
 
 def test_gptq_and_awq_beat_rtn_of_the_same_format(rows):

@@ -14,10 +14,10 @@ from qcompare.specs import CorpusSpec
 
 
 @pytest.fixture
-def runner_env(monkeypatch, home):
+def runner_env(monkeypatch, state_dir):
     monkeypatch.setenv("QCOMPARE_RUNNER_IDLE_EXIT_S", "2")
-    yield home
-    pid = runner_pid(home)
+    yield state_dir
+    pid = runner_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGKILL)
 
@@ -32,10 +32,10 @@ def _wait_for(pred, timeout=90.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _submit(home, model_dir, ev, method="fp32"):
+def _submit(state_dir, model_dir, ev, method="fp32"):
     specs = submitting.build_specs(model_from_arg(str(model_dir)), [parse_method_arg(method)],
                                    CorpusSpec(), ev)
-    return submitting.submit(specs, home)[0]
+    return submitting.submit(specs, state_dir)[0]
 
 
 def _in_delay(store, job_id):
@@ -43,11 +43,11 @@ def _in_delay(store, job_id):
     return job.state == "running" and job.stage == "preparing model" and job
 
 
-def _job_in_worker(home, model_dir, ev, monkeypatch, delay_s, method="fp32"):
+def _job_in_worker(state_dir, model_dir, ev, monkeypatch, delay_s, method="fp32"):
     """Submit a job whose worker pauses `delay_s` in its first stage; returns (store, job)."""
     monkeypatch.setenv("QCOMPARE_TEST_WORKER_DELAY_S", str(delay_s))
-    store = JobStore.open(home)
-    sub = _submit(home, model_dir, ev, method)
+    store = JobStore.open(state_dir)
+    sub = _submit(state_dir, model_dir, ev, method)
     return store, _wait_for(lambda: _in_delay(store, sub.job_id), what="worker start")
 
 
@@ -56,9 +56,9 @@ def _ended(store, job_id, states=("done", "failed")):
                      what=f"job {job_id} to end")
 
 
-def _kill_runner(home):
-    os.kill(runner_pid(home), signal.SIGKILL)
-    _wait_for(lambda: runner_pid(home) is None, 10, "runner gone")
+def _kill_runner(state_dir):
+    os.kill(runner_pid(state_dir), signal.SIGKILL)
+    _wait_for(lambda: runner_pid(state_dir) is None, 10, "runner gone")
 
 
 def test_a_job_runs_in_a_spawned_worker_and_lands_in_parquet(runner_env, tiny_model_dir, tiny_eval):

@@ -18,52 +18,53 @@ def _specs(model_dir, ev, *methods):
                                   [parse_method_arg(m) for m in methods], CorpusSpec(), ev)
 
 
-def test_worker_rows_are_complete_and_fp32_against_itself_has_zero_kld(tiny_model_dir, home, tiny_eval):
+def test_worker_rows_are_complete_and_fp32_against_itself_has_zero_kld(tiny_model_dir, state_dir, tiny_eval):
     fp32, rtn2 = _specs(tiny_model_dir, tiny_eval, "fp32", "rtn:bits=2,granularity=tensor")
-    row = worker.run(fp32, home)
+    row = worker.run(fp32, state_dir)
     assert math.isfinite(row["ppl"]) and row["ppl"] > 1
     assert row["kld_mean"] == 0 and row["top1_agree"] == 1 and row["delta_p_mean"] == 0
     assert row["n_scored"] == (256 // 64) * 63
     assert row["decode_tok_s"] > 0 and row["ttft_ms"] > 0 and row["peak_rss_mib"] > 0
     assert row["kernel"] == "real" and row["storage"] == "real"
-    bad = worker.run(rtn2, home)
+    bad = worker.run(rtn2, state_dir)
     assert bad["kld_mean"] > 0 and bad["top1_agree"] < 1 and bad["weights_mib"] < row["weights_mib"] / 2
     assert bad["kernel"] == "simulated"
-    stored = ResultStore(home).load().frame
+    stored = ResultStore(state_dir).load().frame
     assert set(stored["key"]) == {fp32.key(), rtn2.key()}
 
 
-def test_protocols_score_the_documented_token_counts(tiny_model_dir, home, tiny_eval):
+def test_protocols_score_the_documented_token_counts(tiny_model_dir, state_dir, tiny_eval):
     from dataclasses import replace
 
     ev = replace(tiny_eval, speed_repeats=0)
     (lc,) = _specs(tiny_model_dir, replace(ev, protocol="llamacpp"), "fp32")
     (st,) = _specs(tiny_model_dir, replace(ev, protocol="strided", stride=16), "fp32")
-    assert worker.run(lc, home)["n_scored"] == 4 * (64 - 1 - 32)
-    row = worker.run(st, home)
+    assert worker.run(lc, state_dir)["n_scored"] == 4 * (64 - 1 - 32)
+    row = worker.run(st, state_dir)
     assert row["n_scored"] == 255 and row.get("decode_tok_s") is None
 
 
-def test_corpus_shorter_than_requested_tokens_is_a_clear_failure(tiny_model_dir, home, tiny_eval, tmp_path):
+def test_corpus_shorter_than_requested_tokens_is_a_clear_failure(tiny_model_dir, state_dir, tiny_eval, tmp_path):
 
     short = tmp_path / "short.txt"
     short.write_text("only a few words here. " * 5)
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32")],
                                      CorpusSpec(source="file", ref=str(short)), tiny_eval)
     with pytest.raises(UserError, match="fewer than the 256 asked for"):
-        worker.run(spec, home)
+        worker.run(spec, state_dir)
 
 
-def test_cuda_asked_for_where_there_is_none(tiny_model_dir, home, tiny_eval):
-    import torch
+def test_cuda_asked_for_where_there_is_none(tiny_model_dir, state_dir, tiny_eval):
     from dataclasses import replace
+
+    import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     (spec,) = _specs(tiny_model_dir, tiny_eval, "fp32")          # submission refuses cuda here,
     spec = replace(spec, eval=replace(spec.eval, device="cuda"))  # so build the spec by hand
     with pytest.raises(UserError, match="CUDA"):
-        worker.run(spec, home)
+        worker.run(spec, state_dir)
 
 
 def test_submission_refuses_a_device_the_method_cannot_use(tiny_model_dir, tiny_eval):
@@ -76,13 +77,13 @@ def test_submission_refuses_a_device_the_method_cannot_use(tiny_model_dir, tiny_
         _specs(tiny_model_dir, replace(tiny_eval, device="cuda"), "rtn")
 
 
-def test_inline_runner_records_failures_as_readable_rows(tiny_model_dir, home, tiny_eval):
+def test_inline_runner_records_failures_as_readable_rows(tiny_model_dir, state_dir, tiny_eval):
     from dataclasses import replace
 
-    store = JobStore.open(home)
+    store = JobStore.open(state_dir)
     (spec,) = _specs(tiny_model_dir, tiny_eval, "fp32")
     spec = replace(spec, eval=replace(spec.eval, device="cuda"))
-    (sub,) = submitting.submit([spec], home, start_runner=False)
-    run_inline(store, home, sub.job_id)
+    (sub,) = submitting.submit([spec], state_dir, start_runner=False)
+    run_inline(store, state_dir, sub.job_id)
     job = store.get(sub.job_id)
     assert job.state == "failed" and "CUDA" in job.error and "Traceback" in job.traceback

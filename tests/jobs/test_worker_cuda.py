@@ -14,13 +14,13 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
-def test_cuda_rows_report_device_memory_and_match_cpu_quality(tiny_model_dir, home, tiny_eval):
+def test_cuda_rows_report_device_memory_and_match_cpu_quality(tiny_model_dir, state_dir, tiny_eval):
     model = model_from_arg(str(tiny_model_dir))
     methods = [parse_method_arg(m) for m in ("fp32", "rtn:bits=4,group_size=32")]
     gpu = submitting.build_specs(model, methods, CorpusSpec(), replace(tiny_eval, device="cuda"))
     cpu = submitting.build_specs(model, methods[:1], CorpusSpec(), tiny_eval)
-    rows = [worker.run(s, home) for s in gpu]
-    cpu_row = worker.run(cpu[0], home)
+    rows = [worker.run(s, state_dir) for s in gpu]
+    cpu_row = worker.run(cpu[0], state_dir)
     for r in rows:
         assert r["device"] == "cuda" and r["device_name"]
         assert r["cuda_peak_alloc_mib"] > 0 and r["load_cuda_peak_alloc_mib"] > 0

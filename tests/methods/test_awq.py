@@ -1,6 +1,6 @@
 import torch
 
-from qcompare.methods import awq, rtn
+from qcompare.methods import awq, rtn, scaling
 
 
 def _inputs(n=256, d=64, seed=0):
@@ -36,8 +36,8 @@ def test_folding_into_a_norm_and_a_linear_keeps_the_function():
     x = torch.randn(10, 8)
     before = nxt(prev(norm(x)))
     s1, s2 = torch.rand(8) + 0.5, torch.rand(8) + 0.5
-    awq.fold_scale(norm, [prev], s1)
-    awq.fold_scale(prev, [nxt], s2)
+    scaling.fold_scale(norm, [prev], s1)
+    scaling.fold_scale(prev, [nxt], s2)
     assert torch.allclose(nxt(prev(norm(x))), before, atol=1e-5)
 
 
@@ -58,4 +58,4 @@ def test_unsupported_layout_is_a_clear_error():
     from qcompare.errors import UserError
 
     with pytest.raises(UserError, match="Llama-style"):
-        awq.scale_groups(torch.nn.Linear(2, 2))
+        scaling.scale_groups(torch.nn.Linear(2, 2))

@@ -9,16 +9,9 @@ pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed")
 from qcompare import submit as submitting  # noqa: E402
 from qcompare.jobs import worker  # noqa: E402
 from qcompare.methods import bnb  # noqa: E402
-from qcompare.methods.base import BuildContext  # noqa: E402
-from qcompare.models import load_model, model_from_arg  # noqa: E402
+from qcompare.models import model_from_arg  # noqa: E402
 from qcompare.registry import parse_method_arg  # noqa: E402
 from qcompare.specs import CorpusSpec  # noqa: E402
-
-
-def _ctx(folder, device="cpu"):
-    spec = model_from_arg(str(folder))
-    return BuildContext(load_model=lambda dtype, **kw: load_model(folder, spec, dtype, device, **kw),
-                        tokenizer=None, device=device, progress=lambda s, f: None)
 
 
 def _linear_shapes(folder):
@@ -31,11 +24,11 @@ def _linear_shapes(folder):
     return lin, other
 
 
-def test_nf4_replaces_linears_and_counts_codes_plus_block_scales(tiny_model_dir):
+def test_nf4_replaces_linears_and_counts_codes_plus_block_scales(build_context, tiny_model_dir):
     import bitsandbytes as b
 
-    built = bnb.BnbNF4(bnb.Bnb4bitConfig(compute_dtype="bfloat16")).build(_ctx(tiny_model_dir))
-    m = built.model
+    built = bnb.BnbNF4(bnb.Bnb4bitConfig(compute_dtype="bfloat16")).build(build_context(tiny_model_dir))
+    m = built.runtime.model
     assert isinstance(m.model.layers[0].mlp.down_proj, b.nn.Linear4bit)
     assert not isinstance(m.lm_head, b.nn.Linear4bit)
     shapes, other = _linear_shapes(tiny_model_dir)
@@ -45,21 +38,21 @@ def test_nf4_replaces_linears_and_counts_codes_plus_block_scales(tiny_model_dir)
     assert built.kernel == "real" and built.compute_dtype == "bfloat16"
 
 
-def test_int8_counts_int8_weights_plus_row_scales(tiny_model_dir):
+def test_int8_counts_int8_weights_plus_row_scales(build_context, tiny_model_dir):
     import bitsandbytes as b
 
-    built = bnb.BnbInt8().build(_ctx(tiny_model_dir))
-    assert isinstance(built.model.model.layers[0].self_attn.q_proj, b.nn.Linear8bitLt)
+    built = bnb.BnbInt8().build(build_context(tiny_model_dir))
+    assert isinstance(built.runtime.model.model.layers[0].self_attn.q_proj, b.nn.Linear8bitLt)
     shapes, other = _linear_shapes(tiny_model_dir)
     expect = sum(o * i + o * 4 for o, i in shapes) + other * 2    # int8 codes + fp32 SCB per row
     assert built.weights_bytes == expect
 
 
-def test_bnb_rows_through_the_worker(tiny_model_dir, home, tiny_eval):
+def test_bnb_rows_through_the_worker(tiny_model_dir, state_dir, tiny_eval):
     ev = replace(tiny_eval, speed_repeats=0)
     model = model_from_arg(str(tiny_model_dir))
     methods = [parse_method_arg(m) for m in ("fp32", "bnb-int8", "bnb-nf4", "bnb-fp4")]
-    rows = {r["method"]: r for r in (worker.run(s, home)
+    rows = {r["method"]: r for r in (worker.run(s, state_dir)
                                       for s in submitting.build_specs(model, methods, CorpusSpec(), ev))}
     assert rows["bnb-int8"]["kld_mean"] < rows["bnb-nf4"]["kld_mean"]
     assert rows["bnb-nf4"]["weights_mib"] < rows["bnb-int8"]["weights_mib"] < rows["fp32"]["weights_mib"]
@@ -69,9 +62,9 @@ def test_bnb_rows_through_the_worker(tiny_model_dir, home, tiny_eval):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_bnb_on_cuda_uses_the_gpu(tiny_model_dir, home, tiny_eval):
+def test_bnb_on_cuda_uses_the_gpu(tiny_model_dir, state_dir, tiny_eval):
     model = model_from_arg(str(tiny_model_dir))
     specs = submitting.build_specs(model, [parse_method_arg("bnb-nf4")], CorpusSpec(),
                                    replace(tiny_eval, device="cuda"))
-    row = worker.run(specs[0], home)
+    row = worker.run(specs[0], state_dir)
     assert row["device"] == "cuda" and "cuda backend" in row["backend"] and row["cuda_peak_alloc_mib"] > 0

@@ -14,11 +14,11 @@ from qcompare.specs import CalibSpec, CorpusSpec
 CALIB = CalibSpec(samples=8, seq_len=64)
 
 
-def _run(tiny_model_dir, home, ev, method):
+def _run(tiny_model_dir, state_dir, ev, method):
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg(method)],
                                      CorpusSpec(), ev, CALIB)
     assert spec.calib is not None and spec.calib.corpus.content_sha256
-    return worker.run(spec, home)
+    return worker.run(spec, state_dir)
 
 
 @pytest.mark.parametrize("method,kernel_bits", [
@@ -28,8 +28,8 @@ def _run(tiny_model_dir, home, ev, method):
     ("smoothquant:alpha_search=true,activations=static", 8),
     ("qat:bits=4,group_size=32,steps=3,seq_len=32", 4),
 ])
-def test_method_runs_and_reports_per_layer_diagnostics(tiny_model_dir, home, tiny_eval, method, kernel_bits):
-    row = _run(tiny_model_dir, home, tiny_eval, method)
+def test_method_runs_and_reports_per_layer_diagnostics(tiny_model_dir, state_dir, tiny_eval, method, kernel_bits):
+    row = _run(tiny_model_dir, state_dir, tiny_eval, method)
     assert math.isfinite(row["ppl"]) and row["kld_mean"] >= 0 and row["kernel"] == "simulated"
     assert "8x64 tokens" in row["calibration"]
     layers = json.loads(row["layers_json"])
@@ -62,7 +62,7 @@ def test_calibration_text_never_overlaps_the_evaluated_tokens(tiny_model_dir, ti
     assert not np.array_equal(again.ids, cal.ids)
 
 
-def test_too_little_calibration_text_is_a_clear_error(tiny_model_dir, home, tiny_eval):
+def test_too_little_calibration_text_is_a_clear_error(tiny_model_dir, state_dir, tiny_eval):
     from dataclasses import replace
 
     from qcompare.errors import UserError
@@ -71,7 +71,7 @@ def test_too_little_calibration_text_is_a_clear_error(tiny_model_dir, home, tiny
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("gptq")],
                                      CorpusSpec(), tiny_eval, big)
     with pytest.raises(UserError, match="lower the calibration samples"):
-        worker.run(spec, home)
+        worker.run(spec, state_dir)
 
 
 def test_calibration_settings_only_key_methods_that_calibrate(tiny_model_dir, tiny_eval):

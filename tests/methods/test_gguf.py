@@ -6,16 +6,23 @@ import numpy as np
 import pytest
 import torch
 
+from qcompare import models
 from qcompare.errors import UserError
 from qcompare.methods import gguf
-from qcompare.methods.base import BuildContext
+from qcompare.runtime.llamacpp import LlamaCppRuntime
+from qcompare.specs import MethodSpec, ModelSpec, RunSpec
 
 
 class FakeLlama:
-    """Stands in for llama_cpp.Llama: logits_all scores where row i favours token (id_i + 1)."""
+    """Stands in for llama_cpp.Llama's public API: logits_all scores where row i favours token
+    (id_i + 1), and a greedy `generate` that follows them."""
 
     def __init__(self, vocab=10):
         self.vocab, self.scores, self.n_tokens = vocab, np.zeros((64, vocab), np.float32), 0
+        self.generated = 0
+
+    def n_vocab(self):
+        return self.vocab
 
     def reset(self):
         self.n_tokens = 0
@@ -26,16 +33,25 @@ class FakeLlama:
             self.scores[self.n_tokens, (t + 1) % self.vocab] = 5.0
             self.n_tokens += 1
 
+    def generate(self, tokens, temp=0.8, top_k=40, reset=True):
+        assert temp == 0.0 and self.n_tokens == 0            # greedy, and no cached prefix
+        self.eval(tokens)
+        while True:
+            nxt = int(np.argmax(self.scores[self.n_tokens - 1]))
+            self.generated += 1
+            yield nxt
+            self.eval([nxt])
+
     def tokenize(self, data, add_bos=False, special=False):
         return [int(b) for b in data]
 
 
-def test_adapter_returns_the_kept_logits_and_greedy_continuations():
-    m = gguf.LlamaCppModel(FakeLlama())
-    out = m(torch.tensor([[1, 2, 3, 4]]), logits_to_keep=2).logits
-    assert out.shape == (1, 2, 10) and out[0, 0].argmax() == 4 and out[0, 1].argmax() == 5
-    gen = m.generate(torch.tensor([[1, 2]]), max_new_tokens=3)
-    assert gen.tolist() == [[1, 2, 3, 4, 5]]
+def test_runtime_returns_the_kept_logits_and_greedy_continuations():
+    rt = LlamaCppRuntime(FakeLlama())
+    out = rt.logits(torch.tensor([1, 2, 3, 4]), keep=2)
+    assert out.shape == (2, 10) and out[0].argmax() == 4 and out[1].argmax() == 5
+    assert out.dtype == torch.float32 and rt.vocab_size == 10
+    assert rt.generate([1, 2], 3) == [3, 4, 5]
 
 
 def test_tokenizer_agreement_reports_the_first_difference():
@@ -56,18 +72,35 @@ def test_tokenizer_agreement_reports_the_first_difference():
     assert "differs from transformers at token 3" in gguf.tokenizer_agreement(llm, Tok(True), "hello")
 
 
-def test_a_hugging_face_folder_is_refused_with_the_reason():
-    ctx = BuildContext(load_model=None, tokenizer=None, device="cpu", progress=lambda s, f: None)
+def test_a_hugging_face_folder_is_refused_before_any_work(tiny_model_dir, state_dir):
+    """The whole request is checked: a model with no .gguf behind it is refused at submission,
+    before a job is queued or the baseline pass runs, and again by the worker."""
+    from qcompare import submit as submitting
+    from qcompare.jobs import worker
+    from qcompare.jobs.store import JobStore
+    from qcompare.specs import CorpusSpec, EvalSpec
+
+    folder = models.model_from_arg(str(tiny_model_dir))
+    assert gguf.GGUF.refusal(RunSpec(model=folder, method=MethodSpec.of("gguf"))) == gguf.NO_GGUF_SOURCE
+    assert gguf.GGUF.request_problem(RunSpec(model=ModelSpec(), method=MethodSpec.of("gguf"))) is None
+    with pytest.raises(UserError, match="cannot take .*convert_hf_to_gguf"):
+        submitting.build_specs(folder, [MethodSpec.of("gguf", imatrix=False, type="Q8_0")],
+                               CorpusSpec(), EvalSpec(tokens=256, window=64))
+    assert JobStore.open(state_dir).list() == []
+    spec = RunSpec(model=models.resolve(folder), method=MethodSpec.of("gguf", imatrix=False, type="Q8_0"),
+                   eval=EvalSpec(tokens=256, window=64))
     with pytest.raises(UserError, match="convert_hf_to_gguf"):
-        gguf.source_gguf(ctx)
+        worker.run(spec, state_dir)
+    assert not (state_dir / "baselines").exists()                 # no reference pass was made
 
 
-def test_speed_reads_the_runner_context_and_quality_the_scorer():
+def test_speed_uses_the_runner_context_and_quality_the_scorer():
     scorer, runner = FakeLlama(), FakeLlama()
-    m = gguf.LlamaCppModel(scorer, runner)
-    m(torch.tensor([[1, 2, 3]]))
-    m.generate(torch.tensor([[7]]), max_new_tokens=2)
-    assert scorer.n_tokens == 3 and runner.n_tokens == 2     # prompt + the first new token
+    rt = LlamaCppRuntime(scorer, runner)
+    rt.logits(torch.tensor([1, 2, 3]), keep=1)
+    rt.generate([7], 2)
+    assert scorer.n_tokens == 3 and scorer.generated == 0
+    assert runner.generated == 2 and runner.n_tokens == 2    # prompt + the first new token
 
 
 def test_hugging_face_names_map_to_gguf_tensor_names():

@@ -13,14 +13,14 @@ from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec
 
 
-def test_hqq_rows_are_real_storage_and_error_grows_as_bits_shrink(tiny_model_dir, home, tiny_eval):
+def test_hqq_rows_are_real_storage_and_error_grows_as_bits_shrink(tiny_model_dir, state_dir, tiny_eval):
     specs = submitting.build_specs(model_from_arg(str(tiny_model_dir)),
                                    [parse_method_arg(m) for m in ("hqq:bits=8,group_size=32",
                                                                   "hqq:bits=4,group_size=32",
                                                                   "hqq:bits=2,group_size=32")],
                                    CorpusSpec(), tiny_eval)
     assert all(s.calib is None for s in specs)          # calibration-free
-    rows = [worker.run(s, home) for s in specs]
+    rows = [worker.run(s, state_dir) for s in specs]
     assert all(math.isfinite(r["ppl"]) and r["library"] == "hqq" for r in rows)
     assert all(r["storage"] == "real" and r["kernel"] == "dequantized" for r in rows)
     errs = [sum(l["weight_rel_err"] for l in json.loads(r["layers_json"])) for r in rows]

@@ -48,17 +48,11 @@ def test_storage_bits_count_codes_scales_and_zero_points():
     assert rtn.storage_bits((4, 6), 2, False, "tensor", 0) == 4 * 6 * 2 + 16 + 2
 
 
-def _ctx(folder, dtype="float32"):
-    from qcompare.methods.base import BuildContext
-    from transformers import AutoModelForCausalLM
-
-    return BuildContext(load_model=lambda d: AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, d)),
-                        tokenizer=None, device="cpu", progress=lambda s, f: None, dtype=dtype)
 
 
-def test_rtn_build_quantizes_linears_but_not_the_tied_head(tiny_model_dir):
-    built = rtn.RTN(rtn.RTNConfig(bits=4, granularity="group", group_size=32)).build(_ctx(tiny_model_dir))
-    m = built.model
+def test_rtn_build_quantizes_linears_but_not_the_tied_head(build_context, tiny_model_dir):
+    built = rtn.RTN(rtn.RTNConfig(bits=4, granularity="group", group_size=32)).build(build_context(tiny_model_dir))
+    m = built.runtime.model
     assert m.lm_head.weight.data_ptr() == m.model.embed_tokens.weight.data_ptr()
     q = m.model.layers[0].self_attn.q_proj.weight
     for row in q.reshape(-1, 32):                   # at most 16 distinct levels per group
@@ -72,9 +66,9 @@ def test_rtn_build_quantizes_linears_but_not_the_tied_head(tiny_model_dir):
     assert built.weights_bytes < (n_linear + n_other) * 2
 
 
-def test_rtn_include_lm_head_unties_it(tiny_model_dir):
-    built = rtn.RTN(rtn.RTNConfig(bits=2, include_lm_head=True, granularity="channel")).build(_ctx(tiny_model_dir))
-    m = built.model
+def test_rtn_include_lm_head_unties_it(build_context, tiny_model_dir):
+    built = rtn.RTN(rtn.RTNConfig(bits=2, include_lm_head=True, granularity="channel")).build(build_context(tiny_model_dir))
+    m = built.runtime.model
     assert m.lm_head.weight.data_ptr() != m.model.embed_tokens.weight.data_ptr()
     assert m.lm_head.weight[0].unique().numel() <= 4
     assert m.model.embed_tokens.weight[0].unique().numel() > 4

@@ -8,26 +8,19 @@ import torch
 from qcompare import submit as submitting
 from qcompare.jobs import worker
 from qcompare.methods import torch_dynamic as td
-from qcompare.methods.base import BuildContext
-from qcompare.models import load_model, model_from_arg
+from qcompare.models import model_from_arg
 from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec
 
 
-def _ctx(folder):
-    spec = model_from_arg(str(folder))
-    return BuildContext(load_model=lambda dtype, **kw: load_model(folder, spec, dtype, "cpu", **kw),
-                        tokenizer=None, device="cpu", progress=lambda s, f: None)
-
-
 @pytest.mark.parametrize("per_channel", [True, False])
-def test_linears_become_int8_modules_and_bytes_are_counted_as_stored(per_channel, tiny_model_dir):
+def test_linears_become_int8_modules_and_bytes_are_counted_as_stored(build_context, per_channel, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    built = td.TorchDynamicInt8(td.TorchDynamicConfig(per_channel=per_channel)).build(_ctx(tiny_model_dir))
-    q = built.model.model.layers[0].mlp.up_proj
+    built = td.TorchDynamicInt8(td.TorchDynamicConfig(per_channel=per_channel)).build(build_context(tiny_model_dir))
+    q = built.runtime.model.model.layers[0].mlp.up_proj
     assert isinstance(q, torch.ao.nn.quantized.dynamic.Linear) and q.weight().dtype == torch.qint8
-    assert isinstance(built.model.lm_head, torch.nn.Linear)               # head left in float
+    assert isinstance(built.runtime.model.lm_head, torch.nn.Linear)               # head left in float
     ref = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     head = ref.get_output_embeddings()
     shapes = [m.weight.shape for m in ref.modules() if isinstance(m, torch.nn.Linear) and m is not head]
@@ -36,15 +29,15 @@ def test_linears_become_int8_modules_and_bytes_are_counted_as_stored(per_channel
     assert built.weights_bytes == sum(o * i + per_layer(o) for o, i in shapes) + other * 4
     x = torch.randint(0, ref.config.vocab_size, (1, 32))
     with torch.inference_mode():
-        a, b = ref(x).logits, built.model(x).logits
+        a, b = ref(x).logits, built.runtime.model(x).logits
     assert float((a - b).norm() / a.norm()) < 0.05
 
 
-def test_dynamic_int8_row_through_the_worker(tiny_model_dir, home, tiny_eval):
+def test_dynamic_int8_row_through_the_worker(tiny_model_dir, state_dir, tiny_eval):
     ev = replace(tiny_eval, speed_repeats=1)
     model = model_from_arg(str(tiny_model_dir))
     methods = [parse_method_arg(m) for m in ("fp32", "torch-dynamic-int8")]
-    rows = [worker.run(s, home) for s in submitting.build_specs(model, methods, CorpusSpec(), ev)]
+    rows = [worker.run(s, state_dir) for s in submitting.build_specs(model, methods, CorpusSpec(), ev)]
     r = rows[1]
     assert 0 < r["kld_mean"] < 0.05 and r["decode_tok_s"] > 0 and r["kernel"] == "real"
     assert "quantize_dynamic" in r["backend"]

@@ -9,41 +9,35 @@ pytest.importorskip("torchao", reason="torchao is not installed")
 from qcompare import submit as submitting  # noqa: E402
 from qcompare.jobs import worker  # noqa: E402
 from qcompare.methods import torchao as tao  # noqa: E402
-from qcompare.methods.base import BuildContext  # noqa: E402
-from qcompare.models import load_model, model_from_arg  # noqa: E402
+from qcompare.methods.storage import subclass_bytes  # noqa: E402
+from qcompare.models import model_from_arg  # noqa: E402
 from qcompare.registry import parse_method_arg  # noqa: E402
 from qcompare.specs import CorpusSpec  # noqa: E402
 
 
-def _ctx(folder):
-    spec = model_from_arg(str(folder))
-    return BuildContext(load_model=lambda dtype, **kw: load_model(folder, spec, dtype, "cpu", **kw),
-                        tokenizer=None, device="cpu", progress=lambda s, f: None)
-
-
 @pytest.mark.parametrize("cls", [tao.TorchAoInt8WeightOnly, tao.TorchAoInt8Dynamic])
-def test_int8_weights_are_stored_as_int8_codes_plus_row_scales(cls, tiny_model_dir):
+def test_int8_weights_are_stored_as_int8_codes_plus_row_scales(build_context, cls, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    built = cls().build(_ctx(tiny_model_dir))
-    q = built.model.model.layers[0].self_attn.q_proj.weight
+    built = cls().build(build_context(tiny_model_dir))
+    q = built.runtime.model.model.layers[0].self_attn.q_proj.weight
     inner = {n: getattr(q, n) for n in q.__tensor_flatten__()[0]}
     assert inner["qdata"].dtype == torch.int8 and inner["qdata"].shape == q.shape
     ref = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     head = ref.get_output_embeddings()
     shapes = [m.weight.shape for m in ref.modules() if isinstance(m, torch.nn.Linear) and m is not head]
     other = sum(p.numel() for n, p in ref.named_parameters() if not n.endswith("proj.weight"))
-    per_row = sum(tao.tensor_bytes(t) for n, t in inner.items() if n != "qdata") // q.shape[0]
+    per_row = sum(subclass_bytes(t) for n, t in inner.items() if n != "qdata") // q.shape[0]
     expect = sum(o * i + o * per_row for o, i in shapes) + other * 4      # the rest in fp32
     assert built.weights_bytes == expect and built.kernel == "real"
     assert built.weights_bytes < sum(p.numel() for p in ref.parameters()) * 4
 
 
-def test_torchao_rows_through_the_worker(tiny_model_dir, home, tiny_eval):
+def test_torchao_rows_through_the_worker(tiny_model_dir, state_dir, tiny_eval):
     ev = replace(tiny_eval, speed_repeats=1)
     model = model_from_arg(str(tiny_model_dir))
     methods = [parse_method_arg(m) for m in ("fp32", "torchao-int8wo", "torchao-int8dq")]
-    rows = {r["method"]: r for r in (worker.run(s, home)
+    rows = {r["method"]: r for r in (worker.run(s, state_dir)
                                       for s in submitting.build_specs(model, methods, CorpusSpec(), ev))}
     for m in ("torchao-int8wo", "torchao-int8dq"):
         assert 0 < rows[m]["kld_mean"] < 0.05 and rows[m]["decode_tok_s"] > 0
@@ -52,12 +46,12 @@ def test_torchao_rows_through_the_worker(tiny_model_dir, home, tiny_eval):
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
-def test_int4_codes_are_4_bit_per_group_and_stored_one_per_byte(symmetric, tiny_model_dir):
+def test_int4_codes_are_4_bit_per_group_and_stored_one_per_byte(build_context, symmetric, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     m = tao.TorchAoInt4WeightOnly(tao.TorchAoInt4Config(group_size=32, symmetric=symmetric))
-    built = m.build(_ctx(tiny_model_dir))
-    q = built.model.model.layers[0].mlp.down_proj.weight           # 128 inputs: 4 groups
+    built = m.build(build_context(tiny_model_dir))
+    q = built.runtime.model.model.layers[0].mlp.down_proj.weight           # 128 inputs: 4 groups
     inner = {n: getattr(q, n) for n in q.__tensor_flatten__()[0]}
     codes = inner["qdata"]
     assert codes.dtype == torch.int8 and codes.shape == q.shape      # one code per byte
@@ -71,18 +65,18 @@ def test_int4_codes_are_4_bit_per_group_and_stored_one_per_byte(symmetric, tiny_
     assert built.kernel == "dequantized" and "one per int8 byte" in built.notes
 
 
-def test_int4_group_size_that_does_not_divide_the_inputs_is_a_clear_error(tiny_model_dir):
+def test_int4_group_size_that_does_not_divide_the_inputs_is_a_clear_error(build_context, tiny_model_dir):
     from qcompare.errors import UserError
 
     m = tao.TorchAoInt4WeightOnly(tao.TorchAoInt4Config(group_size=256))   # inputs 64 and 128
     with pytest.raises(UserError, match="divisible by group_size 256; this model has 64, 128"):
-        m.build(_ctx(tiny_model_dir))
+        m.build(build_context(tiny_model_dir))
 
 
-def test_int4_row_through_the_worker(tiny_model_dir, home, tiny_eval):
+def test_int4_row_through_the_worker(tiny_model_dir, state_dir, tiny_eval):
     model = model_from_arg(str(tiny_model_dir))
     methods = [parse_method_arg(m) for m in ("fp32", "torchao-int8wo", "torchao-int4wo")]
-    rows = {r["method"]: r for r in (worker.run(s, home)
+    rows = {r["method"]: r for r in (worker.run(s, state_dir)
                                       for s in submitting.build_specs(model, methods, CorpusSpec(), tiny_eval))}
     assert rows["torchao-int4wo"]["kld_mean"] > rows["torchao-int8wo"]["kld_mean"] > 0
     assert rows["torchao-int4wo"]["kernel"] == "dequantized"

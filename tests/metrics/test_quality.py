@@ -72,32 +72,30 @@ def test_strided_with_stride_equal_to_window_cannot_score_window_starts():
 
 
 class _FixedLogits:
-    """A 'model' whose logits at position i put all mass on token (input[i] + 1) % V."""
+    """A runtime whose logits at position i put all mass on token (input[i] + 1) % V; it
+    records how many positions it was asked for."""
     V = 7
+    asked: list = []
 
-    def __call__(self, x, logits_to_keep=0):
-        logits = torch.full((1, x.shape[1], self.V), -1e4)
-        nxt = (x[0] + 1) % self.V
-        logits[0, torch.arange(x.shape[1]), nxt] = 0.0
-        logits = logits[:, -logits_to_keep:] if logits_to_keep else logits
-
-        class Out:
-            pass
-        o = Out()
-        o.logits = logits
-        return o
+    def logits(self, x, keep):
+        self.asked.append((x.tolist(), keep))
+        out = torch.full((x.shape[0], self.V), -1e4)
+        out[torch.arange(x.shape[0]), (x + 1) % self.V] = 0.0
+        return out[-keep:]
 
 
 def test_window_logits_score_the_right_positions_and_replace_bos():
     ids = np.array([1, 2, 3, 5, 6, 0, 1, 2])
     w = q.Window(0, 8, 2, bos=True)
-    logits, targets = q.window_logits(_FixedLogits(), ids, w, bos_id=4, device="cpu")
+    rt = _FixedLogits()
+    logits, targets = q.window_logits(rt, ids, w, bos_id=4)
+    assert rt.asked[-1] == ([4, 2, 3, 5, 6, 0, 1, 2], 7)     # BOS first; positions 1..7 only
     logp = torch.log_softmax(logits, dim=-1)
     assert targets.tolist() == [3, 5, 6, 0, 1, 2]
     nll = -logp.gather(-1, targets[:, None]).squeeze(-1)
     # position 1 predicts 3 from 2 (right); 2 -> 5 from 3 (wrong); 5 -> 6 ... (right)
     assert (nll < 1e-3).tolist() == [True, False, True, True, True, True]
-    assert torch.allclose(q.token_nll(*q.window_logits(_FixedLogits(), ids, w, 4, "cpu")), nll)
+    assert torch.allclose(q.token_nll(*q.window_logits(_FixedLogits(), ids, w, 4)), nll)
 
 
 def test_tokenize_stream_bytes_partition_the_text(tiny_model_dir):

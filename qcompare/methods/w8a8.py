@@ -22,21 +22,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qcompare.methods import calibrators, rtn
-from qcompare.methods.base import (
-    BuildContext,
-    Built,
-    Method,
-    MethodConfig,
-    Needs,
-    set_module,
-)
+from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.linears import set_module
 from qcompare.methods.sequential import (
     HessianAccumulator,
-    run_hooked,
     layer_diagnostics,
     linears_of,
+    run_hooked,
     run_sequential,
 )
+from qcompare.methods.simulated import finish_simulated
 
 ACT_SAMPLE = 1_000_000
 QMAX = 127
@@ -136,7 +131,7 @@ class W8A8(Method):
         """Hook for SmoothQuant: rescale the layer before quantization; returns notes per Linear."""
         return {}
 
-    def describe(self) -> str:
+    def settings_text(self) -> str:
         c = self.config
         act = "per-token dynamic" if c.activations == "dynamic" else f"static ({c.act_calibrator})"
         return f"W8A8: weights int8 per channel ({c.weight_calibrator}), activations int8 {act}"
@@ -182,7 +177,7 @@ class W8A8(Method):
                 set_module(model, full, W8A8Linear(W_hat, bias, c.activations, act_scale))
 
         run_sequential(model, calib, process, ctx.progress)
-        return rtn.finish_simulated(
+        return finish_simulated(
             model, ctx, layer_bits, layers,
-            f"{self.describe()}; int8 arithmetic simulated in {ctx.dtype}; "
+            f"{self.settings_text()}; int8 arithmetic simulated in {ctx.dtype}; "
             f"calibration {ctx.calibration_label}")

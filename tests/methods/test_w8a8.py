@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from qcompare.methods import calibrators, ptq, smoothquant
+from qcompare.methods import calibrators, smoothquant, w8a8
 
 
 def test_minmax_and_percentile_thresholds_by_hand():
@@ -46,12 +46,12 @@ def test_per_row_weight_calibrators():
 def test_weight_int8_is_on_a_per_row_grid_and_dynamic_activations_per_token():
     torch.manual_seed(0)
     W = torch.randn(4, 32)
-    Wq = ptq.weight_int8(W, "minmax", 99.99)
+    Wq = w8a8.weight_int8(W, "minmax", 99.99)
     s = W.abs().amax(1, keepdim=True) / 127
     assert torch.allclose(Wq / s, torch.round(Wq / s), atol=1e-4)
     assert (Wq - W).abs().max() <= s.max() / 2 + 1e-6
     x = torch.tensor([[1.0, -127.0], [0.01, 0.02]])
-    q = ptq.quantize_activations(x, ptq.per_token_scale(x))
+    q = w8a8.quantize_activations(x, w8a8.per_token_scale(x))
     assert torch.allclose(q, x, rtol=1 / 127, atol=0)   # each row is on its own grid
 
 

@@ -1,0 +1,52 @@
+"""The llama.cpp runtime: a GGUF file run by llama.cpp itself, through llama-cpp-python's
+public API (`Llama.eval`, `Llama.scores`, `Llama.generate`).
+
+Two llama.cpp contexts on the same file: `scorer` keeps the logits of every position
+(`logits_all=True`, what PPL and KL divergence need); `runner` computes only what serving
+computes, so prefill and decode speed do not pay for scoring. Token ids are fed to llama.cpp
+directly: both runtimes score exactly the same ids.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qcompare.runtime.base import Runtime
+
+
+class LlamaCppRuntime(Runtime):
+    device = "cpu"
+
+    def __init__(self, scorer, runner=None, backend: str = "llama.cpp"):
+        self.scorer = scorer
+        self.runner = runner if runner is not None else scorer
+        self._backend = backend
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.scorer.n_vocab())
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    def logits(self, ids, keep: int):
+        import torch
+
+        tokens = [int(t) for t in ids]
+        self.scorer.reset()
+        self.scorer.eval(tokens)
+        rows = np.array(self.scorer.scores[len(tokens) - keep:len(tokens)], dtype=np.float32)
+        return torch.from_numpy(rows)
+
+    def generate(self, prompt_ids, new_tokens: int) -> list[int]:
+        """Greedy (temperature 0), EOS ignored: llama.cpp's own sampling loop, stopped after
+        exactly `new_tokens` tokens. `reset()` first, so no KV cache of an earlier call is
+        reused and every call pays its full prefill."""
+        self.runner.reset()
+        out: list[int] = []
+        for token in self.runner.generate([int(t) for t in prompt_ids], temp=0.0, top_k=1,
+                                          reset=True):
+            out.append(int(token))
+            if len(out) == new_tokens:
+                break
+        return out

@@ -1,0 +1,62 @@
+"""What the pages read and submit, with Streamlit's caches in front of the library."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from qcompare import models
+from qcompare.results import ResultStore
+from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec
+from qcompare.statedir import default_state_dir
+from qcompare.submit import Submitted, build_specs, submit
+
+
+def state_dir() -> Path:
+    return default_state_dir()
+
+
+def start_runner() -> bool:
+    """Pages start a runner on submit unless QCOMPARE_START_RUNNER=0 (page tests)."""
+    return os.environ.get("QCOMPARE_START_RUNNER", "1") != "0"
+
+
+def _results_signature(folder: Path) -> tuple:
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.parquet")))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _load(folder: str, signature: tuple):
+    loaded = ResultStore(folder).load()
+    return loaded.frame, loaded.errors
+
+
+def results() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """All result rows (re-read only when a Parquet file changed) and unreadable files."""
+    d = state_dir()
+    return _load(str(d), _results_signature(d / "results"))
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def embedded_state(folder: str) -> tuple[str, str]:
+    return models.embedded_state(Path(folder))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def resolve_model(spec: ModelSpec) -> ModelSpec:
+    return models.resolve(spec)
+
+
+@st.cache_data(show_spinner=False)
+def param_count(spec: ModelSpec, folder: str) -> int | None:
+    return models.param_count(spec, Path(folder))
+
+
+def submit_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
+                 ev: EvalSpec, calib: CalibSpec | None = None) -> list[Submitted]:
+    specs = build_specs(model, methods, corpus, ev, calib)
+    return submit(specs, state_dir(), start_runner=start_runner(), record_hits=True)

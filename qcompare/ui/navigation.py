@@ -1,0 +1,18 @@
+"""Deep links routed through app.py, so every page gets the navigation and the sidebar."""
+from __future__ import annotations
+
+import streamlit as st
+
+NAV_FLAG, DEEPLINK = "_qcompare_nav", "_qcompare_deeplink"
+
+
+def ensure_navigation(page_file: str) -> None:
+    """Route a page through app.py when Streamlit ran it directly.
+
+    On a fresh server whose first request is a deep link (say /jobs), Streamlit runs the
+    pages/ file on its own, without app.py's st.navigation (streamlit#9624): the sidebar would
+    list raw file names and miss its status. The page then hands over to app.py, which comes
+    back to it."""
+    if not st.session_state.get(NAV_FLAG):
+        st.session_state[DEEPLINK] = page_file
+        st.switch_page("app.py")
