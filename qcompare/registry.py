@@ -19,6 +19,7 @@ METHODS: dict[str, str] = {
     "fp32": "qcompare.methods.baselines:FP32",
     "bf16": "qcompare.methods.baselines:BF16",
     "fp16": "qcompare.methods.baselines:FP16",
+    "fp8": "qcompare.methods.fp8:FP8",
     "rtn": "qcompare.methods.rtn:RTN",
     "bnb-int8": "qcompare.methods.bnb:BnbInt8",
     "bnb-nf4": "qcompare.methods.bnb:BnbNF4",
