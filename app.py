@@ -1,6 +1,7 @@
 """qcompare dashboard: navigation and the sidebar status line. Start: streamlit run app.py"""
 import streamlit as st
 
+from qcompare.errors import UserError
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
 from qcompare.ui.data import results, state_dir
@@ -20,10 +21,18 @@ if DEEPLINK in st.session_state:
     st.switch_page(st.session_state.pop(DEEPLINK))
 
 with st.sidebar:
-    jobs = JobStore.open(state_dir()).list(("queued", "running"))
-    running = sum(j.state == "running" for j in jobs)
-    st.caption(f"**Jobs:** {running} running, {len(jobs) - running} queued · "
-               f"runner {'on' if runner_running(state_dir()) else 'idle'}")
+    try:                              # a broken job table must not take the pages down
+        store = JobStore.open(state_dir())
+        jobs = store.list(("queued", "running"))
+        running = sum(j.state == "running" for j in jobs)
+        st.caption(f"**Jobs:** {running} running, {len(jobs) - running} queued · "
+                   f"runner {'on' if runner_running(state_dir()) else 'idle'}")
+        if store.recovered:
+            st.warning(store.recovered)
+        elif store.broken_copies():
+            st.caption(f"An unreadable job table was kept aside as `{store.broken_copies()[-1].name}`.")
+    except UserError as e:
+        st.error(str(e))
     st.caption(f"**Results stored:** {len(results()[0])} · state in `{state_dir()}`")
 
 nav.run()

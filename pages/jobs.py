@@ -4,6 +4,7 @@ import time
 
 import streamlit as st
 
+from qcompare.errors import UserError
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.status import classify, eta_seconds
 from qcompare.jobs.store import JobStore
@@ -24,8 +25,12 @@ def _duration(seconds: float | None) -> str:
 
 @st.fragment(run_every=2)
 def job_table() -> None:
-    store = JobStore.open(state_dir())
-    jobs = store.list()
+    try:
+        store = JobStore.open(state_dir())
+        jobs = store.list()
+    except UserError as e:
+        st.error(str(e))
+        return
     now = time.time()
     if not jobs:
         st.info("No jobs yet — start one on the Compare page, or run the default comparison on Home.")

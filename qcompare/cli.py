@@ -91,12 +91,53 @@ def _jsonable(row: dict) -> dict:
     return out
 
 
-def _wait(state_dir: Path, job_ids: list[int], quiet: bool) -> None:
-    """Poll the job table (no busy loop) and show one progress line per job until all end."""
-    from qcompare.jobs.store import FINISHED, JobStore
+RUNNER_CHECK_S = 2.0
+RUNNER_RESTARTS = 3
+
+
+def _open_store(state_dir: Path):
+    """The job table, with a warning on stderr when a broken one was just moved aside."""
+    from qcompare.jobs.store import JobStore
 
     store = JobStore.open(state_dir)
-    last = ""
+    if store.recovered:
+        print(f"warning: {store.recovered}", file=sys.stderr)
+    return store
+
+
+def _ensure_served(state_dir: Path, jobs, seen: dict) -> None:
+    """While jobs are active, a runner must serve them: when it is seen gone at two checks in a
+    row (one may fall between a start and its lock), start a new one, which fails the running
+    jobs whose worker died with it and runs the queued ones; after RUNNER_RESTARTS restarts,
+    stop waiting with what its log says."""
+    from qcompare import diskspace
+    from qcompare.jobs.runner import ensure_runner, runner_log_tail, runner_running
+
+    if not any(j.state in ("queued", "running") for j in jobs) or runner_running(state_dir):
+        seen["gone"] = 0
+        return
+    seen["gone"] += 1
+    if seen["gone"] < 2:
+        return
+    seen["gone"] = 0
+    diskspace.require(state_dir, 0, "the job table and results")
+    if seen["restarts"] >= RUNNER_RESTARTS:
+        raise UserError(f"the job runner stopped {seen['restarts']} times while jobs were "
+                        f"waiting; the last lines of its log ({state_dir / 'logs' / 'runner.log'}): "
+                        f"{runner_log_tail(state_dir, 3) or '(empty)'}")
+    seen["restarts"] += 1
+    print(f"the job runner was gone: started a new one ({seen['restarts']} of {RUNNER_RESTARTS})",
+          file=sys.stderr)
+    ensure_runner(state_dir)
+
+
+def _wait(state_dir: Path, job_ids: list[int], quiet: bool) -> None:
+    """Poll the job table (no busy loop) and show one progress line per job until all end;
+    a runner that dies is noticed within two RUNNER_CHECK_S checks and replaced."""
+    from qcompare.jobs.store import FINISHED
+
+    store = _open_store(state_dir)
+    last, seen, checked = "", {"gone": 0, "restarts": 0}, time.monotonic()
     while True:
         jobs = [store.get(i) for i in job_ids]
         line = " | ".join(f"#{j.id} {j.state} {j.progress:4.0%} {j.stage[:40]}" for j in jobs)
@@ -109,6 +150,9 @@ def _wait(state_dir: Path, job_ids: list[int], quiet: bool) -> None:
             if not quiet and sys.stderr.isatty():
                 print(file=sys.stderr)
             return
+        if time.monotonic() - checked >= RUNNER_CHECK_S:
+            _ensure_served(state_dir, jobs, seen)
+            checked = time.monotonic()
         time.sleep(0.5)
 
 
@@ -141,11 +185,15 @@ def cmd_methods(args) -> int:
 def _submit(args, method_args: list[str], skipped: list | None = None):
     from qcompare.submit import submit
 
-    return submit(_specs_from_args(args, method_args, skipped), args.state_dir)
+    _open_store(args.state_dir)
+    subs = submit(_specs_from_args(args, method_args, skipped), args.state_dir)
+    for s in subs:
+        if s.note:
+            print(f"note: {s.spec.method.label}: {s.note}", file=sys.stderr)
+    return subs
 
 
 def cmd_run(args) -> int:
-    from qcompare.jobs.store import JobStore
     from qcompare.results import ResultStore
 
     method = args.method + (":" + ",".join(args.set) if args.set else "")
@@ -154,22 +202,21 @@ def cmd_run(args) -> int:
         _wait(args.state_dir, [sub.job_id], args.quiet)
     row = ResultStore(args.state_dir).get(sub.spec.key())
     if row is None:
-        job = JobStore.open(args.state_dir).get(sub.job_id)
+        job = _open_store(args.state_dir).get(sub.job_id)
         print(f"job #{job.id} {job.state}: {job.error}", file=sys.stderr)
         if job.traceback and args.verbose:
             print(job.traceback, file=sys.stderr)
         return 1
+    if sub.cached:
+        print("(cache hit: stored result)", file=sys.stderr)
     if args.json:
         print(json.dumps(_jsonable(row), default=str))
     else:
-        if sub.cached:
-            print("(cache hit: stored result)", file=sys.stderr)
         _print_table([row], SHOW_COLUMNS)
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from qcompare.jobs.store import JobStore
     from qcompare.methods.presets import preset_methods
 
     methods = list(args.method)
@@ -184,13 +231,15 @@ def cmd_sweep(args) -> int:
     for label, reason in skipped or []:
         print(f"skipped {label}: {reason}", file=sys.stderr)
     for s in subs:
-        what = "cache hit" if s.cached else ("queued" if s.new else "already queued")
-        print(f"#{s.job_id} {what}: {s.spec.method.label}", file=sys.stderr)
+        what = "cache hit" if s.cached else (f"#{s.job_id} queued" if s.new
+                                             else f"#{s.job_id} already queued")
+        print(f"{what}: {s.spec.method.label}", file=sys.stderr)
     if args.no_wait:
         return 0
-    _wait(args.state_dir, [s.job_id for s in subs if not s.cached], args.quiet)
-    store = JobStore.open(args.state_dir)
-    failed = [store.get(s.job_id) for s in subs if store.get(s.job_id).state != "done"]
+    waiting = [s.job_id for s in subs if not s.cached]
+    _wait(args.state_dir, waiting, args.quiet)
+    store = _open_store(args.state_dir)
+    failed = [j for j in (store.get(i) for i in waiting) if j.state != "done"]
     for j in failed:
         print(f"#{j.id} {j.state}: {j.label}: {j.error}", file=sys.stderr)
     return 1 if failed else 0
@@ -208,6 +257,9 @@ def cmd_results(args) -> int:
             print("no results yet: python -m qcompare run --model embedded --method fp32")
             return 0
         _print_table(df.to_dict("records"), SHOW_COLUMNS)
+    elif args.output and not Path(args.output).resolve().parent.is_dir():
+        raise UserError(f"cannot write {args.output}: the folder {Path(args.output).resolve().parent} "
+                        "does not exist. Create it or pick another --output.")
     elif args.format == "csv":
         df.to_csv(args.output or sys.stdout, index=False)
     elif args.format == "json":
@@ -223,9 +275,8 @@ def cmd_results(args) -> int:
 def cmd_jobs(args) -> int:
     from qcompare.jobs.runner import process_alive
     from qcompare.jobs.status import classify, eta_seconds
-    from qcompare.jobs.store import JobStore
 
-    jobs = JobStore.open(args.state_dir).list()
+    jobs = _open_store(args.state_dir).list()
     if not jobs:
         print("no jobs yet")
         return 0
@@ -243,9 +294,8 @@ def cmd_jobs(args) -> int:
 
 def cmd_cancel(args) -> int:
     from qcompare.jobs.runner import cancel
-    from qcompare.jobs.store import JobStore
 
-    ok = cancel(JobStore.open(args.state_dir), args.job)
+    ok = cancel(_open_store(args.state_dir), args.job)
     print(f"job #{args.job} {'cancelled' if ok else 'was not queued or running'}")
     return 0 if ok else 1
 
@@ -299,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     try:
+        if args.state_dir.exists() and not args.state_dir.is_dir():
+            raise UserError(f"the state folder {args.state_dir} is a file, not a folder: pick a "
+                            "folder with --home or QCOMPARE_HOME.")
         return args.func(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

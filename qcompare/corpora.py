@@ -18,6 +18,8 @@ def embedded_text() -> str:
 
 def _file_text(path: str) -> str:
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"corpus {path} is a folder: give the path of one UTF-8 text file.")
     if not p.is_file():
         raise UserError(f"corpus file {path} does not exist: give the path of a UTF-8 text file.")
     raw = p.read_bytes()
@@ -65,9 +67,13 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def resolve(spec: CorpusSpec) -> CorpusSpec:
-    """The same spec with `content_sha256` filled from the text as it is now."""
-    return CorpusSpec(source=spec.source, ref=spec.ref, content_sha256=content_hash(load_text(spec)))
+def resolve(spec: CorpusSpec, min_tokens: int = 0) -> CorpusSpec:
+    """The same spec with `content_sha256` filled from the text as it is now; refuses a text
+    that cannot hold `min_tokens` tokens (`check_long_enough`)."""
+    text = load_text(spec)
+    if min_tokens:
+        check_long_enough(text, spec.label, min_tokens)
+    return CorpusSpec(source=spec.source, ref=spec.ref, content_sha256=content_hash(text))
 
 
 def corpus_from_arg(arg: str) -> CorpusSpec:
@@ -77,6 +83,15 @@ def corpus_from_arg(arg: str) -> CorpusSpec:
     if arg.startswith("hf:"):
         return CorpusSpec(source="hf", ref=arg[3:])
     return CorpusSpec(source="file", ref=str(Path(arg).expanduser().resolve()))
+
+
+def check_long_enough(text: str, label: str, tokens: int) -> None:
+    """Refuse, without a tokenizer, a text that cannot hold `tokens` tokens: every token but a
+    leading special one covers at least one UTF-8 byte, so a text of B bytes has at most B + 1."""
+    n = len(text.encode("utf-8"))
+    if n + 1 < tokens:
+        raise UserError(f"corpus {label} has {n:,} bytes, so fewer than the {tokens:,} tokens "
+                        "asked for: lower --tokens or give a longer text.")
 
 
 def load_checked(spec: CorpusSpec) -> str:

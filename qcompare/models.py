@@ -98,6 +98,9 @@ def check_folder(folder: Path, spec: ModelSpec) -> None:
     if cfg.get("auto_map") and not spec.trust_remote_code:
         raise UserError(f"{folder} ships its own model code (auto_map in config.json); it is never "
                         "run unless you pass --trust-remote-code.")
+    for n in names:
+        if n.endswith(".safetensors"):
+            check_safetensors(folder / n)
 
 
 def _hub_folder(repo_id: str) -> Path:
@@ -118,6 +121,55 @@ def _hub_folder(repo_id: str) -> Path:
                         "reachable, or give a local folder.") from None
 
 
+def gguf_param_count(path: Path) -> int:
+    """Number of weights in a GGUF file, from its header."""
+    import gguf
+
+    return sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a GGUF file whose header does not parse or whose tensors run past its end (a
+    truncated download), before any worker reads it."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise UserError(f"{path} is not a GGUF file (it does not start with 'GGUF').")
+    size = path.stat().st_size
+    try:
+        import gguf
+
+        reader = gguf.GGUFReader(str(path))
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except ImportError:
+        return                                       # no reader here: the worker will tell
+    except Exception as e:  # noqa: BLE001 - a damaged header fails in many ways
+        raise UserError(f"{path} is not a complete GGUF file ({type(e).__name__}: {e}): it may "
+                        "be truncated; download or copy it again.") from None
+    if end > size:
+        raise UserError(f"{path} is truncated: its tensors need {end:,} bytes, the file has "
+                        f"{size:,}. Download or copy it again.")
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse a .safetensors file whose header does not parse or whose tensors run past its
+    end: the library's own error on a truncated file gives no advice."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or n > size - 8:
+                raise ValueError(f"header length {n} does not fit in {size} bytes")
+            header = json.loads(f.read(n))
+        end = max((int(m["data_offsets"][1]) for k, m in header.items() if k != "__metadata__"),
+                  default=0)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e}): it may be truncated; "
+                        "download or save it again.") from None
+    if 8 + n + end > size:
+        raise UserError(f"{path} is truncated: its tensors need {8 + n + end:,} bytes, the file "
+                        f"has {size:,}. Download or save it again.")
+
+
 def resolve(spec: ModelSpec) -> ModelSpec:
     """Check the source and fill `fingerprint`; raises UserError with what to do."""
     if spec.source == "embedded":
@@ -126,9 +178,7 @@ def resolve(spec: ModelSpec) -> ModelSpec:
         p = Path(spec.ref)
         if not p.is_file():
             raise UserError(f"GGUF file {p} does not exist.")
-        with open(p, "rb") as f:
-            if f.read(4) != b"GGUF":
-                raise UserError(f"{p} is not a GGUF file (it does not start with 'GGUF').")
+        check_gguf(p)
         fp = _file_sha256(p)
     elif spec.source == "local":
         folder = Path(spec.ref)
@@ -180,8 +230,12 @@ def ensure_converted(state_dir: Path, gguf: Path, fingerprint: str,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "config.json").is_file():
             return target
+        from qcompare import diskspace
+
+        diskspace.require(target.parent, _fp32_bytes_estimate(gguf),
+                          "converting the GGUF model to an fp32 safetensors folder")
         progress("converting GGUF to safetensors (once)", 0.0)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-pid{os.getpid()}-"))
         try:
             _convert_gguf(gguf, tmp)
             (tmp / "qcompare-source.json").write_text(json.dumps(
@@ -192,6 +246,15 @@ def ensure_converted(state_dir: Path, gguf: Path, fingerprint: str,
             raise
         progress("converted", 1.0)
     return target
+
+
+def _fp32_bytes_estimate(gguf: Path) -> int:
+    """Bytes of a GGUF model in fp32: 4 per weight from its header; if the header does not
+    read, 8 x the file (a 4-bit file grows about eightfold)."""
+    try:
+        return 4 * gguf_param_count(gguf)
+    except Exception:  # noqa: BLE001 - an estimate; conversion reports the real problem
+        return 8 * gguf.stat().st_size
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
@@ -312,9 +375,7 @@ def param_count(spec: ModelSpec, state_dir: Path) -> int | None:
     try:
         if spec.source in ("embedded", "gguf"):
             path = embedded_gguf() if spec.source == "embedded" else Path(spec.ref)
-            import gguf
-
-            return sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+            return gguf_param_count(path)
         folder = Path(spec.ref) if spec.source == "local" else _hub_folder(spec.ref)
         total = 0
         for p in folder.glob("*.safetensors"):

@@ -66,7 +66,7 @@ class ReferenceStore:
     def write(self, key: str, n_scored: int, vocab: int, meta: dict):
         """Yields a ReferenceWriter; the folder appears only if the block completes."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=f".{key}-"))
+        tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=f".{key}-pid{os.getpid()}-"))
         try:
             w = ReferenceWriter(tmp, n_scored, vocab)
             yield w

@@ -4,12 +4,16 @@ Every file has the same schema (SCHEMA, derived from the column table in
 `qcompare.metrics.table`), so `pandas.read_parquet("data/results")` reads the
 folder as one table. A write goes to a temporary file in the same folder and is renamed into
 place, so a reader never sees half a file and concurrent writers of one key cannot corrupt it.
-A file that does not read is reported by name and skipped; the rest still load.
+A file that does not read is reported by name and skipped; the rest still load. Temporary
+files of a writer that was killed (`.tmp-*`, dot-files) are never read as results. A cached
+result that cannot be read is moved aside into `results/unreadable/` (kept for inspection) by
+`readable`, so its spec is computed again instead of failing forever.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +60,7 @@ class ResultStore:
             raise KeyError(f"result columns not in the schema: {unknown}")
         table = pa.Table.from_pylist([row], schema=SCHEMA)
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".parquet")
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".tmp-pid{os.getpid()}-", suffix=".parquet")
         os.close(fd)
         try:
             pq.write_table(table, tmp)
@@ -71,10 +75,36 @@ class ResultStore:
             return None
         return pq.read_table(self.path(key)).to_pylist()[0]
 
+    def readable(self, key: str) -> tuple[bool, str]:
+        """(True, "") when the key's result exists and reads; (False, "") when there is none;
+        (False, note) when it exists but does not read: the file is then moved aside into
+        `unreadable/` and `note` says what happened and where it went."""
+        path = self.path(key)
+        if not path.is_file():
+            return False, ""
+        try:
+            rows = pq.read_table(path).to_pylist()
+            if len(rows) != 1 or rows[0].get("key") != key:
+                raise ValueError(f"holds {len(rows)} row(s), not the one result of this key")
+            return True, ""
+        except Exception as e:  # noqa: BLE001 - any unreadable file is kept aside, not fatal
+            aside = self.dir / "unreadable" / f"{key}.{time.strftime('%Y%m%d-%H%M%S')}.parquet"
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(path, aside)
+            return False, (f"the stored result {path.name} could not be read "
+                           f"({type(e).__name__}: {str(e)[:120]}); it was moved to {aside} and "
+                           "the run is computed again")
+
+    def files(self) -> list[Path]:
+        """The result files: `<key>.parquet`, never a writer's temporary or another dot-file."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob("*.parquet") if not p.name.startswith("."))
+
     def load(self) -> Loaded:
         """All rows as a DataFrame (columns in SCHEMA order), with unreadable files listed."""
         tables, errors = [], []
-        for p in sorted(self.dir.glob("*.parquet")) if self.dir.is_dir() else []:
+        for p in self.files():
             try:
                 tables.append(_conform(pq.read_table(p)))
             except Exception as e:  # noqa: BLE001 - any unreadable file is reported, not fatal

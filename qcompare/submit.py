@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qcompare import corpora, models, registry
+from qcompare import corpora, diskspace, models, registry
 from qcompare.errors import UserError
-from qcompare.jobs.runner import ensure_runner
+from qcompare.jobs import status
+from qcompare.jobs.runner import ensure_runner, process_alive
 from qcompare.jobs.store import JobStore
 from qcompare.results import ResultStore
 from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
@@ -19,6 +20,7 @@ class Submitted:
     job_id: int
     cached: bool        # answered from the result cache, no work queued
     new: bool           # a new job was queued (False: joined an identical active one)
+    note: str = ""      # something the person should know (a stored result was unreadable, ...)
 
 
 def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
@@ -38,7 +40,7 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
         if reason:
             raise UserError(f"{m.label} cannot run here: {reason}")
     model = models.resolve(model)
-    corpus = corpora.resolve(corpus)
+    corpus = corpora.resolve(corpus, min_tokens=ev.tokens)
     calib = calib or CalibSpec(corpus=corpus)
     calib_resolved = None
     specs = []
@@ -66,20 +68,39 @@ def job_label(spec: RunSpec) -> str:
     return f"{cls.short_label(spec.method.options_dict)} on {spec.model.label} ({spec.eval.device})"
 
 
+def drop_lost_jobs(store: JobStore, key: str) -> list[int]:
+    """Fail every running job of `key` whose worker process is gone (recovery rule,
+    qcompare.jobs.status), so a new submission runs anew instead of joining a dead job."""
+    lost = []
+    for job in store.active(key):
+        if job.state == "running" and not process_alive(job.pid, job.pid_start):
+            if store.finish(job.id, "failed", error=status.lost_message(job)):
+                lost.append(job.id)
+    return lost
+
+
 def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = True,
            record_hits: bool = False) -> list[Submitted]:
     """Queue specs; a cached spec is answered at once (and, with `record_hits`, listed as a
-    done job, as the dashboard shows it)."""
+    done job, as the dashboard shows it). A cached result that no longer reads is moved aside
+    and computed again; a running job of the same spec whose worker is gone is failed first."""
     results, store = ResultStore(state_dir), JobStore.open(state_dir)
     out, queued = [], False
     for spec in specs:
         key, label = spec.key(), job_label(spec)
-        if results.has(key):
+        hit, note = results.readable(key)
+        if hit:
             job_id = store.record_cached(key, label, spec.to_json()) if record_hits else 0
             out.append(Submitted(spec, job_id, True, False))
             continue
+        if not queued:
+            diskspace.require(state_dir, 0, "the job table and results")
+        lost = drop_lost_jobs(store, key)
+        if lost:
+            note = "; ".join(filter(None, [note, f"job #{lost[0]} of this spec had lost its "
+                                                 "worker: marked failed, queued anew"]))
         job_id, new = store.submit(key, label, spec.to_json())
-        out.append(Submitted(spec, job_id, False, new))
+        out.append(Submitted(spec, job_id, False, new, note))
         queued = True
     if queued and start_runner:
         ensure_runner(state_dir)

@@ -30,7 +30,7 @@ def test_pickle_only_checkpoint_is_refused_unless_allowed(tmp_path):
 
 def test_remote_code_is_refused_unless_trusted(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "m.Model"}}))
-    (tmp_path / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "model.safetensors").write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
     with pytest.raises(UserError, match="trust-remote-code"):
         models.resolve(models.model_from_arg(str(tmp_path)))
     assert models.resolve(models.model_from_arg(str(tmp_path), trust_remote_code=True)).fingerprint

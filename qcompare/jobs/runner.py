@@ -3,7 +3,11 @@ K at once) and `run_inline` (tests, debugging). Only one daemon serves a state f
 exclusive lock on `<state_dir>/runner.lock`; `ensure_runner` starts one when none holds it.
 
 Each worker starts in its own session (process group), so `cancel` kills it and its children.
-Workers record their own outcome; the runner records the outcome of workers that died.
+Workers record their own outcome; the runner records the outcome of workers that died. At start
+a runner removes the temporaries that killed writers left (qcompare.jobs.cleanup) and says in
+its log how much it freed. A failure of the job table (a full disk, a lock held too long) is
+logged and retried on the next poll: it never ends the runner, and a dead worker's failure is
+recorded once the table can be written again.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from qcompare.jobs import status
+from qcompare.errors import UserError
+from qcompare.jobs import cleanup, status
 from qcompare.jobs.store import JobStore
 
 DEFAULT_IDLE_EXIT_S = 600.0
@@ -30,6 +35,16 @@ def _log_dir(state_dir: Path) -> Path:
 
 def job_log_path(state_dir: Path, job_id: int) -> Path:
     return _log_dir(state_dir) / f"job-{job_id}.log"
+
+
+def _say(text: str) -> None:
+    """A line in the runner's log (its stdout)."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
+
+
+def runner_log_tail(state_dir: str | Path, lines: int = 3) -> str:
+    """The last lines of the runner's log, joined into one line."""
+    return " | ".join(_tail(Path(state_dir) / "logs" / "runner.log", lines).splitlines())
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -73,14 +88,28 @@ class ProcessRunner:
         except BlockingIOError:
             return 1
         lock.seek(0), lock.truncate(), lock.write(str(os.getpid())), lock.flush()
-        self._recover()
-        idle_since = time.monotonic()
+        count, freed = cleanup.clean(self.state_dir)
+        _say(f"runner {os.getpid()} serving {self.state_dir}; removed {count} stale temporar"
+             f"{'y' if count == 1 else 'ies'} left by killed writers ({freed / 1e6:.1f} MB freed)")
+        idle_since, last_error = time.monotonic(), ""
+        recovered = False
         while True:
-            self._reap()
-            self._start_queued()
-            if self.children or self.adopted or self.store.next_queued():
+            try:
+                if not recovered:
+                    self._recover()
+                    recovered = True
+                self._reap()
+                self._start_queued()
+                busy = bool(self.children or self.adopted or self.store.next_queued())
+                last_error = ""
+            except UserError as e:         # the table failed: say so once, retry next poll
+                if str(e) != last_error:
+                    _say(f"job table error, retrying: {e}")
+                last_error, busy = str(e), bool(self.children or self.adopted)
+            if busy:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > self.idle_exit_s:
+                _say("idle: exiting")
                 return 0
             time.sleep(self.poll_s)
 
@@ -111,7 +140,13 @@ class ProcessRunner:
                 started = psutil.Process(proc.pid).create_time()
             except psutil.Error:
                 started = None
-            if self.store.mark_running(job.id, proc.pid, started):
+            try:
+                marked = self.store.mark_running(job.id, proc.pid, started)
+            except UserError:                # not recorded: this worker must not run the job
+                _kill_group(proc.pid)
+                proc.wait()
+                raise
+            if marked:
                 self.children[job.id] = proc
             else:   # cancelled between our read and now
                 _kill_group(proc.pid)
@@ -122,16 +157,17 @@ class ProcessRunner:
             rc = proc.poll()
             if rc is None:
                 continue
-            del self.children[job_id]
+            # forgotten only once its outcome is recorded: a table error retries next poll
             if rc != 0 or self.store.get(job_id).state == "running":
                 self.store.finish(job_id, "failed", error=status.exit_reason(rc),
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
+            del self.children[job_id]
         for job_id, (pid, start) in list(self.adopted.items()):
             if not process_alive(pid, start):
-                del self.adopted[job_id]
                 job = self.store.get(job_id)
                 self.store.finish(job_id, "failed", error=status.lost_message(job),
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
+                del self.adopted[job_id]
 
 
 def _kill_group(pid: int, grace_s: float = 3.0) -> None:

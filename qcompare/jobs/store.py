@@ -6,13 +6,20 @@ progress, log tail and outcome; the runner fills in failures of workers that die
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qcompare.errors import UserError
+
 LOG_TAIL_LINES = 200
+BUSY_TIMEOUT_S = 30
+CORRUPT = ("file is not a database", "database disk image is malformed")
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 
@@ -41,6 +48,13 @@ CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key);
 """
 
 
+class NoSuchJob(UserError, KeyError):
+    """A job id the table does not hold."""
+
+    def __str__(self) -> str:                 # KeyError would quote the message
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class Job:
     id: int
@@ -63,35 +77,111 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, path: str):
+    def __init__(self, path: str, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self.recovered = ""                  # set when a broken table was moved aside
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        try:
+            self._connect()
+        except sqlite3.DatabaseError as e:
+            if path == ":memory:" or not any(m in str(e) for m in CORRUPT):
+                raise self._user_error(e) from None
+            self._recover_broken(e)
+
+    def _connect(self) -> None:
+        with self._translated():
+            self._db = sqlite3.connect(self.path, timeout=self.busy_timeout_s,
+                                       check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        if path != ":memory:":
+        if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         self._db.executescript(_SCHEMA)
+
+    def _recover_broken(self, error: Exception) -> None:
+        """Move an unreadable table aside (once, under a lock: concurrent openers wait) and
+        start a fresh one; `recovered` says what happened."""
+        path = Path(self.path)
+        with open(path.parent / ".jobs.recover.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._connect()              # another process may have recovered it already
+                return
+            except sqlite3.DatabaseError:
+                pass
+            kept = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{path}{suffix}")
+                if part.exists():
+                    os.replace(part, f"{kept}{suffix}")
+            self._connect()
+        self.recovered = (f"the job table {path} could not be read ({error}); it was kept as "
+                          f"{kept.name} for inspection and a fresh, empty table was started. "
+                          "Stored results are not affected.")
+
+    def _user_error(self, e: Exception) -> UserError:
+        msg, where = str(e), Path(self.path)
+        if "locked" in msg:
+            return UserError(f"the job table {where} is locked by another process and stayed "
+                             f"locked for {self.busy_timeout_s:g} s: wait for it to finish, or stop "
+                             "it (a runner's pid is in runner.lock beside it).")
+        if "readonly" in msg or "unable to open" in msg or isinstance(e, PermissionError):
+            return UserError(f"the state folder {where.parent} is not writable ({msg}): pick a "
+                             "writable one with --home or QCOMPARE_HOME.")
+        if "disk is full" in msg or "No space left" in msg:
+            from qcompare.diskspace import MB, free_bytes
+
+            return UserError(f"disk full: the job table {where} cannot be written "
+                             f"({free_bytes(where.parent) / MB:.0f} MB free). Free some space or "
+                             "pick another state folder (--home or QCOMPARE_HOME).")
+        if any(m in msg for m in CORRUPT):
+            return UserError(f"the job table {where} is damaged ({msg}): open it again with "
+                             "qcompare, which keeps it aside and starts a fresh one.")
+        return UserError(f"the job table {where} failed: {msg}")
+
+    @contextlib.contextmanager
+    def _translated(self):
+        try:
+            yield
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, PermissionError) as e:
+            raise self._user_error(e) from None
 
     @classmethod
     def open(cls, state_dir: str | Path) -> "JobStore":
-        Path(state_dir).mkdir(parents=True, exist_ok=True)
-        return cls(str(Path(state_dir) / "jobs.sqlite"))
+        folder = Path(state_dir)
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"the state folder {folder} is a file, not a folder: pick a folder "
+                            "with --home or QCOMPARE_HOME.")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create the state folder {folder} ({e.strerror}): pick a "
+                            "writable one with --home or QCOMPARE_HOME.") from None
+        busy = float(os.environ.get("QCOMPARE_DB_BUSY_TIMEOUT_S", BUSY_TIMEOUT_S))
+        return cls(str(folder / "jobs.sqlite"), busy)
 
     @classmethod
     def memory(cls) -> "JobStore":
         return cls(":memory:")
 
+    def broken_copies(self) -> list[Path]:
+        """Unreadable tables kept aside by earlier recoveries."""
+        if self.path == ":memory:":
+            return []
+        p = Path(self.path)
+        return sorted(q for q in p.parent.glob(f"{p.name}.broken-*") if not q.name.endswith(("-wal", "-shm")))
+
     def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        with self._lock:
+        with self._lock, self._translated():
             return self._db.execute(sql, args)
 
     # --- reading ---------------------------------------------------------------------------
     def get(self, job_id: int) -> Job:
         row = self._exec("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no job {job_id}")
+            raise NoSuchJob(f"there is no job #{job_id} in {self.path}: python -m qcompare jobs "
+                            "lists the jobs.")
         return Job(**dict(row))
 
     def list(self, states: tuple[str, ...] | None = None, limit: int = 500) -> list[Job]:
@@ -103,6 +193,12 @@ class JobStore:
             rows = self._exec("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [Job(**dict(r)) for r in rows]
 
+    def active(self, key: str) -> list[Job]:
+        """Queued and running jobs of one spec key."""
+        rows = self._exec("SELECT * FROM jobs WHERE key=? AND state IN ('queued','running') "
+                          "ORDER BY id", (key,)).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
     def next_queued(self) -> Job | None:
         row = self._exec("SELECT * FROM jobs WHERE state='queued' ORDER BY id LIMIT 1").fetchone()
         return Job(**dict(row)) if row else None
@@ -110,7 +206,7 @@ class JobStore:
     # --- writing ---------------------------------------------------------------------------
     def submit(self, key: str, label: str, spec_json: str) -> tuple[int, bool]:
         """(job id, created): an active job with the same key is returned instead of a new one."""
-        with self._lock:
+        with self._lock, self._translated():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute(
@@ -148,7 +244,7 @@ class JobStore:
                    (stage, fraction, job_id))
 
     def append_log(self, job_id: int, line: str) -> None:
-        with self._lock:
+        with self._lock, self._translated():
             row = self._db.execute("SELECT log FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None:
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import gc
 import json
 import os
@@ -21,12 +22,31 @@ from typing import Callable
 
 import numpy as np
 
-from qcompare import __version__, calibration, corpora, models, registry
+from qcompare import __version__, calibration, corpora, diskspace, models, registry
 from qcompare.errors import UserError
 from qcompare.results import ResultStore
 from qcompare.specs import PROTOCOL_VERSION, RunSpec
 
 Report = Callable[[str, float], None]          # (stage, fraction of the whole job)
+
+
+def _with_test_pause(report: Report) -> Report:
+    """Test seam: QCOMPARE_TEST_PAUSE="<stage prefix>:<seconds>" makes the worker sleep the
+    first time it reports a stage starting with that prefix, so the reliability tests can kill
+    it in a known stage. Unset (always, outside tests): `report` itself."""
+    seam = os.environ.get("QCOMPARE_TEST_PAUSE", "")
+    if not seam:
+        return report
+    prefix, _, seconds = seam.rpartition(":")
+    paused = []
+
+    def paused_report(stage: str, frac: float) -> None:
+        report(stage, frac)
+        if not paused and stage.startswith(prefix):
+            paused.append(stage)
+            report(stage, frac)                           # written even inside min_interval
+            time.sleep(float(seconds))
+    return paused_report
 
 
 def _phase(report: Report, lo: float, hi: float) -> Report:
@@ -107,6 +127,8 @@ def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir, rep
             runtime = TorchRuntime(models.load_model(folder, spec.model, "float32",
                                                      spec.eval.device), spec.eval.device)
             n_scored = sum(w.n_scored for w in windows)
+            diskspace.require(store.dir, 2 * n_scored * runtime.vocab_size,
+                              "the baseline's log-probabilities (fp16, one row per scored token)")
             with store.write(key, n_scored, runtime.vocab_size,
                              {"model": spec.model.label, "protocol": spec.eval.protocol}) as writer:
                 baseline = _evaluate(runtime, ids, nbytes, windows, bos_id,
@@ -159,6 +181,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     from qcompare.metrics.speed import measure_speed
 
     state_dir = Path(state_dir)
+    report = _with_test_pause(report)
     started = dt.datetime.now(dt.timezone.utc)
     method_cls = registry.get(spec.method.name)
     reason = method_cls.refusal(spec)
@@ -243,29 +266,50 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     return row
 
 
+def failure_message(e: BaseException) -> str:
+    """The one line a person reads on the Jobs page for a failure."""
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return (f"disk full: {e.filename or 'a file'} could not be written. Free some space or "
+                "pick another state folder (--home or QCOMPARE_HOME), then retry.")
+    return f"{type(e).__name__}: {e}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry of a spawned worker: run one job of the table and record the outcome there."""
+    """Entry of a spawned worker: run one job of the table and record the outcome there. When
+    the table itself cannot be written (a full disk), the worker exits non-zero and the runner
+    records the failure once it can."""
     from qcompare.jobs.store import JobStore
 
     ap = argparse.ArgumentParser(prog="qcompare-worker")
     ap.add_argument("--state-dir", dest="state_dir", required=True)
     ap.add_argument("--job", type=int, required=True)
     args = ap.parse_args(argv)
-    store = JobStore.open(args.state_dir)
-    job = store.get(args.job)
+    try:
+        store = JobStore.open(args.state_dir)
+        job = store.get(args.job)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     reporter = store.reporter(job.id)
     try:
         row = run(RunSpec.from_json(job.spec_json), args.state_dir, reporter)
-    except UserError as e:
-        store.finish(job.id, "failed", error=str(e), tb=traceback.format_exc())
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        outcome: tuple = ("done", None, None, row["key"])
+        code = 0
     except BaseException as e:  # noqa: BLE001 - every failure becomes a readable row
-        store.finish(job.id, "failed", error=f"{type(e).__name__}: {e}", tb=traceback.format_exc())
-        traceback.print_exc()
-        return 1
-    store.finish(job.id, "done", result_key=row["key"])
-    return 0
+        outcome = ("failed", failure_message(e), traceback.format_exc(), None)
+        code = 2 if isinstance(e, UserError) else 1
+        print(f"error: {outcome[1]}", file=sys.stderr)
+        if code == 1:
+            traceback.print_exc()
+    state, error, tb, key = outcome
+    try:
+        store.finish(job.id, state, error=error, tb=tb, result_key=key)
+    except UserError as e:
+        print(f"error: could not record the outcome ({state}): {e}", file=sys.stderr)
+        return 3
+    return code
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qcompare import corpora, models
+from qcompare import corpora, diskspace, models
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.runtime.llamacpp import LlamaCppRuntime
 from qcompare.specs import RunSpec
@@ -226,9 +226,12 @@ class GGUF(Method):
             del model
             imatrix_note = (f"importance matrix of {len(imatrix)} tensors from "
                             f"{ctx.calibration_label}")
+        per_weight = {"F32": 4, "F16": 2}.get(self.config.type, 1.1)       # Q8_0: 8.5 bits
+        diskspace.require(out.parent, int(per_weight * models.gguf_param_count(src)),
+                          f"the {self.config.type} GGUF file")
         ctx.progress(f"llama-quantize {src.name} -> {self.config.type}", 0.1)
         t0 = time.perf_counter()
-        tmp = out.with_suffix(".tmp")
+        tmp = out.with_name(f".{out.name}.pid{os.getpid()}.tmp")     # a kill leaves it stale
         quantize(src, tmp, self.config.type, threads, imatrix)
         os.replace(tmp, out)
         quant_s = time.perf_counter() - t0

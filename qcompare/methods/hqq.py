@@ -25,7 +25,9 @@ from qcompare.methods.storage import stored_bytes
 @dataclass(frozen=True)
 class HQQConfig(MethodConfig):
     bits: int = field(default=4, metadata={"help": "bits per weight code", "choices": (8, 4, 3, 2, 1)})
-    group_size: int = field(default=64, metadata={"help": "weights per scale and zero point", "min": 8})
+    group_size: int = field(default=64, metadata={
+        "help": "weights per scale and zero point (a power of two: HQQ needs it to divide every "
+                "weight tensor)", "choices": (8, 16, 32, 64, 128, 256, 512, 1024)})
     axis: int = field(default=1, metadata={
         "help": "1: groups along the input dimension; 0: along the output dimension (HQQ's "
                 "choice for the lowest bit widths)", "choices": (0, 1)})

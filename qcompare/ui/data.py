@@ -24,9 +24,7 @@ def start_runner() -> bool:
 
 
 def _results_signature(folder: Path) -> tuple:
-    if not folder.is_dir():
-        return ()
-    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.parquet")))
+    return tuple((p.name, p.stat().st_mtime_ns) for p in ResultStore(folder).files())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -38,7 +36,7 @@ def _load(folder: str, signature: tuple):
 def results() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """All result rows (re-read only when a Parquet file changed) and unreadable files."""
     d = state_dir()
-    return _load(str(d), _results_signature(d / "results"))
+    return _load(str(d), _results_signature(d))
 
 
 @st.cache_data(show_spinner=False, ttl=5)

@@ -9,6 +9,8 @@ from qcompare.submit import Submitted
 
 def show_submitted(subs: list[Submitted]) -> None:
     for s in subs:
+        if s.note:
+            st.warning(f"{s.spec.method.label}: {s.note}")
         if s.cached:
             st.success(f"✓ {s.spec.method.label}: already measured (cache hit), shown in Results.")
         elif s.new:

