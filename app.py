@@ -20,7 +20,9 @@ nav = st.navigation(pages)
 if DEEPLINK in st.session_state:
     st.switch_page(st.session_state.pop(DEEPLINK))
 
-with st.sidebar:
+@st.fragment(run_every=3)
+def sidebar_status() -> None:
+    """Job and result counts, refreshed every few seconds without rerunning the page."""
     try:                              # a broken job table must not take the pages down
         store = JobStore.open(state_dir())
         jobs = store.list(("queued", "running"))
@@ -34,5 +36,9 @@ with st.sidebar:
     except UserError as e:
         st.error(str(e))
     st.caption(f"**Results stored:** {len(results()[0])} · state in `{state_dir()}`")
+
+
+with st.sidebar:
+    sidebar_status()
 
 nav.run()

@@ -3,11 +3,11 @@ corpus and protocol, see an estimate, and submit. Cache hits show as done at onc
 
 import streamlit as st
 
-from qcompare import models, registry
+from qcompare import estimate, models, registry
 from qcompare.corpora import corpus_from_arg
 from qcompare.errors import UserError
 from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
-from qcompare.ui.data import param_count, resolve_model, results, state_dir, submit_specs
+from qcompare.ui.data import param_count, planned_specs, resolve_model, results, state_dir, submit_specs
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
 
@@ -65,16 +65,6 @@ with st.expander(f"Calibration ({', '.join(calibrating)})"):
     calib_len = b.number_input("Tokens per sequence", 8, 32_768, CalibSpec().seq_len, step=64)
     calib_seed = c.number_input("Seed", 0, 2**31 - 1, CalibSpec().seed)
 
-device = st.sidebar.selectbox("Device", DEVICES, key="device",
-                              help="cuda needs an NVIDIA GPU on this machine")
-ev, ev_ok = None, False
-try:
-    ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
-                  device=device, dtype=dtype, speed_prompt=int(speed_prompt),
-                  speed_new_tokens=int(speed_new), speed_repeats=int(speed_repeats), threads=int(threads))
-    ev_ok = True
-except UserError as e:
-    user_error(e)
 calib = None
 try:
     corpus = corpus_from_arg(corpus_arg)
@@ -86,9 +76,21 @@ except UserError as e:
 
 # --- methods ----------------------------------------------------------------------------------
 st.subheader("2. Methods")
-st.caption(f"Device: **{device}** (change it in the sidebar). Options with several values "
-           "run once per combination.")
-chosen, option_errors = [], False
+device = st.selectbox("Device", DEVICES, key="device", help="where the runs execute; cuda needs an "
+                      "NVIDIA GPU on this machine")
+no_device = registry.get(registry.BASELINE).unavailable_reason(device)
+if no_device:
+    st.warning(f"🚫 {device}: {no_device} Every method is unavailable there; pick cpu.")
+ev, ev_ok = None, False
+try:
+    ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
+                  device=device, dtype=dtype, speed_prompt=int(speed_prompt),
+                  speed_new_tokens=int(speed_new), speed_repeats=int(speed_repeats), threads=int(threads))
+    ev_ok = True
+except UserError as e:
+    user_error(e)
+st.caption("Options with several values run once per combination.")
+chosen, option_errors, ticked = [], False, 0
 by_family: dict[str, list] = {}
 for cls in registry.all_methods():
     by_family.setdefault(cls.family, []).append(cls)
@@ -99,26 +101,37 @@ for family, classes in by_family.items():
         on = st.checkbox(f"`{cls.name}` — {cls.summary}", key=f"m.{cls.name}", disabled=reason is not None,
                          value=cls.name == registry.BASELINE and reason is None)
         if reason:
-            st.caption(f"🚫 {reason}")
+            if not no_device:                   # said once above when the device is the cause
+                st.caption(f"🚫 {reason}")
             continue
         if not on:
             continue
+        ticked += 1
         values: dict[str, list] = {}
         opts = cls.config_cls.option_table()
         cols = st.columns(max(1, min(len(opts), 3)))
         for i, o in enumerate(opts):
             col = cols[i % len(cols)]
             key = f"o.{cls.name}.{o['name']}"
+            hint = f"{o['help']} (option `{o['name']}`)"
             if o["choices"]:
-                values[o["name"]] = col.multiselect(o["name"], o["choices"], default=[o["default"]],
-                                                    help=o["help"], key=key)
+                values[o["name"]] = col.multiselect(o["label"], o["choices"], default=[o["default"]],
+                                                    help=hint, key=key)
             else:
-                text = col.text_input(o["name"], str(o["default"]), help=o["help"] + " (comma-separated for several)",
-                                      key=key)
+                text = col.text_input(o["label"], str(o["default"]), key=key,
+                                      help=hint + "; comma-separated for several values")
                 values[o["name"]] = [v.strip() for v in text.split(",") if v.strip()]
             if not values[o["name"]]:
-                col.error(f"pick at least one value for {o['name']}")
+                col.error(f"pick at least one value for {o['label'].lower()}")
                 option_errors = True
+                continue
+            for v in values[o["name"]]:         # each value checked alone, the error beside it
+                try:
+                    cls.config_cls.parse({o["name"]: v})
+                except UserError as e:
+                    col.error(str(e))
+                    option_errors = True
+                    break
         if not option_errors:
             try:
                 chosen += registry.method_variants(cls.name, values)
@@ -133,16 +146,15 @@ if model_spec is not None and ev is not None:
     if n:
         st.markdown(f"**Estimate:** {n / 1e6:.0f}M weights → about **{n * 4 / 2**30:.2f} GiB** in fp32 "
                     f"per loaded model (the baseline and each method load one in turn).")
-    df, _ = results()
-    past = df[(df["device"] == device) & df["eval_s"].notna()] if not df.empty else df
-    if not past.empty and len(chosen):
-        per_token = (past["eval_s"] / past["tokens"]).median()
-        other = (past["quant_s"].fillna(0) + past["speed_s"].fillna(0)).median()
-        est = len(chosen) * (per_token * ev.tokens + other)
-        st.caption(f"Time: roughly {est / 60:.1f} min for {len(chosen)} run(s), from {len(past)} earlier "
-                   f"run(s) on {device} (cache hits take none; a new baseline adds one evaluation).")
+    if chosen and corpus is not None and model_ok:
+        try:
+            plan = estimate.plan(planned_specs(model_spec, tuple(chosen), corpus, ev, calib),
+                                 results()[0], state_dir())
+            st.caption("⏱ " + estimate.describe(plan))
+        except UserError as e:
+            user_error(e)
 ready = model_ok and ev_ok and corpus is not None and not option_errors and bool(chosen)
-if not chosen:
+if not ticked:
     st.info("Tick at least one method above.")
 if st.button(f"Submit {len(chosen)} run(s)", type="primary", disabled=not ready):
     try:

@@ -2,14 +2,14 @@
 the latest trade-off chart."""
 import streamlit as st
 
-from qcompare import charts
+from qcompare import charts, estimate
 from qcompare.comparability import latest_group
 from qcompare.errors import UserError
 from qcompare.methods.presets import preset_families, preset_methods
 from qcompare.models import EMBEDDED_NOTE
 from qcompare.registry import BASELINE, get
 from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
-from qcompare.ui.data import embedded_state, results, state_dir, submit_specs
+from qcompare.ui.data import embedded_state, planned_specs, results, state_dir, submit_specs
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
 
@@ -31,26 +31,45 @@ st.caption(EMBEDDED_NOTE + ". A 4-bit method that lands on that same grid would 
 
 st.subheader("Run the default comparison")
 ev = EvalSpec()
-families = [f for f in preset_families("default", "cpu") if f != get(BASELINE).family]
-st.markdown(f"The {BASELINE} baseline and one method of each family ({', '.join(families)}) on "
-            f"the embedded model and corpus ({ev.tokens:,} tokens, windows of {ev.window}); "
-            "every other method and option is on the Compare page.")
 methods = preset_methods("default", "cpu")
-st.caption("Methods: " + ", ".join(m.label for m in methods))
+families = [f for f in preset_families("default", "cpu") if f != get(BASELINE).family]
+st.markdown(f"**{len(methods)} runs**: the {BASELINE} baseline and one method of each of "
+            f"{len(families)} families ({', '.join(families)}) on the embedded model and corpus "
+            f"({ev.tokens:,} tokens, windows of {ev.window}); every other method and option is on "
+            "the Compare page.")
+st.caption("Runs: " + " · ".join(get(m.name).chart_label(m.options_dict) for m in methods))
+try:
+    plan = estimate.plan(planned_specs(ModelSpec(), tuple(methods), CorpusSpec(), ev),
+                         results()[0], state_dir())
+    st.caption("⏱ " + estimate.describe(plan))
+except UserError as e:
+    user_error(e)
 if st.button("▶ Run the default comparison", type="primary"):
     try:
         show_submitted(submit_specs(ModelSpec(), methods, CorpusSpec(), ev))
     except UserError as e:
         user_error(e)
 
-st.subheader("Latest trade-off")
-df, _ = results()
-group = latest_group(df)
-if group.empty:
-    st.info("No results yet — run the default comparison above, or set up runs on the Compare page.")
-else:
+
+@st.fragment(run_every=5)
+def latest_tradeoff() -> None:
+    """Redrawn every few seconds, so points appear as jobs land."""
+    st.subheader("Latest trade-off")
+    df, _ = results()
+    group = latest_group(df)
+    if group.empty:
+        st.info("No results yet — run the default comparison above, or set up runs on the "
+                "Compare page.")
+        return
     first = group.iloc[0]
     st.caption(f"{first['model']} · {first['corpus']} · protocol {first['protocol']}, "
                f"{first['tokens']} tokens, window {first['window']} · {first['device']}")
-    st.plotly_chart(charts.tradeoff(group, "weights_mib", "ppl"), key="home_tradeoff")
+    fig = charts.tradeoff(group, "weights_mib", "ppl")
+    st.plotly_chart(fig, key="home_tradeoff")
+    if (fig.layout.meta or {}).get("collapsed"):
+        st.caption("Runs whose perplexity collapsed are drawn in the strip at the top with their "
+                   "value; the axis is fitted to the others (Results can show them on the scale).")
     st.page_link("pages/results.py", label="Explore all results", icon="📈")
+
+
+latest_tradeoff()

@@ -5,8 +5,8 @@ import time
 import streamlit as st
 
 from qcompare.errors import UserError
+from qcompare.jobs import status
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
-from qcompare.jobs.status import classify, eta_seconds
 from qcompare.jobs.store import JobStore
 from qcompare.ui.data import start_runner, state_dir
 from qcompare.ui.navigation import ensure_navigation
@@ -37,34 +37,44 @@ def job_table() -> None:
         return
     if any(j.state == "queued" for j in jobs) and start_runner():
         ensure_runner(state_dir())
-    top = st.columns([1, 1, 4])
+    st.markdown(f"### {status.batch_summary(jobs, now)}")
+    top = st.columns([2, 4])
     if top[0].button("Clear finished", help="remove done, failed and cancelled jobs from this list "
                      "(their results stay)"):
         store.clear_finished()
-        st.rerun(scope="fragment")
+        st.rerun()
     counts = {s: sum(j.state == s for j in jobs) for s in ICONS}
-    top[2].caption(" · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n))
-    for j in jobs:
+    top[1].caption(" · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n))
+    retried = st.session_state.setdefault("retried", {})
+    for j in status.display_order(jobs):
         alive = process_alive(j.pid, j.pid_start) if j.state == "running" else None
-        state = classify(j, alive)
+        state = status.classify(j, alive)
         with st.container(border=True):
             c = st.columns([5, 2, 2, 1])
-            c[0].markdown(f"{ICONS.get(state, '')} **#{j.id}** {j.label}  \n`{state}` · {j.stage or '—'}"
-                          + (" · from the result cache" if j.cached and j.stage != "cache hit" else ""))
+            elapsed = ((j.finished or now) - j.started) if j.started else None
+            if j.state == "done":
+                what = "from the result cache" if j.cached else f"done in {_duration(elapsed)}"
+            elif j.state in ("failed", "cancelled"):
+                what = f"{state} after {_duration(elapsed)}" if elapsed else state
+            else:
+                what = f"`{state}` · {j.stage or '—'}"
+            c[0].markdown(f'<span id="job-{j.id}"></span>{ICONS.get(state, "")} **#{j.id}** '
+                          f"{j.label}  \n{what}", unsafe_allow_html=True)
             if j.state == "running":
                 c[0].progress(min(max(j.progress, 0.0), 1.0))
-            elapsed = ((j.finished or now) - j.started) if j.started else None
-            c[1].caption(f"elapsed {_duration(elapsed)}  \nETA {_duration(eta_seconds(j, now))}")
+                c[1].caption(f"elapsed {_duration(elapsed)}  \nETA {_duration(status.eta_seconds(j, now))}")
             if j.state in ("queued", "running"):
                 if c[3].button("Cancel", key=f"cancel{j.id}"):
                     cancel(store, j.id)
-                    st.rerun(scope="fragment")
+                    st.rerun()
+            elif j.id in retried:
+                c[3].markdown(f"↻ retried as [#{retried[j.id]}](#job-{retried[j.id]})")
             elif j.state in ("failed", "cancelled") or state == "lost":
                 if c[3].button("Retry", key=f"retry{j.id}"):
-                    store.retry(j.id)
+                    retried[j.id] = store.retry(j.id)
                     if start_runner():
                         ensure_runner(state_dir())
-                    st.rerun(scope="fragment")
+                    st.rerun()
             if j.error:
                 st.error(j.error)
             if j.traceback or j.log:

@@ -52,27 +52,50 @@ if (view["model_source"] == "embedded").any():
                "start from already-4-bit weights.")
 
 # --- trade-off --------------------------------------------------------------------------------
-X_CHOICES = table.names(axis="cost")
+X_CHOICES = sorted(table.names(axis="cost"), key=lambda c: c != "weights_mib")   # size first
 Y_CHOICES = table.names(axis="quality")
-c = st.columns([2, 2, 1, 1])
+c = st.columns(2)
 x = c[0].selectbox("x axis", X_CHOICES, format_func=label)
 y = c[1].selectbox("y axis", Y_CHOICES, format_func=label)
+c = st.columns(3)
+show_all = c[2].toggle("all on one scale", value=False, key="show_collapsed",
+                       help="Runs whose quality collapsed (e.g. perplexity over 10x the baseline) "
+                            "are drawn in a strip at the top with their value, so the others "
+                            "keep a readable scale. On: every point on one axis.")
 
 
 def _wide(col: str) -> bool:
     """A positive range spanning more than 50x reads better on a log axis."""
-    v = view[col].dropna()
+    rows = view if show_all or col not in Y_CHOICES else view[~charts.collapsed(view, col)]
+    v = rows[col].dropna()
     return bool(len(v) and v.min() > 0 and v.max() / v.min() > 50)
 
 
-log_x = c[2].toggle("log x", value=_wide(x), key=f"logx.{x}")
-log_y = c[3].toggle("log y", value=_wide(y), key=f"logy.{y}")
-fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y)
+log_x = c[0].toggle("log x", value=_wide(x), key=f"logx.{x}")
+log_y = c[1].toggle("log y", value=_wide(y), key=f"logy.{y}")
+fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all)
 st.plotly_chart(fig, key="tradeoff")
+meta = fig.layout.meta or {}
+if meta.get("numbered"):
+    st.caption("Numbered points: " + " · ".join(f"**{i}** {t}" for i, t in
+                                                enumerate(meta["numbered"], 1)))
+if meta.get("collapsed"):
+    st.caption(f"{len(meta['collapsed'])} collapsed run(s) drawn in the strip at the top, their "
+               "values written out; switch on 'all on one scale' to plot them too.")
+if meta.get("wide_spread"):
+    st.warning("Speed repeats spread wider than ±25 % for " + ", ".join(meta["wide_spread"])
+               + ": the machine was busy while they ran; the error bars show min and max.")
 front = charts.frontier(view, x, y)
 if not front.empty:
     st.caption("On the Pareto frontier (nothing else is better on both axes): "
                + ", ".join(front["method_label"]))
+
+
+def export_figure():
+    """Built anew for the file: the shown figure carries Streamlit's rewritten template."""
+    return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
+                           export=True)
+
 
 # --- change vs baseline -----------------------------------------------------------------------
 st.subheader(f"Change against the {BASELINE} baseline")
@@ -89,7 +112,14 @@ else:
 # --- table and downloads ----------------------------------------------------------------------
 st.subheader("Rows")
 TABLE = table.names(table=True)
-st.dataframe(view[TABLE], hide_index=True, column_config={"method_label": "method"})
+rows = view[TABLE].copy()
+# the spread of the speed repeats beside the median: over +-25 % the machine was busy
+spread = (100 * charts.speed_spread(view, "decode_tok_s")).round(0).to_numpy()
+rows.insert(rows.columns.get_loc("decode_tok_s") + 1, "decode ± %", spread)
+st.dataframe(rows, hide_index=True, column_config={"method_label": "method"})
+if (spread > 100 * charts.SPREAD_WARN).any():
+    st.warning("Some rows' decode speed repeats spread wider than ±25 % (column 'decode ± %'): "
+               "measure them again on an idle machine before comparing speeds.")
 with st.expander("Per-layer diagnostics of one row"):
     which = st.selectbox("row", view["method_label"].tolist(), key="layers_row")
     layers = json.loads(view[view["method_label"] == which]["layers_json"].iloc[0] or "[]")
@@ -109,11 +139,12 @@ buf = io.BytesIO()
 view.to_parquet(buf, index=False)
 d[1].download_button("Rows as Parquet", buf.getvalue(), "qcompare-results.parquet",
                      "application/octet-stream")
-d[2].download_button("Chart as HTML", fig.to_html(include_plotlyjs="cdn"), "qcompare-tradeoff.html",
-                     "text/html")
+d[2].download_button("Chart as HTML", lambda: charts.to_html(export_figure()),
+                     "qcompare-tradeoff.html", "text/html", on_click="ignore",
+                     help="a standalone page with plotly.js inside: it opens offline")
 png_reason = charts.png_unavailable_reason()
 if png_reason is None:
-    d[3].download_button("Chart as PNG", lambda: charts.to_png(fig), "qcompare-tradeoff.png", "image/png",
-                         on_click="ignore")
+    d[3].download_button("Chart as PNG", lambda: charts.to_png(export_figure()),
+                         "qcompare-tradeoff.png", "image/png", on_click="ignore")
 else:
     d[3].caption(f"{png_reason} The camera icon in the chart's toolbar also saves a PNG.")

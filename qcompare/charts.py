@@ -1,12 +1,15 @@
 """Result tables -> plotly figures: the trade-off scatter with its Pareto frontier, and bars of
-each method's change against the baseline. Pure functions: no Streamlit, no torch."""
+each method's change against the baseline. Pure functions: no Streamlit, no torch. Figures for
+files (PNG, HTML) are built anew with `export=True`, never taken from a page: Streamlit rewrites
+the template of a figure it shows."""
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from qcompare.chartstyle import colour_of, place_labels, point_label, symbol_of
 from qcompare.comparability import COMPARABLE
-from qcompare.metrics.table import METRICS, label, pareto_mask
+from qcompare.metrics.table import METRICS, SPEED_SPREAD, label, pareto_mask
 from qcompare.registry import BASELINE
 
 HOVER_COLUMNS = ["method_label", "options_json", "model", "corpus", "protocol", "tokens", "window",
@@ -22,9 +25,16 @@ def _hover(row: pd.Series) -> str:
     return "<br>".join(parts)
 
 
+SPREAD_WARN = 0.25        # speed repeats spread wider than +-25 % of the median: a busy machine
+
+
 def frontier(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """The rows on the Pareto frontier of (x, y), sorted by x, using each metric's direction."""
+    """The rows on the Pareto frontier of (x, y), sorted by x, using each metric's direction.
+    For a metric measured against the baseline (KL, top-1) the baseline scores trivially, so
+    it is left off the frontier (it is drawn as the reference it is)."""
     d = df.dropna(subset=[x, y])
+    if METRICS[x].vs_baseline or METRICS[y].vs_baseline:
+        d = d[d["method"] != BASELINE]
     if d.empty:
         return d
     mask = pareto_mask(d[x].tolist(), d[y].tolist(),
@@ -32,32 +42,167 @@ def frontier(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return d[mask].sort_values(x)
 
 
+def collapsed(df: pd.DataFrame, metric: str) -> pd.Series:
+    """True for rows whose `metric` marks a collapsed run (metrics.table): beyond
+    `collapse_ratio` times the comparable baseline's value, or past `collapse_value`, in the
+    metric's bad direction."""
+    col = METRICS[metric]
+    v = df[metric]
+    out = pd.Series(False, index=df.index)
+    bad = (lambda a, b: a < b) if col.higher_is_better else (lambda a, b: a > b)
+    if col.collapse_value is not None:
+        out |= bad(v, col.collapse_value)
+    if col.collapse_ratio is not None and (df["method"] == BASELINE).any():
+        base = with_baseline_delta(df, metric)["delta_pct"].to_numpy()
+        limit = 100.0 * (col.collapse_ratio - 1) if not col.higher_is_better else \
+            100.0 * (1 / col.collapse_ratio - 1)
+        out |= pd.Series(bad(base, limit), index=df.index).fillna(False)
+    return out & df["method"].ne(BASELINE)
+
+
+def speed_spread(df: pd.DataFrame, metric: str) -> pd.Series:
+    """Half the min-max range of the speed repeats over their median (NaN where not measured)."""
+    if f"{metric}_min" not in df:
+        return pd.Series(float("nan"), index=df.index)
+    return (df[f"{metric}_max"] - df[f"{metric}_min"]) / 2 / df[metric]
+
+
+def _axis_range(values: pd.Series, log: bool) -> tuple[float, float]:
+    import math
+
+    v = values[values > 0] if log else values
+    if v.empty:
+        return (0.0, 1.0)
+    lo, hi = float(v.min()), float(v.max())
+    if log:
+        lo, hi = math.log10(lo), math.log10(hi)
+    pad = (hi - lo) * 0.12 or (abs(hi) * 0.1 if not log else 0.1) or 1.0
+    return (lo - pad, hi + pad)
+
+
+def _error_bars(part: pd.DataFrame, metric: str) -> dict | None:
+    if metric not in SPEED_SPREAD or f"{metric}_min" not in part or part[f"{metric}_min"].isna().all():
+        return None
+    return {"type": "data", "symmetric": False, "color": "rgba(80,80,80,0.6)", "thickness": 1.5,
+            "array": (part[f"{metric}_max"] - part[metric]).fillna(0).tolist(),
+            "arrayminus": (part[metric] - part[f"{metric}_min"]).fillna(0).tolist()}
+
+
 def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bool = False,
-             log_y: bool = False, title: str = "") -> go.Figure:
-    """Scatter of every measured row, one colour per method family, frontier as a line."""
+             log_y: bool = False, title: str = "", show_collapsed: bool = False,
+             export: bool = False) -> go.Figure:
+    """Scatter of every measured row with the Pareto frontier.
+
+    Every point is labelled (chartstyle.point_label) where its label fits without collisions,
+    else numbered, the numbers listed in `fig.layout.meta["numbered"]`; each method variant
+    keeps one colour on every chart and each family one marker shape. Collapsed runs
+    (`collapsed`) are drawn in a strip at the chart's top edge with their value written out,
+    and the axis is fitted to the others, unless `show_collapsed`. A metric measured against
+    the baseline leaves the baseline off the plot: it is a reference line at its x. Speed axes
+    get min-max error bars over the repeats. `export` builds the figure for a file: its own
+    light theme and margins that fit the tick labels and titles."""
     fig = go.Figure()
-    d = df.dropna(subset=[x, y])
-    on_front = set(frontier(d, x, y)["key"])
-    for family, part in d.groupby("family", sort=True):
-        # only frontier points are labelled on the chart: every point has its label on hover
+    d = df.dropna(subset=[x, y]).copy()
+    base = d[d["method"] == BASELINE]
+    if METRICS[y].vs_baseline:
+        d = d[d["method"] != BASELINE]
+    flat = collapsed(d, y) if not show_collapsed else pd.Series(False, index=d.index)
+    ok, broken = d[~flat], d[flat]
+    log_y = log_y and (ok[y] > 0).all()
+    x_range = _axis_range(d[x], log_x)
+    y_range = _axis_range(ok[y] if not ok.empty else d[y], log_y)
+    strip_y, band = None, None
+    if not broken.empty:               # collapsed runs get a band of their own past the others
+        span = y_range[1] - y_range[0]
+        if METRICS[y].higher_is_better:
+            band = (y_range[0] - 0.2 * span, y_range[0])
+            y_range = (band[0], y_range[1])
+            top = y_range[0] + 0.07 * span
+        else:
+            band = (y_range[1], y_range[1] + 0.2 * span)
+            y_range = (y_range[0], band[1])
+            top = y_range[1] - 0.07 * span
+        strip_y = 10 ** top if log_y else top
+        band = tuple(10 ** b for b in band) if log_y else band
+    labels = [point_label(r) for _, r in ok.iterrows()]
+    spots = place_labels(ok[x].tolist(), ok[y].tolist(), labels, x_range, y_range, log_x, log_y)
+    numbered = []
+    for (_, r), text, pos in zip(ok.iterrows(), labels, spots):
+        if pos is None:
+            numbered.append(text)
+            text, pos = str(len(numbered)), "middle center"
+        one = ok.loc[[r.name]]
         fig.add_trace(go.Scatter(
-            x=part[x], y=part[y], mode="markers+text", name=str(family),
-            text=[lbl if k in on_front else "" for lbl, k in zip(part["method_label"], part["key"])],
-            textposition="top center", marker={"size": 12},
-            hovertext=[_hover(r) for _, r in part.iterrows()], hoverinfo="text",
-            customdata=part["key"]))
-    f = frontier(d, x, y)
+            x=one[x], y=one[y], mode="markers+text", name=point_label(r), text=[text],
+            textposition=pos, legendgroup=str(r["family"]), legendgrouptitle_text=str(r["family"]),
+            marker={"size": 13, "color": colour_of(str(r["method_label"])),
+                    "symbol": symbol_of(str(r["family"])), "line": {"width": 1, "color": "white"}},
+            error_x=_error_bars(one, x), error_y=_error_bars(one, y),
+            hovertext=[_hover(r)], hoverinfo="text", customdata=[r["key"]]))
+    if not broken.empty:
+        fig.add_trace(go.Scatter(
+            x=broken[x], y=[strip_y] * len(broken), mode="markers+text", name="collapsed",
+            marker={"size": 13, "symbol": "triangle-up" if not METRICS[y].higher_is_better
+                    else "triangle-down", "color": "#888888"},
+            text=[f"{point_label(r)}: {r[y]:.3g}" for _, r in broken.iterrows()],
+            textposition=[("bottom " if not METRICS[y].higher_is_better else "top ")
+                          + _toward_middle(v, x_range, log_x) for v in broken[x]],
+            hovertext=[_hover(r) for _, r in broken.iterrows()], hoverinfo="text"))
+        fig.add_hrect(y0=band[0], y1=band[1], fillcolor="rgba(120,120,120,0.10)", line_width=0,
+                      layer="below")
+        fig.add_annotation(text=f"collapsed runs ({label(y)} off the scale), values written out",
+                           xref="paper", yref="paper", x=1, y=1.0, xanchor="right",
+                           yanchor="bottom", showarrow=False, font={"size": 11, "color": "#666"})
+    f = frontier(ok, x, y)
     if len(f) > 1:
         fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name="Pareto frontier",
                                  line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
+    if METRICS[y].vs_baseline and not base.empty:
+        fig.add_vline(x=float(base[x].iloc[0]), line={"color": "#555", "dash": "dash"},
+                      annotation_text=f"{BASELINE} baseline (the reference)",
+                      annotation_position="top left")
+    wide = [r for (_, r), s in zip(d.iterrows(), _worst_spread(d, x, y)) if s > SPREAD_WARN]
     better_x = "→ better" if METRICS[x].higher_is_better else "← better"
     better_y = "↑ better" if METRICS[y].higher_is_better else "↓ better"
     fig.update_layout(
         title=title or f"{label(y)} vs {label(x)}",
-        xaxis_title=f"{label(x)}  ({better_x})", yaxis_title=f"{label(y)}  ({better_y})",
-        xaxis_type="log" if log_x else "linear", yaxis_type="log" if log_y else "linear",
-        legend_title="family", margin={"t": 60, "l": 10, "r": 10, "b": 10}, height=520)
+        xaxis={"title": f"{label(x)}  ({better_x})", "type": "log" if log_x else "linear",
+               "range": list(x_range), "automargin": True},
+        yaxis={"title": f"{label(y)}  ({better_y})", "type": "log" if log_y else "linear",
+               "range": list(y_range), "automargin": True},
+        legend={"title": "method", "groupclick": "toggleitem"}, height=560,
+        margin={"t": 70, "l": 70, "r": 20, "b": 60},
+        meta={"numbered": numbered, "collapsed": broken["key"].tolist(),
+              "wide_spread": [point_label(r) for r in wide]})
+    if wide:
+        fig.add_annotation(text=f"⚠ speed spread over ±{SPREAD_WARN:.0%} for "
+                                f"{', '.join(point_label(r) for r in wide)}: a busy machine?",
+                           xref="paper", yref="paper", x=0, y=-0.16, xanchor="left",
+                           showarrow=False, font={"size": 11, "color": "#b35900"})
+    if export:
+        fig.update_layout(template="plotly_white", width=1200, height=650,
+                          margin={"t": 90, "l": 100, "r": 40, "b": 90}, font={"size": 14})
     return fig
+
+
+def _toward_middle(v: float, x_range: tuple[float, float], log: bool) -> str:
+    """'left' for a point in the right half of the axis, else 'right': text stays inside."""
+    import math
+
+    t = math.log10(v) if log and v > 0 else v
+    return "left" if t > (x_range[0] + x_range[1]) / 2 else "right"
+
+
+def _worst_spread(d: pd.DataFrame, x: str, y: str) -> list[float]:
+    spreads = [speed_spread(d, m) for m in (x, y) if m in SPEED_SPREAD]
+    if not spreads:
+        return [0.0] * len(d)
+    return pd.concat(spreads, axis=1).max(axis=1).fillna(0).tolist()
+
+
+def to_html(fig: go.Figure) -> str:
+    """A standalone page with plotly.js embedded: it draws offline (no CDN)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
 def with_baseline_delta(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -111,7 +256,8 @@ def png_unavailable_reason() -> str | None:
     return None
 
 
-def to_png(fig: go.Figure, width: int = 1200, height: int = 600) -> bytes:
+def to_png(fig: go.Figure, width: int = 1200, height: int = 650) -> bytes:
+    """PNG of a figure built with export=True (kaleido, through a local Chromium)."""
     return fig.to_image(format="png", width=width, height=height, scale=2)
 
 

@@ -5,6 +5,9 @@ Layout of `<state_dir>/baselines/<RunSpec.reference_key()>/`: `logprobs.npy` (fp
 vocab], the form `metrics.quality.storage_logprobs` rounds to, like llama.cpp's 16-bit
 `--kl-divergence-base` file), `targets.npy` (int64 scored token ids) and `meta.json`. A folder is
 written under a temporary name and renamed when complete; `lock()` serialises its computation.
+`meta.json` also keeps the baseline pass's own quality numbers and time (`quality`, `eval_s`):
+the reference method's row reuses them instead of scoring the same model on the same tokens
+again.
 Size: 2 bytes x vocab per scored token (about 0.8 GB for 8,192 tokens of a 49k vocabulary).
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ class ReferenceWriter:
                                                   dtype=np.float16, shape=(n_scored, vocab))
         self.targets = np.zeros(n_scored, dtype=np.int64)
         self.pos = 0
+        self.meta: dict = {}          # more facts for meta.json, known once the pass is done
 
     def append(self, logp16: np.ndarray, targets: np.ndarray) -> None:
         n = logp16.shape[0]
@@ -75,7 +79,7 @@ class ReferenceStore:
             w.logprobs.flush()
             del w.logprobs
             np.save(tmp / "targets.npy", w.targets)
-            (tmp / "meta.json").write_text(json.dumps({**meta, "n_scored": n_scored,
+            (tmp / "meta.json").write_text(json.dumps({**meta, **w.meta, "n_scored": n_scored,
                                                        "vocab": vocab}, indent=1))
             final = self.folder(key)
             if final.exists():

@@ -35,7 +35,7 @@ def test_tradeoff_figure_has_every_point_and_a_frontier_line():
     assert sum(len(t.x) for t in markers) == 4
     assert any(t.name == "Pareto frontier" for t in fig.data)
     labels = [t for tr in markers for t in tr.text if t]
-    assert sorted(labels) == ["a", "b", "fp32"]                     # only the frontier is labelled
+    assert sorted(labels) == ["a", "b", "c", "fp32"]                # every point is labelled
 
 
 def test_delta_bars_cut_outliers_but_keep_their_value_in_text():
@@ -67,3 +67,118 @@ def test_layer_grid_places_each_linear_by_layer_index_and_kind():
     fig = layer_heatmap(layers, "output_rel_err")
     assert fig.data[0].z.shape == (3, 2)
     assert layer_grid(layers, "missing").empty
+
+
+def _rows(points, **extra):
+    """Rows of real methods: (method, options, weights_mib, ppl[, kld])."""
+    import json
+
+    from qcompare import registry
+
+    base = {"model_fingerprint": "m", "corpus_sha256": "c", "protocol": "disjoint", "tokens": 10,
+            "window": 5, "stride": 5, "device": "cpu"}
+    out = []
+    for i, (method, opts, w, p, *rest) in enumerate(points):
+        cls = registry.get(method)
+        out.append({**base, "method": method, "options_json": json.dumps(opts), "family": cls.family,
+                    "method_label": cls.short_label(opts), "weights_mib": w, "ppl": p,
+                    "kld_mean": rest[0] if rest else 0.1, "key": f"k{i}", **extra})
+    return pd.DataFrame(out)
+
+
+def test_a_collapsed_run_goes_to_a_strip_and_the_axis_fits_the_others():
+    df = _rows([("fp32", {}, 500.0, 15.0, 0.0), ("rtn", {"bits": 8}, 140.0, 15.1),
+                ("rtn", {"bits": 4}, 80.0, 17.0), ("rtn", {"bits": 2}, 45.0, 9.1e6, 9.0)])
+    fig = charts.tradeoff(df, "weights_mib", "ppl")
+    lo, hi = fig.layout.yaxis.range
+    assert hi < 30 and lo > 5                                     # fitted to 15 ... 17
+    strip = next(t for t in fig.data if t.name == "collapsed")
+    assert 17 < strip.y[0] < hi and "9.1e+06" in strip.text[0]      # in a band above the rest
+    assert fig.layout.meta["collapsed"] == ["k3"]
+    everything = charts.tradeoff(df, "weights_mib", "ppl", show_collapsed=True)
+    assert everything.layout.yaxis.range[1] > 9e6 and not any(t.name == "collapsed" for t in everything.data)
+
+
+def test_kl_on_y_leaves_the_baseline_off_the_frontier_and_draws_it_as_a_reference():
+    df = _rows([("fp32", {}, 500.0, 15.0, 0.0), ("rtn", {"bits": 8}, 140.0, 15.1, 0.01),
+                ("rtn", {"bits": 4}, 80.0, 17.0, 0.2)])
+    front = charts.frontier(df, "weights_mib", "kld_mean")
+    assert front["method"].tolist() == ["rtn", "rtn"]              # fp32 alone was the frontier
+    fig = charts.tradeoff(df, "weights_mib", "kld_mean", log_y=True)
+    assert all("fp32" not in (t.name or "") for t in fig.data)
+    assert any("baseline" in (a.text or "") for a in fig.layout.annotations)
+    assert any(s.type == "line" and s.x0 == 500.0 for s in fig.layout.shapes)
+
+
+def test_each_method_keeps_its_colour_and_each_family_its_shape():
+    a = _rows([("gptq", {"bits": 4, "group_size": 128}, 80.0, 16.0),
+               ("awq", {"bits": 4, "group_size": 128}, 81.0, 16.2)])
+    b = _rows([("rtn", {"bits": 8}, 140.0, 15.1), ("awq", {"bits": 4, "group_size": 128}, 81.0, 16.2),
+               ("gptq", {"bits": 4, "group_size": 128}, 80.0, 16.0)])
+    def style(fig):
+        return {t.name: (t.marker.color, t.marker.symbol) for t in fig.data if t.mode == "markers+text"}
+    sa, sb = style(charts.tradeoff(a)), style(charts.tradeoff(b))
+    assert sa["gptq 4b g128"] == sb["gptq 4b g128"] and sa["awq 4b g128"] == sb["awq 4b g128"]
+    assert sa["gptq 4b g128"][0] != sa["awq 4b g128"][0]       # one family, two colours
+    assert sa["gptq 4b g128"][1] == sa["awq 4b g128"][1]       # one family, one shape
+    assert sb["rtn 8b"][1] != sb["gptq 4b g128"][1]
+
+
+def test_labels_never_overlap_and_crowded_points_are_numbered():
+    from qcompare.chartstyle import CHAR_PX, LINE_PX, _boxes, _overlap, place_labels
+
+    xs, ys = [1.0, 2.0, 3.0, 4.0], [1.0, 4.0, 2.0, 3.0]
+    labels = ["gptq 4b g128", "awq 4b g128", "Q4_K_M", "bnb-nf4"]
+    spots = place_labels(xs, ys, labels, (0, 5), (0, 5))
+    assert None not in spots
+    boxes = [dict(_boxes(800 * x / 5, 440 * (1 - y / 5), t))[p] for x, y, t, p in zip(xs, ys, labels, spots)]
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert CHAR_PX > 0 and LINE_PX > 0
+    crowd = place_labels([1.0] * 12, [1.0 + i * 1e-4 for i in range(12)], ["a long label"] * 12,
+                         (0, 2), (0, 2))
+    assert crowd.count(None) >= 8                                  # no room: numbered instead
+    df = _rows([("rtn", {"bits": 8, "group_size": g}, 100.0, 15.0 + g * 1e-6) for g in
+                (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)])
+    fig = charts.tradeoff(df)
+    numbered = fig.layout.meta["numbered"]
+    assert numbered and all(any(t.text[0] == str(i) for t in fig.data) for i in range(1, len(numbered) + 1))
+
+
+def test_speed_axes_have_min_max_error_bars_and_a_wide_spread_is_flagged():
+    df = _rows([("fp32", {}, 500.0, 15.0), ("rtn", {"bits": 8}, 140.0, 15.1)])
+    df["decode_tok_s"], df["decode_tok_s_min"], df["decode_tok_s_max"] = [10.0, 20.0], [5.8, 19.0], [14.6, 21.0]
+    fig = charts.tradeoff(df, "decode_tok_s", "ppl")
+    bars = {t.name: t.error_x for t in fig.data if t.mode == "markers+text"}
+    assert list(bars["fp32"].array) == pytest.approx([4.6]) and list(bars["fp32"].arrayminus) == pytest.approx([4.2])
+    assert fig.layout.meta["wide_spread"] == ["fp32"]              # 5.8-14.6 around 10: +-44 %
+    assert charts.speed_spread(df, "decode_tok_s").round(3).tolist() == [0.44, 0.05]
+
+
+def test_the_html_export_embeds_plotly_and_carries_real_colours():
+    html = charts.to_html(charts.tradeoff(_df(), export=True))
+    import re
+
+    assert not re.findall(r"<script[^>]*\bsrc=", html)             # nothing loaded from anywhere
+    assert len(html) > 1_000_000                                   # plotly.js itself is inside
+    assert "#000001" not in html                                   # Streamlit's placeholder colours
+
+
+@pytest.mark.skipif(charts.png_unavailable_reason() is not None,
+                    reason=str(charts.png_unavailable_reason()))
+def test_the_png_export_has_coloured_markers_and_nothing_cut_at_its_edges():
+    import io
+
+    from PIL import Image
+
+    df = _rows([("fp32", {}, 500.0, 15.0), ("rtn", {"bits": 8}, 140.0, 15.1),
+                ("rtn", {"bits": 4}, 80.0, 17.0), ("gptq", {"bits": 4}, 82.0, 16.0)])
+    img = Image.open(io.BytesIO(charts.to_png(charts.tradeoff(df, export=True)))).convert("RGB")
+    w, h = img.size
+    px = img.load()
+    saturated = {px[x, y] for x in range(0, w, 2) for y in range(0, h, 2)
+                 if max(px[x, y]) - min(px[x, y]) > 80}
+    hues = {(r // 48, g // 48, b // 48) for r, g, b in saturated}
+    assert len(hues) >= 3                                          # several marker colours
+    edge = [px[x, y] for x in range(w) for y in (0, 1, h - 2, h - 1)] + \
+           [px[x, y] for y in range(h) for x in (0, 1, w - 2, w - 1)]
+    assert all(min(p) > 240 for p in edge)                         # no text runs off the edges

@@ -42,7 +42,7 @@ def test_option_values_are_checked_and_listed():
         registry.parse_method_arg("rtn:bits=5")
     with pytest.raises(UserError, match="unknown option.*this method takes: bits"):
         registry.parse_method_arg("rtn:bitz=4")
-    with pytest.raises(UserError, match="needs a int"):
+    with pytest.raises(UserError, match="needs an integer"):
         registry.parse_method_arg("rtn:group_size=big")
 
 

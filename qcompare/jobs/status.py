@@ -44,3 +44,48 @@ def eta_seconds(job: Job, now: float) -> float | None:
         return None
     elapsed = now - job.started
     return elapsed * (1 - job.progress) / job.progress
+
+
+def display_order(jobs: list[Job]) -> list[Job]:
+    """Running jobs first, then queued (oldest first: the order they will run), then finished
+    ones, newest first."""
+    rank = {"running": 0, "queued": 1}
+    return sorted(jobs, key=lambda j: (rank.get(j.state, 2),
+                                       j.id if j.state == "queued" else -(j.finished or j.id)))
+
+
+def batch(jobs: list[Job], gap_s: float = 60.0) -> list[Job]:
+    """The jobs of the current sweep: the newest run of submissions, each created within
+    `gap_s` of the one before, and every job still active."""
+    if not jobs:
+        return []
+    order = sorted(jobs, key=lambda j: j.created)
+    start = len(order) - 1
+    while start > 0 and order[start].created - order[start - 1].created <= gap_s:
+        start -= 1
+    picked = {j.id for j in order[start:]} | {j.id for j in jobs if j.state in ("queued", "running")}
+    return [j for j in order if j.id in picked]
+
+
+def batch_summary(jobs: list[Job], now: float) -> str:
+    """'8 of 11 done, 1 failed, about 4 min left' for the current sweep; the time left is the
+    running jobs' ETA plus, for each queued job, the median duration of the sweep's finished
+    computed jobs (none: no estimate)."""
+    b = batch(jobs)
+    if not b:
+        return ""
+    done = sum(j.state == "done" for j in b)
+    failed = sum(j.state in ("failed", "cancelled") for j in b)
+    parts = [f"{done} of {len(b)} done"] + ([f"{failed} failed or cancelled"] if failed else [])
+    active = [j for j in b if j.state in ("queued", "running")]
+    if active:
+        took = sorted(j.finished - j.started for j in b
+                      if j.state == "done" and not j.cached and j.started and j.finished)
+        etas = [eta_seconds(j, now) for j in active if j.state == "running"]
+        if took and all(e is not None for e in etas):
+            median = took[len(took) // 2]
+            left = sum(etas) + median * sum(j.state == "queued" for j in active)
+            parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")
+        else:
+            parts.append("time left: known once a job of this sweep has finished")
+    return ", ".join(parts)

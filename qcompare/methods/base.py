@@ -36,12 +36,17 @@ class MethodConfig:
 
     @classmethod
     def option_table(cls) -> list[dict]:
-        """One dict per option: name, type, default, help, choices (for forms and `methods`)."""
+        """One dict per option: name, label (words), type, default, help, choices (for forms
+        and `methods`). A boolean option always has its two values as choices."""
         out = []
         for f in fields(cls):
             default = f.default if f.default is not MISSING else None
-            out.append({"name": f.name, "type": type(default).__name__, "default": default,
-                        "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices")})
+            choices = f.metadata.get("choices")
+            if choices is None and isinstance(default, bool):
+                choices = (False, True)
+            out.append({"name": f.name, "label": f.metadata.get("label") or _words(f.name),
+                        "type": type(default).__name__, "default": default,
+                        "help": f.metadata.get("help", ""), "choices": choices})
         return out
 
     @classmethod
@@ -56,6 +61,16 @@ class MethodConfig:
         for name, value in raw.items():
             values[name] = _coerce(name, value, type(known[name].default))
         return cls(**values)
+
+
+ACRONYMS = {"lm": "LM", "kd": "KD", "mse": "MSE", "qat": "QAT", "ptq": "PTQ"}
+TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def _words(name: str) -> str:
+    """'include_lm_head' -> 'Include LM head'."""
+    words = [ACRONYMS.get(w, w) for w in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:]] + words[1:])
 
 
 def _coerce(name: str, value: Any, typ: type) -> Any:
@@ -74,7 +89,8 @@ def _coerce(name: str, value: Any, typ: type) -> Any:
         if typ is float:
             return float(text)
     except ValueError:
-        raise UserError(f"option {name} needs a {typ.__name__}; got {value!r}.") from None
+        raise UserError(f"option {name} needs {TYPE_WORDS.get(typ.__name__, typ.__name__)}; "
+                        f"got {value!r}.") from None
     return text
 
 
@@ -145,6 +161,7 @@ class Method:
     config_cls: type[MethodConfig] = MethodConfig
     needs: Needs = Needs()
     fixed_dtype: str | None = None           # methods that are a dtype (fp32/bf16/fp16)
+    is_reference: bool = False               # builds exactly the baseline pass's model
     key_options: tuple[str, ...] = ()        # options always shown in short labels
 
     @classmethod
@@ -155,6 +172,29 @@ class Method:
         shown += [f"{k}={v}" for k, v in sorted(options.items())
                   if k not in cls.key_options and defaults.get(k) != v]
         return " ".join([cls.name] + shown)
+
+    @classmethod
+    def chart_label(cls, options: dict) -> str:
+        """The short label a chart puts beside a point: the name and the key options in a
+        compact form ('gptq 4b g128'); methods may override it."""
+        parts = [cls.name]
+        for k in cls.key_options:
+            if k not in options:
+                continue
+            v = options[k]
+            if k == "bits":
+                parts.append(f"{v}b")
+            elif k == "group_size":
+                if options.get("granularity", "group") == "group":
+                    parts.append(f"g{v}" if v else "per-channel")
+            elif k == "granularity":
+                if v != "group":
+                    parts.append(f"per-{v}")
+            else:
+                parts.append(str(v))
+        if options.get("symmetric") is False:
+            parts.append("asym")
+        return " ".join(parts)
 
     @classmethod
     def may_calibrate(cls) -> bool:

@@ -21,6 +21,7 @@ class FP32(_Dtype):
     name = "fp32"
     summary = "32-bit float weights: the reference every other method is measured against"
     fixed_dtype = "float32"
+    is_reference = True          # the worker's baseline pass loads this same model
 
 
 class BF16(_Dtype):

@@ -204,6 +204,11 @@ class GGUF(Method):
     key_options = ("type",)
 
     @classmethod
+    def chart_label(cls, options: dict) -> str:
+        """The llama.cpp type name ('Q4_K_M'), marked when an importance matrix was used."""
+        return str(options.get("type", "gguf")) + (" imatrix" if options.get("imatrix") else "")
+
+    @classmethod
     def request_problem(cls, spec: RunSpec) -> str | None:
         """A model with no .gguf file behind it cannot be handed to llama-quantize."""
         return None if models.source_gguf(spec.model) else NO_GGUF_SOURCE

@@ -2,6 +2,10 @@
 (lm-eval's higher_is_better), so the Parquet schema, charts, Pareto frontiers, pages and the CLI
 all derive from one list. Adding a column touches this table (and its test), nothing else.
 
+A quality column may say when a value means the run collapsed (`collapse_ratio` against the
+baseline, or `collapse_value`): charts then draw such points in a strip at their edge, with the
+value written out, and fit the axis to the rest, so one broken run does not flatten the others.
+
 A column's `axis` says where pages offer it: "quality" metrics go on a chart's y axis, "cost"
 metrics (size, speed, memory, time) on its x axis. `vs_baseline` marks metrics measured
 against the baseline itself (KL divergence, top-1 agreement, Delta-p): the baseline scores
@@ -27,6 +31,10 @@ class Column:
     table: bool = False                     # shown in the Results page's rows table
     brief: bool = False                     # shown in the CLI's table
     cuda_only: bool = False                 # measured only on CUDA
+    # a quality value this far off is a collapsed run, drawn in a strip at the chart's edge:
+    # `collapse_ratio` times the baseline's value in the bad direction, or past `collapse_value`
+    collapse_ratio: float | None = None
+    collapse_value: float | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -64,18 +72,20 @@ COLUMNS: tuple[Column, ...] = (
     _i("tokens", table=True), _i("window", table=True), _i("stride"), _i("n_scored"),
     _i("n_bytes"), _i("speed_prompt"), _i("speed_new_tokens"), _i("speed_repeats"),
     _i("cpu_threads"), _i("protocol_version"),
-    _f("ppl", "Perplexity", "", False, log_scale=True, axis="quality", table=True, brief=True),
+    _f("ppl", "Perplexity", "", False, log_scale=True, axis="quality", table=True, brief=True,
+       collapse_ratio=10.0),
     _f("ppl_se", "Perplexity, standard error", "", table=True),
     _f("nll_mean", "Mean NLL", "nats/token", False),
-    _f("bits_per_byte", "Bits per byte", "bits", False, axis="quality", table=True),
+    _f("bits_per_byte", "Bits per byte", "bits", False, axis="quality", table=True,
+       collapse_ratio=3.0),
     _f("byte_ppl", "Byte perplexity", "", False),
     _f("kld_mean", "KL divergence vs baseline", "nats/token", False, log_scale=True,
-       axis="quality", vs_baseline=True, table=True, brief=True),
+       axis="quality", vs_baseline=True, table=True, brief=True, collapse_value=2.0),
     _f("kld_se", "KL divergence, standard error", "nats/token"),
     _f("kld_p99", "KL divergence, 99th pct", "nats/token", False, log_scale=True,
-       axis="quality", vs_baseline=True, table=True),
+       axis="quality", vs_baseline=True, table=True, collapse_value=20.0),
     _f("top1_agree", "Top-1 agreement with baseline", "fraction", True, axis="quality",
-       vs_baseline=True, table=True, brief=True),
+       vs_baseline=True, table=True, brief=True, collapse_value=0.2),
     _f("delta_p_mean", "Mean change of correct-token prob.", "", True, vs_baseline=True,
        table=True),
     _f("prefill_tok_s", "Prefill speed", "tok/s", True, axis="cost", table=True, brief=True),
@@ -99,6 +109,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("started_at", "time"), Column("finished_at", "time", table=True),
 )
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+SPEED_SPREAD = ("prefill_tok_s", "decode_tok_s", "ttft_ms")   # have _min and _max beside them
 # Columns with a direction: what charts, frontiers and deltas work on.
 METRICS: dict[str, Column] = {c.name: c for c in COLUMNS if c.higher_is_better is not None}
 

@@ -54,6 +54,13 @@ def param_count(spec: ModelSpec, folder: str) -> int | None:
     return models.param_count(spec, Path(folder))
 
 
+@st.cache_data(show_spinner=False, ttl=30)
+def planned_specs(model: ModelSpec, methods: tuple[MethodSpec, ...], corpus: CorpusSpec,
+                  ev: EvalSpec, calib: CalibSpec | None = None):
+    """The RunSpecs a submission would queue (resolved, so their keys are the cache keys)."""
+    return build_specs(model, list(methods), corpus, ev, calib)
+
+
 def submit_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
                  ev: EvalSpec, calib: CalibSpec | None = None) -> list[Submitted]:
     specs = build_specs(model, methods, corpus, ev, calib)

@@ -2,6 +2,7 @@
 (tiny model, inline worker). Pages are told not to start a runner, so submissions stay queued."""
 import base64
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,9 +115,11 @@ def test_unavailable_methods_are_disabled_with_their_reason(app, monkeypatch):
     if os.path.exists("/proc/driver/nvidia/version"):
         pytest.skip("this machine has an NVIDIA driver: nothing is unavailable on cuda")
     at = app("pages/compare.py")
+    assert not [w for w in at.sidebar.selectbox if w.key == "device"]   # beside the form now
     at.selectbox(key="device").set_value("cuda").run()
     assert at.checkbox(key="m.rtn").disabled and at.checkbox(key="m.fp32").disabled
-    assert any("needs CUDA" in c.value for c in at.caption)
+    said = [w.value for w in at.warning] + [c.value for c in at.caption] + [e.value for e in at.error]
+    assert sum("needs CUDA" in t for t in said) == 1                     # once, at the device
 
 
 def test_jobs_page_lists_jobs_and_shows_a_failure_readably(app, seeded):
@@ -190,3 +193,55 @@ def test_calibration_settings_reach_the_queued_spec_of_calibrating_methods(app, 
     spec = RunSpec.from_json(jobs[0].spec_json)
     assert spec.calib is not None and spec.calib.samples == 4
     assert spec.calib.corpus.content_sha256 == spec.corpus.content_sha256
+
+
+def test_options_read_as_words_booleans_are_pick_lists_and_a_bad_value_has_one_message(app):
+    at = app("pages/compare.py")
+    at.checkbox(key="m.rtn").check().run()
+    assert at.multiselect(key="o.rtn.include_lm_head").label == "Include LM head"
+    assert "include_lm_head" in at.multiselect(key="o.rtn.include_lm_head").help
+    at.checkbox(key="m.gguf").check().run()
+    assert at.multiselect(key="o.gguf.imatrix").options == ["False", "True"]
+    at.text_input(key="o.rtn.group_size").input("abc").run()
+    errors = [e.value for e in at.error]
+    assert errors == ["option group_size needs an integer; got 'abc'."]
+    assert not [i for i in at.info if "Tick at least one" in i.value]
+    assert next(b for b in at.button if b.label.startswith("Submit")).disabled
+
+
+def test_home_lists_the_runs_by_short_label_with_their_count_and_time(app):
+    from qcompare.methods.presets import preset_methods
+
+    at = app()
+    n = len(preset_methods("default", "cpu"))
+    assert any(f"{n} runs" in m.value for m in at.markdown)
+    runs = next(c.value for c in at.caption if c.value.startswith("Runs:"))
+    assert "gptq 4b g128" in runs and "Q4_K_M" in runs and "group_size=" not in runs
+    assert any(c.value.startswith("⏱") and "run(s)" in c.value for c in at.caption)
+
+
+def test_jobs_page_leads_with_the_sweep_and_puts_the_running_job_on_top(tmp_path, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    store = JobStore.open(tmp_path)
+    done, _ = store.submit("k-done", "rtn on tiny (cpu)", "{}")
+    store.mark_running(done, 1, None)
+    store.finish(done, "done", result_key="k-done")
+    failed, _ = store.submit("k-failed", "awq on tiny (cpu)", "{}")
+    store.finish(failed, "failed", error="ValueError: boom")
+    running, _ = store.submit("k-running", "gptq on tiny (cpu)", "{}")
+    store.mark_running(running, os.getpid(), None)
+    store.progress(running, "perplexity window 2/4", 0.6)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/jobs.py")
+    at.run()
+    assert not at.exception
+    heads = [m.value for m in at.markdown]
+    assert any(h.startswith("### 1 of 3 done, 1 failed") for h in heads), heads
+    cards = [m.value for m in at.markdown if "**#" in m.value]
+    assert f"**#{running}**" in cards[0]
+    assert any("done in" in c for c in cards) and not any("`done` · done" in c for c in cards)
+    next(b for b in at.button if b.label == "Retry").click().run()
+    assert any("retried as" in m.value for m in at.markdown)
+    assert len([b for b in at.button if b.label == "Retry"]) == 0

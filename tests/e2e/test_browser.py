@@ -1,6 +1,8 @@
 """A real browser (Debian's chromium, driven by Playwright) against a real `streamlit run app.py`:
-set up fp32 and rtn on the embedded model through the Compare page, watch both jobs finish on
-the Jobs page, and see two points on the Results page's trade-off chart."""
+with a collapsed run (2-bit RTN) already stored, set up fp32 and rtn on the embedded model
+through the Compare page, see the sidebar count them as they land without a reload, and read
+the Home and Results charts at 1024x768, the collapsed run in its strip. Screenshots go to
+$QCOMPARE_E2E_OUT (or the test's temporary folder)."""
 import os
 import re
 import shutil
@@ -30,6 +32,7 @@ def server(tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     state_dir = tmp_path / "state_dir"
+    _seed_collapsed_run(state_dir)
     port = _free_port()
     env = {**os.environ, "QCOMPARE_HOME": str(state_dir), "QCOMPARE_RUNNER_IDLE_EXIT_S": "5"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
@@ -53,6 +56,20 @@ def server(tmp_path):
     pid = runner_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGKILL)
+
+
+def _seed_collapsed_run(state_dir) -> None:
+    """2-bit RTN per channel on the embedded model: its perplexity is off any useful scale."""
+    from qcompare import submit as submitting
+    from qcompare.jobs import worker
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+
+    ev = EvalSpec(tokens=1024, speed_new_tokens=8, speed_repeats=1)
+    (spec,) = submitting.build_specs(ModelSpec(), [parse_method_arg("rtn:bits=2,granularity=channel")],
+                                     CorpusSpec(), ev)
+    row = worker.run(spec, state_dir)
+    assert row["ppl"] > 1000, row["ppl"]
 
 
 def _set_number(page, label: str, value: int) -> None:
@@ -83,19 +100,36 @@ def test_two_methods_end_to_end_in_a_real_browser(server, tmp_path):
         submit.click()
         expect(page.get_by_text(re.compile("queued as job")).first).to_be_visible(timeout=60_000)
 
+        # on Home, the sidebar counts and the chart draws the new rows as they land, with no
+        # reload (fragments): first the collapsed run alone, then all three
+        page.goto(url + "/")
+        points = page.locator(".js-plotly-plot").first.locator(".scatterlayer .points path.point")
+        expect(points).to_have_count(1, timeout=60_000)
+        expect(page.get_by_text(re.compile(r"Results stored:\s*3\b"))).to_be_visible(timeout=420_000)
+        expect(points).to_have_count(3, timeout=30_000)
         page.goto(url + "/jobs")
-        expect(page.get_by_text(re.compile(r"2 done"))).to_be_visible(timeout=420_000)
+        expect(page.get_by_text(re.compile(r"2 of 2 done"))).to_be_visible(timeout=120_000)
         expect(page.get_by_text("failed")).to_have_count(0)
 
+        out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
+        out.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1024, "height": 768})
         page.goto(url + "/results")
         page.wait_for_selector(".js-plotly-plot")
         page.wait_for_timeout(1500)
         # the points a person sees: marker paths drawn in the chart's scatter layer
-        n = page.locator(".js-plotly-plot .scatterlayer .points path.point").count()
-        out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
-        out.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out / "results.png"), full_page=True)
+        n = page.locator(".js-plotly-plot").first.locator(".scatterlayer .points path.point").count()
+        labels = page.locator(".js-plotly-plot").first.locator(".scatterlayer .textpoint").all_text_contents()
+        page.screenshot(path=str(out / "results.png"), full_page=False)
+        page.goto(url + "/")
+        page.wait_for_selector(".js-plotly-plot")
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "home.png"))
+        home_strip = page.get_by_text(re.compile(r"collapsed runs"))
+        expect(home_strip.first).to_be_visible()
         browser.close()
-    assert n == 2
-    assert (out / "results.png").stat().st_size > 10_000
-    assert len(list((state_dir / "results").glob("*.parquet"))) == 2
+    assert n == 3                                         # fp32, rtn 4-bit and the collapsed one
+    assert any(t.startswith("rtn 2b") and ":" in t for t in labels), labels   # its value written out
+    assert (out / "results.png").stat().st_size > 10_000 and (out / "home.png").stat().st_size > 10_000
+    assert len(list((state_dir / "results").glob("*.parquet"))) == 3

@@ -92,3 +92,23 @@ def test_inline_runner_records_failures_as_readable_rows(tiny_model_dir, state_d
     run_inline(store, state_dir, sub.job_id)
     job = store.get(sub.job_id)
     assert job.state == "failed" and "CUDA" in job.error and "Traceback" in job.traceback
+
+
+def test_the_fp32_row_reuses_the_baseline_pass_instead_of_scoring_again(tiny_model_dir, state_dir, tiny_eval,
+                                                                        monkeypatch):
+    from qcompare.reference import ReferenceStore
+
+    calls = []
+    real = worker._evaluate
+    monkeypatch.setattr(worker, "_evaluate", lambda *a, **kw: calls.append(kw.keys()) or real(*a, **kw))
+    model = model_from_arg(str(tiny_model_dir))
+    fp32, rtn = submitting.build_specs(model, [parse_method_arg("fp32"), parse_method_arg("rtn:bits=8")],
+                                       CorpusSpec(), tiny_eval)
+    row = worker.run(fp32, state_dir)
+    assert len(calls) == 1                                    # the baseline pass only
+    meta = ReferenceStore(state_dir).read(fp32.reference_key()).meta
+    assert row["ppl"] == meta["quality"]["ppl"] and row["n_scored"] == meta["quality"]["n_scored"]
+    assert row["kld_mean"] == 0.0 and row["top1_agree"] == 1.0 and row["eval_s"] == meta["eval_s"]
+    assert "from the baseline pass" in row["notes"] and row["decode_tok_s"] > 0
+    other = worker.run(rtn, state_dir)                        # any other method is scored
+    assert len(calls) == 2 and other["kld_mean"] > 0

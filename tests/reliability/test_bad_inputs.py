@@ -62,7 +62,7 @@ CASES = {
     "misspelt method": (["run", "--method", "rnt"], "Did you mean rtn"),
     "option out of range": (["run", "--method", "rtn", "--set", "bits=5"], "must be one of 8, 4, 3, 2"),
     "unknown option": (["run", "--method", "rtn", "--set", "bitz=4"], "unknown option(s) bitz"),
-    "option of the wrong type": (["run", "--method", "rtn", "--set", "bits=four"], "needs a int"),
+    "option of the wrong type": (["run", "--method", "rtn", "--set", "bits=four"], "needs an integer"),
     "option without a value": (["run", "--method", "rtn", "--set", "bits"], "needs the form key=value"),
     "hqq group size": (["run", "--method", "hqq", "--set", "group_size=10"], "must be one of 8, 16"),
     "torchao int4 group size": (["run", "--method", "torchao-int4wo", "--set", "group_size=48"],

@@ -110,9 +110,9 @@ def test_resubmitting_a_spec_whose_runner_and_worker_died_runs_it_anew(
         no_runner_left, tiny_model_dir, monkeypatch):
     state = no_runner_left
     store = JobStore.open(state)
-    _serve_paused(monkeypatch, state, "perplexity window")
+    _serve_paused(monkeypatch, state, "speed")              # fp32 reuses the baseline's scores
     sub = _submit(state, tiny_model_dir, "fp32")
-    job = _paused_job(store, sub.job_id, "perplexity window")
+    job = _paused_job(store, sub.job_id, "speed")
     kill_runner(state)                                        # runner kill 2
     os.killpg(job.pid, signal.SIGKILL)                        # and its worker: the machine "restarts"
     assert store.get(job.id).state == "running"               # nobody could record it
