@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from qcompare import locks
 from qcompare.errors import UserError
 from qcompare.specs import ModelSpec
 
@@ -342,14 +343,8 @@ def embedded_state(state_dir: Path) -> tuple[str, str]:
     target = converted_dir(state_dir, gguf, _file_sha256(gguf))
     if (target / "config.json").is_file():
         return "ready", f"converted once to safetensors in {target}"
-    lock = target.parent / f".{target.name}.lock"
-    if lock.exists():
-        with open(lock, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f, fcntl.LOCK_UN)
-            except BlockingIOError:
-                return "converting", "a worker is converting the GGUF to safetensors (about a minute)"
+    if locks.held(target.parent / f".{target.name}.lock"):
+        return "converting", "a worker is converting the GGUF to safetensors (about a minute)"
     return "not converted", "it is converted from GGUF on the first run (about a minute, once)"
 
 

@@ -10,10 +10,11 @@ of what they were writing (`.<name>.lock`, flock).
 """
 from __future__ import annotations
 
-import fcntl
 import re
 import shutil
 from pathlib import Path
+
+from qcompare import locks
 
 OWNER = re.compile(r"pid(\d+)")
 # where writers put temporaries: folder -> pattern of the temporary names
@@ -26,18 +27,6 @@ def _size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
-def _lock_held(lock: Path) -> bool:
-    if not lock.exists():
-        return False
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return False
-
-
 def is_stale(p: Path) -> bool:
     """Whether temporary `p`'s writer is gone (module doc)."""
     import psutil
@@ -47,7 +36,7 @@ def is_stale(p: Path) -> bool:
         if p.name.endswith(".lock"):
             return False
         stem = p.name[1:].rsplit("-", 1)[0]
-        return not _lock_held(p.parent / f".{stem}.lock")
+        return not locks.held(p.parent / f".{stem}.lock")
     try:
         proc = psutil.Process(int(m.group(1)))
         return proc.status() == psutil.STATUS_ZOMBIE or proc.create_time() > p.stat().st_mtime + 1

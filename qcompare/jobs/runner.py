@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from qcompare import locks
 from qcompare.errors import UserError
 from qcompare.jobs import cleanup, status
 from qcompare.jobs.store import JobStore
@@ -207,16 +208,7 @@ def runner_pid(state_dir: str | Path) -> int | None:
 
 
 def runner_running(state_dir: str | Path) -> bool:
-    path = Path(state_dir) / "runner.lock"
-    if not path.exists():
-        return False
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    return locks.held(Path(state_dir) / "runner.lock")
 
 
 def ensure_runner(state_dir: str | Path, max_workers: int | None = None) -> bool:
