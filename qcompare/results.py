@@ -20,11 +20,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qcompare.metrics import table
+from qcompare.metrics import table as column_table
 
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(),
           "time": pa.timestamp("us", tz="UTC")}
-SCHEMA = pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in table.COLUMNS])
+SCHEMA = pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in column_table.COLUMNS])
 COLUMNS = SCHEMA.names
 
 

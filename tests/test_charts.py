@@ -125,7 +125,7 @@ def test_each_method_keeps_its_colour_and_each_family_its_shape():
 
 
 def test_labels_never_overlap_and_crowded_points_are_numbered():
-    from qcompare.chartstyle import CHAR_PX, LINE_PX, _boxes, _overlap, place_labels
+    from qcompare.chartstyle import _boxes, _overlap, place_labels
 
     xs, ys = [1.0, 2.0, 3.0, 4.0], [1.0, 4.0, 2.0, 3.0]
     labels = ["gptq 4b g128", "awq 4b g128", "Q4_K_M", "bnb-nf4"]
@@ -133,7 +133,6 @@ def test_labels_never_overlap_and_crowded_points_are_numbered():
     assert None not in spots
     boxes = [dict(_boxes(800 * x / 5, 440 * (1 - y / 5), t))[p] for x, y, t, p in zip(xs, ys, labels, spots)]
     assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    assert CHAR_PX > 0 and LINE_PX > 0
     crowd = place_labels([1.0] * 12, [1.0 + i * 1e-4 for i in range(12)], ["a long label"] * 12,
                          (0, 2), (0, 2))
     assert crowd.count(None) >= 8                                  # no room: numbered instead

@@ -42,10 +42,6 @@ class Column:
         if self.axis and self.higher_is_better is None:
             raise ValueError(f"column {self.name}: a chart axis needs a direction")
 
-    @property
-    def column(self) -> str:
-        return self.name
-
 
 def _s(name, **kw):
     return Column(name, "str", **kw)
