@@ -3,7 +3,8 @@ every method's KL divergence and top-1 agreement.
 
 Layout of `<state_dir>/baselines/<RunSpec.reference_key()>/`: `logprobs.npy` (fp16, [n_scored,
 vocab], the form `metrics.quality.storage_logprobs` rounds to, like llama.cpp's 16-bit
-`--kl-divergence-base` file), `targets.npy` (int64 scored token ids) and `meta.json`. A folder is
+`--kl-divergence-base` file), `targets.npy` (int64 scored token ids), `nll.npy` (the baseline's
+per-token NLL, float64; absent in folders written before it existed) and `meta.json`. A folder is
 written under a temporary name and renamed when complete; `lock()` serialises its computation.
 `meta.json` also keeps the baseline pass's own quality numbers and time (`quality`, `eval_s`):
 the reference method's row reuses them instead of scoring the same model on the same tokens
@@ -30,6 +31,7 @@ class ReferenceWriter:
                                                   dtype=np.float16, shape=(n_scored, vocab))
         self.targets = np.zeros(n_scored, dtype=np.int64)
         self.pos = 0
+        self.nll: np.ndarray | None = None   # the pass's per-token NLL, saved beside when set
         self.meta: dict = {}          # more facts for meta.json, known once the pass is done
 
     def append(self, logp16: np.ndarray, targets: np.ndarray) -> None:
@@ -44,6 +46,8 @@ class ReferenceReader:
         self.meta = json.loads((folder / "meta.json").read_text())
         self.logprobs = np.load(folder / "logprobs.npy", mmap_mode="r")
         self.targets = np.load(folder / "targets.npy")
+        nll = folder / "nll.npy"
+        self.nll = np.load(nll) if nll.is_file() else None
 
     def rows(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.array(self.logprobs[start:start + n]), self.targets[start:start + n]
@@ -79,6 +83,8 @@ class ReferenceStore:
             w.logprobs.flush()
             del w.logprobs
             np.save(tmp / "targets.npy", w.targets)
+            if w.nll is not None:
+                np.save(tmp / "nll.npy", np.asarray(w.nll, dtype=np.float64))
             (tmp / "meta.json").write_text(json.dumps({**meta, **w.meta, "n_scored": n_scored,
                                                        "vocab": vocab}, indent=1))
             final = self.folder(key)

@@ -158,6 +158,62 @@ def divergence(base_lp, quant_lp, targets) -> dict[str, np.ndarray]:
             (("kl", kl), ("same_top", same.to(torch.float64)), ("dp", dp))}
 
 
+SCORE_CHUNK = 16         # rows per pass of `score_window`: [16, vocab] fp32 stays in cache
+
+
+def score_window(logits, targets, base16=None, keep_logprobs: bool = False,
+                 chunk: int = SCORE_CHUNK) -> dict[str, np.ndarray]:
+    """Everything one window contributes, in one fused pass over its logits, `chunk` rows at a
+    time (each chunk's softmaxes stay in cache instead of streaming [n, V] arrays through
+    memory several times; measured in bench/ppl_throughput.py):
+
+    nll  = -log softmax(z)[x]        (fp32 logits, as `token_nll`)
+    lp16 = log softmax(z) in fp16    (the stored form, when `keep_logprobs`: the baseline pass)
+    and, against baseline rows `base16` (fp16 [n, V], as stored), the same values as
+    `divergence(storage_logprobs(base16), storage_logprobs(lp16), targets)`, computed as
+
+      e_b = exp(b), c_b = log sum e_b, p = e_b / e^{c_b};   c_q = log sum exp(q16)
+      kl  = sum_v p (b - q16) - c_b + c_q                  (= sum_v p (log P - log Q), as sum p = 1)
+      same_top = argmax b == argmax q16;   dp = exp(q16[x] - c_q) - p[x]
+
+    where b and q16 are the fp16 log-probabilities in fp32 (renormalising shifts every entry
+    of a row by the same constant, so argmax and the sum above need no renormalised copy).
+    """
+    import torch
+
+    n = logits.shape[0]
+    out: dict[str, list] = {"nll": [], "lp16": [], "kl": [], "same_top": [], "dp": []}
+    with torch.inference_mode():
+        base = None if base16 is None else torch.as_tensor(base16).to(logits.device)
+        for s in range(0, n, chunk):
+            z, x = logits[s:s + chunk], targets[s:s + chunk, None]
+            ls = torch.log_softmax(z.float(), dim=-1)
+            out["nll"].append(-ls.gather(-1, x).squeeze(-1))
+            q16 = ls.to(torch.float16)
+            if keep_logprobs:
+                out["lp16"].append(q16)
+            if base is None:
+                continue
+            qf = q16.float()
+            c_q = torch.log(qf.exp().sum(-1))
+            b = base[s:s + chunk].float()
+            e_b = b.exp()
+            z_b = e_b.sum(-1)
+            p = e_b / z_b.unsqueeze(-1)
+            kl = (p * (b - qf)).sum(-1) - torch.log(z_b) + c_q
+            out["kl"].append(kl.clamp_min(0))
+            out["same_top"].append(b.argmax(-1) == qf.argmax(-1))
+            out["dp"].append((qf.gather(-1, x).squeeze(-1) - c_q).exp() - p.gather(-1, x).squeeze(-1))
+    res = {"nll": torch.cat(out["nll"]).double().cpu().numpy()}
+    if keep_logprobs:
+        res["lp16"] = torch.cat(out["lp16"]).cpu().numpy()
+    if base is not None:
+        res["kl"] = torch.cat(out["kl"]).double().cpu().numpy()
+        res["same_top"] = torch.cat(out["same_top"]).to(torch.float64).cpu().numpy()
+        res["dp"] = torch.cat(out["dp"]).double().cpu().numpy()
+    return res
+
+
 def summarize_divergence(kl: np.ndarray, same_top: np.ndarray, dp: np.ndarray) -> dict[str, float]:
     """Mean KL with its standard error (sd / sqrt n) and 99th percentile (linear interpolation),
     top-1 agreement (fraction of scored tokens), mean Delta-p of the correct token."""

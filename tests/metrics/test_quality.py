@@ -108,3 +108,53 @@ def test_tokenize_stream_bytes_partition_the_text(tiny_model_dir):
     full = tok(text)["input_ids"]
     assert ids.tolist() == full[:40]
     assert nbytes.sum() == len(tok.decode(ids).encode("utf-8"))
+
+
+def _independent_float64(base16: np.ndarray, logits: torch.Tensor, targets: torch.Tensor):
+    """The metric's definition written out in float64 with numpy: both sides rounded to the
+    fp16 storage form and renormalised, then KL, argmax agreement and Delta-p per token."""
+    def storage(lp16):
+        lp = lp16.astype(np.float64)
+        m = lp.max(-1, keepdims=True)
+        return lp - (m + np.log(np.exp(lp - m).sum(-1, keepdims=True)))
+
+    b = storage(base16)
+    z = logits.double().numpy()
+    lq = z - z.max(-1, keepdims=True)
+    lq = lq - np.log(np.exp(lq).sum(-1, keepdims=True))
+    q16 = storage(lq.astype(np.float16))
+    p = np.exp(b)
+    t = targets.numpy()
+    rows = np.arange(len(t))
+    return {"kl": (p * (b - q16)).sum(-1), "same_top": (b.argmax(-1) == q16.argmax(-1)) * 1.0,
+            "dp": np.exp(q16[rows, t]) - p[rows, t], "nll": -lq[rows, t]}
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 16, 64])
+def test_fused_window_scores_equal_the_definition_in_float64(chunk):
+    g = torch.Generator().manual_seed(0)
+    n, V = 37, 3000
+    logits = torch.randn(n, V, generator=g) * 3
+    base_logits = logits + 0.2 * torch.randn(n, V, generator=g)
+    targets = torch.randint(0, V, (n,), generator=g)
+    base16 = torch.log_softmax(base_logits, -1).to(torch.float16).numpy()
+    got = q.score_window(logits, targets, base16, keep_logprobs=True, chunk=chunk)
+    want = _independent_float64(base16, logits, targets)
+    assert got["kl"].mean() == pytest.approx(want["kl"].mean(), rel=1e-4)
+    np.testing.assert_allclose(got["kl"], want["kl"], rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(got["nll"], want["nll"], rtol=1e-5)
+    np.testing.assert_allclose(got["dp"], want["dp"], atol=1e-6)
+    assert (got["same_top"] == want["same_top"]).all()
+    assert got["lp16"].dtype == np.float16 and got["lp16"].shape == (n, V)
+    # and the unfused reference path of this module agrees as well
+    old = q.divergence(q.storage_logprobs(torch.from_numpy(base16)),
+                       q.storage_logprobs(torch.from_numpy(got["lp16"])), targets)
+    np.testing.assert_allclose(got["kl"], old["kl"], rtol=1e-3, atol=1e-6)
+
+
+def test_fused_scores_of_a_model_against_itself_are_exactly_zero():
+    logits = torch.randn(9, 500) * 4
+    base16 = torch.log_softmax(logits, -1).to(torch.float16).numpy()
+    got = q.score_window(logits, torch.zeros(9, dtype=torch.long), base16, chunk=4)
+    assert np.all(got["kl"] == 0) and np.all(got["same_top"] == 1)
+    assert "lp16" not in got

@@ -1,0 +1,85 @@
+"""Which differences in a ranking are real: paired KL-divergence gaps with their standard error.
+
+Rows that share a `reference_key` were scored on the same tokens against the same baseline,
+so their per-token KL divergences (qcompare.tokenscores) pair up. For two methods A and B
+with per-token KL a_t and b_t over the same n tokens, the paired difference d_t = b_t - a_t
+has mean gap = KLD(B) - KLD(A) and standard error
+
+    se = sd(d) / sqrt(n)        (sample sd, n - 1 in the denominator)
+
+much smaller than either KLD's own standard error when the two methods err on the same
+tokens (they mostly do: the hard tokens are hard for every method). `rank` orders a group by
+KLD and, for each method and the one ranked just below it, says whether the gap is larger
+than Z standard errors (Z = 2, about 95 % two-sided for a normal mean): "distinct" or
+"indistinguishable". Tokens are treated as independent, as `kld_se` does; neighbouring tokens
+are correlated, which makes this se somewhat optimistic — hence 2 standard errors, not 1.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from qcompare.tokenscores import TokenScores
+
+Z = 2.0
+
+
+def paired_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean of b - a, its standard error) over paired tokens."""
+    if len(a) != len(b):
+        raise ValueError(f"paired arrays differ in length: {len(a)} and {len(b)}")
+    d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else float("nan")
+    return float(d.mean()), se
+
+
+def verdict(gap: float, se: float, z: float = Z) -> str:
+    if math.isnan(se):
+        return "unknown"
+    return "distinct" if abs(gap) > z * se else "indistinguishable"
+
+
+def rank(group: pd.DataFrame, state_dir, metric: str = "kld_mean") -> pd.DataFrame:
+    """The group's non-reference rows ordered by KLD, with the paired gap to the next row.
+
+    Columns: rank, method_label, next_label (the row below), key, kld_mean, kld_se, gap_to_next, gap_se, z, verdict. Rows
+    without stored per-token scores (written before they existed), or measured on other
+    tokens than their neighbour, get verdict "unknown" and no gap."""
+    rows = group[group["kld_mean"].notna() & (group["kld_mean"] > 0)]
+    rows = rows.sort_values(metric, kind="stable").reset_index(drop=True)
+    store = TokenScores(state_dir)
+    scores = [store.read(k) for k in rows["key"]]
+    out = []
+    for i, r in rows.iterrows():
+        gap = se = float("nan")
+        if i + 1 < len(rows):
+            a, b = scores[i], scores[i + 1]
+            same = rows.loc[i + 1, "reference_key"] == r["reference_key"]
+            if a is not None and b is not None and same and len(a["kl"]) == len(b["kl"]):
+                gap, se = paired_gap(a["kl"], b["kl"])
+        nxt = rows.loc[i + 1, "method_label"] if i + 1 < len(rows) else ""
+        out.append({"rank": i + 1, "method_label": r["method_label"], "next_label": nxt,
+                    "key": r["key"],
+                    "kld_mean": r["kld_mean"], "kld_se": r["kld_se"], "gap_to_next": gap,
+                    "gap_se": se, "z": gap / se if se and not math.isnan(se) else float("nan"),
+                    "verdict": verdict(gap, se) if i + 1 < len(rows) else ""})
+    return pd.DataFrame(out)
+
+
+def summary(ranked: pd.DataFrame) -> str:
+    """One sentence on how many neighbouring pairs are told apart."""
+    pairs = ranked[ranked["verdict"] != ""]
+    if pairs.empty:
+        return "fewer than two methods to rank"
+    known = pairs[pairs["verdict"] != "unknown"]
+    if known.empty:
+        return "no per-token scores stored for these rows: rerun them to rank with error bars"
+    tied = known[known["verdict"] == "indistinguishable"]
+    text = (f"{len(known) - len(tied)} of {len(known)} neighbouring pairs differ by more than "
+            f"{Z:g} paired standard errors")
+    if not tied.empty:
+        names = "; ".join(f"{r.method_label} ≈ {r.next_label}" for r in tied.itertuples())
+        text += f"; indistinguishable on these tokens: {names}"
+    return text
