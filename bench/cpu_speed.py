@@ -7,6 +7,8 @@ one untimed warm-up generation, then R repeats of the speed protocol of
 `qcompare.metrics.speed` (batch 1, greedy, EOS ignored); the table shows the median over the
 repeats and its ratio to the fp32 row measured in the same run. Every runtime uses the same
 number of CPU threads. Quality is evaluated on a short text only to fill the row (512 tokens).
+Each row's roofline columns (`qcompare.metrics.roofline`) say how close its decode is to this
+machine's measured memory bandwidth and its prefill to the measured matmul peak.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from bench.report import write_section
 from qcompare import registry
 from qcompare import submit as submitting
 from qcompare.jobs import worker
+from qcompare.metrics import roofline
 from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
 from qcompare.statedir import default_state_dir
@@ -58,8 +61,9 @@ def main() -> None:
              f"against transformers fp32 measured in the same run. Command: `python "
              f"bench/cpu_speed.py --prompt {args.prompt} --new-tokens {args.new_tokens} "
              f"--repeats {args.repeats}`.", "",
-             "| method | runtime | weights MiB | prefill tok/s | × fp32 | decode tok/s | × fp32 | TTFT ms |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| method | runtime | weights MiB | prefill tok/s | × fp32 | decode tok/s | × fp32 | "
+             "TTFT ms | MiB read / token | decode % of roofline | prefill % of matmul peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
         runtime = {"llama_cpp_python": "llama.cpp", "torch": "transformers"}.get(
             r["library"], f"transformers + {r['library']}")
@@ -68,8 +72,15 @@ def main() -> None:
             f"[{r['prefill_tok_s_min']:.0f}–{r['prefill_tok_s_max']:.0f}] | "
             f"{r['prefill_tok_s'] / base['prefill_tok_s']:.2f} | {r['decode_tok_s']:.1f} "
             f"[{r['decode_tok_s_min']:.1f}–{r['decode_tok_s_max']:.1f}] | "
-            f"{r['decode_tok_s'] / base['decode_tok_s']:.2f} | {r['ttft_ms']:.0f} |")
-    lines += ["", "gguf F32 and fp32 hold the same weights, so the gap between their decode "
+            f"{r['decode_tok_s'] / base['decode_tok_s']:.2f} | {r['ttft_ms']:.0f} | "
+            f"{r.get('decode_read_mib', float('nan')):.1f} | {r.get('decode_roofline_pct', float('nan')):.0f} | "
+            f"{r.get('prefill_roofline_pct', float('nan')):.0f} |")
+    lines += ["", f"Roofline: memory bandwidth {base['mem_bandwidth_gbs']:.1f} GB/s (a "
+              f"{roofline.BANDWIDTH_MIB} MiB copy, best of {roofline.BANDWIDTH_REPEATS}, measured {base['machine_measured_at']}); prefill is held against "
+              "the matmul peak measured in each row's compute dtype (float32 for llama.cpp and "
+              "the integer kernels). Bytes per decoded token are the weights as each runtime "
+              "holds them (one embedding row, the tied head whole) plus the KV cache at the mean "
+              "decode position.", "", "gguf F32 and fp32 hold the same weights, so the gap between their decode "
               "rates is the runtime (llama.cpp against transformers' generate), not quantization. "
               "Rows with `kernel: dequantized` in their result (torchao int4, HQQ) rebuild float "
               "weights for every matmul on this CPU, a cost paid again at every decode step."]

@@ -15,6 +15,8 @@ or anything else that can score and generate:
 * `memory_phase()`: a context manager measuring peak memory while the runtime works
   (`metrics.memory.PhasePeak` on the runtime's device).
 * `vocab_size`, `device`, and `backend`: a sentence naming what ran, stored on the row.
+* `cost_model()`: what one token costs it in bytes read and FLOPs
+  (`metrics.roofline.CostModel`), for the roofline columns; None where it cannot say.
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ class Runtime(ABC):
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook: a CPU has nothing to wait for
         """Wait for queued device work (nothing to wait for on a CPU)."""
+
+    def cost_model(self):
+        """A metrics.roofline.CostModel, or None (no roofline columns)."""
+        return None
 
     def memory_phase(self):
         from qcompare.metrics.memory import PhasePeak

@@ -29,6 +29,12 @@ class LlamaCppRuntime(Runtime):
     def backend(self) -> str:
         return self._backend
 
+    def cost_model(self):
+        from qcompare.metrics.roofline import gguf_cost_model
+
+        path = getattr(self.runner, "model_path", None)
+        return gguf_cost_model(path) if path else None
+
     def logits(self, ids, keep: int):
         import torch
 

@@ -37,6 +37,11 @@ class TorchRuntime(Runtime):
                                       max_new_tokens=new_tokens, pad_token_id=0, num_beams=1)
         return out[0, x.shape[1]:].tolist()
 
+    def cost_model(self):
+        from qcompare.metrics.roofline import torch_cost_model
+
+        return torch_cost_model(self.model)
+
     def synchronize(self) -> None:
         if self.device == "cuda":
             import torch
