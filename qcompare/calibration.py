@@ -12,16 +12,25 @@ Protocol (`draw`):
    text); the first `samples` chunks kept are the calibration set.
 
 Too little text for the request is a UserError that says what to change.
+
+`cached_draw` keeps each draw in `<state_dir>/calibration/<key>.npz`, keyed by the sha256 of
+everything the draw depends on (the CalibSpec, the evaluation corpus hash and evaluated tokens,
+the model's fingerprint, which fixes its tokenizer), so the methods of one sweep that
+calibrate share one draw instead of tokenizing and filtering the corpus once each.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from qcompare import corpora
 from qcompare.errors import UserError
-from qcompare.specs import CalibSpec, CorpusSpec
+from qcompare.specs import CalibSpec, CorpusSpec, canonical_json
 
 NGRAM = 32
 MAX_CHARS = 50_000_000          # tokenizing more than this is never needed for a draw
@@ -84,3 +93,39 @@ def draw(tokenizer, calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndar
             f"({dropped} dropped): lower the calibration samples or choose another corpus.")
     label = f"{calib.samples}x{calib.seq_len} tokens of {where} (seed {calib.seed})"
     return Calibration(np.stack(kept), dropped, len(pool), label)
+
+
+def draw_key(calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndarray,
+             model_fingerprint: str) -> str:
+    """sha256 of what a draw depends on (module doc); the evaluated ids enter by their hash."""
+    d = {"calib": asdict(calib), "eval_corpus": eval_corpus.content_sha256,
+         "eval_ids": hashlib.sha256(np.ascontiguousarray(eval_ids, np.int64).tobytes()).hexdigest(),
+         "model": model_fingerprint, "ngram": NGRAM}
+    return hashlib.sha256(canonical_json(d).encode()).hexdigest()
+
+
+def cached_draw(state_dir: str | os.PathLike, tokenizer, calib: CalibSpec,
+                eval_corpus: CorpusSpec, eval_ids: np.ndarray,
+                model_fingerprint: str) -> tuple[Calibration, bool]:
+    """(the draw, whether it came from the cache). Without a model fingerprint there is no
+    safe key, and the draw is made afresh."""
+    if not model_fingerprint:
+        return draw(tokenizer, calib, eval_corpus, eval_ids), False
+    folder = Path(state_dir) / "calibration"
+    path = folder / f"{draw_key(calib, eval_corpus, eval_ids, model_fingerprint)}.npz"
+    try:
+        with np.load(path) as z:
+            return Calibration(z["ids"], int(z["dropped"]), int(z["pool"]), str(z["label"])), True
+    except (OSError, KeyError, ValueError):
+        pass
+    c = draw(tokenizer, calib, eval_corpus, eval_ids)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-pid{os.getpid()}-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, ids=c.ids, dropped=c.dropped_overlap, pool=c.pool_tokens, label=c.label)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return c, False

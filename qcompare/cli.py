@@ -19,29 +19,38 @@ SHOW_COLUMNS = column_names(brief=True)
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    from qcompare.effort import DEFAULT_EFFORT, EFFORTS
     from qcompare.specs import CalibSpec, EvalSpec
 
     d = EvalSpec()
+    p.add_argument("--effort", default=DEFAULT_EFFORT, choices=tuple(EFFORTS),
+                   help="how much measuring: " + "; ".join(f"{e.name}: {e.summary}"
+                                                           for e in EFFORTS.values())
+                        + f" (default {DEFAULT_EFFORT}). Flags below override its values")
     p.add_argument("--model", default="embedded",
                    help="embedded | a local Hugging Face folder | a hub id | a .gguf file")
     p.add_argument("--corpus", default="embedded",
                    help="embedded | path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
-    p.add_argument("--tokens", type=int, default=d.tokens, help="corpus tokens evaluated")
+    p.add_argument("--tokens", type=int, default=None, help="corpus tokens evaluated (effort's)")
     p.add_argument("--window", type=int, default=d.window, help="tokens per window")
     p.add_argument("--stride", type=int, default=d.stride, help="strided protocol step (0: window/2)")
     p.add_argument("--protocol", default=d.protocol, help="disjoint | llamacpp | strided")
     p.add_argument("--device", default=d.device, help="cpu | cuda")
     p.add_argument("--dtype", default=d.dtype, help="compute dtype of dequantizing methods")
-    p.add_argument("--speed-prompt", type=int, default=d.speed_prompt)
-    p.add_argument("--speed-new-tokens", type=int, default=d.speed_new_tokens)
-    p.add_argument("--speed-repeats", type=int, default=d.speed_repeats, help="0 skips speed")
+    p.add_argument("--speed-prompt", type=int, default=None, help="prompt tokens (effort's)")
+    p.add_argument("--speed-new-tokens", type=int, default=None, help="new tokens (effort's)")
+    p.add_argument("--speed-repeats", type=int, default=None,
+                   help="most timed repeats, 0 skips speed (effort's)")
+    p.add_argument("--speed-spread", type=float, default=None,
+                   help="stop repeating once decode's (max-min)/median is at most this (effort's)")
     p.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: all)")
     c = CalibSpec()
     p.add_argument("--calib-corpus", default="",
                    help="calibration text for methods that calibrate (default: the evaluation "
                         "corpus, after the evaluated tokens); same forms as --corpus")
-    p.add_argument("--calib-samples", type=int, default=c.samples, help="calibration sequences")
-    p.add_argument("--calib-len", type=int, default=c.seq_len, help="tokens per calibration sequence")
+    p.add_argument("--calib-samples", type=int, default=None, help="calibration sequences (effort's)")
+    p.add_argument("--calib-len", type=int, default=None,
+                   help="tokens per calibration sequence (effort's)")
     p.add_argument("--calib-seed", type=int, default=c.seed, help="seed of the calibration draw")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model's own Python code to run (never by default)")
@@ -50,19 +59,28 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _specs_from_args(args, method_args: list[str], skipped: list | None = None):
-    from qcompare import corpora, models, registry
+    from dataclasses import replace
+
+    from qcompare import corpora, effort, models, registry
     from qcompare.specs import CalibSpec, EvalSpec
     from qcompare.submit import build_specs
 
+    def given(**values) -> dict:            # the flags typed, over the effort's values
+        return {k: v for k, v in values.items() if v is not None}
+
     methods = [registry.parse_method_arg(m) for m in method_args]
-    ev = EvalSpec(tokens=args.tokens, window=args.window, stride=args.stride,
-                  protocol=args.protocol, device=args.device, dtype=args.dtype,
-                  speed_prompt=args.speed_prompt, speed_new_tokens=args.speed_new_tokens,
-                  speed_repeats=args.speed_repeats, threads=args.threads)
+    ev = replace(effort.eval_spec(args.effort, EvalSpec(
+        window=args.window, stride=args.stride, protocol=args.protocol, device=args.device,
+        dtype=args.dtype, threads=args.threads)),
+        **given(tokens=args.tokens, speed_prompt=args.speed_prompt,
+                speed_new_tokens=args.speed_new_tokens, speed_repeats=args.speed_repeats,
+                speed_spread=args.speed_spread))
     model = models.model_from_arg(args.model, args.trust_remote_code, args.allow_pickle)
     corpus = corpora.corpus_from_arg(args.corpus)
-    calib = CalibSpec(corpus=corpora.corpus_from_arg(args.calib_corpus) if args.calib_corpus else corpus,
-                      samples=args.calib_samples, seq_len=args.calib_len, seed=args.calib_seed)
+    calib_corpus = corpora.corpus_from_arg(args.calib_corpus) if args.calib_corpus else corpus
+    calib = replace(effort.calib_spec(args.effort, calib_corpus,
+                                      CalibSpec(corpus=calib_corpus, seed=args.calib_seed)),
+                    **given(samples=args.calib_samples, seq_len=args.calib_len))
     return build_specs(model, methods, corpus, ev, calib, skipped)
 
 

@@ -5,8 +5,9 @@ speed repeats), measured on this machine. For a planned run of method M over T t
 
     t = median quant_s of M + median (eval_s / tokens) of M x T + median speed_s of M
 
-with M's own rows on the same device where there are any, else the medians of every method's
-rows on that device. A run whose result is cached costs nothing; a baseline pass not yet cached
+with M's own rows on the same device where there are any (those of the planned run's effort
+first: a quick run's speed phase is a fraction of a thorough one's), else the medians of every
+method's rows on that device. A run whose result is cached costs nothing; a baseline pass not yet cached
 adds one evaluation of the baseline (its eval_s per token x T). Without any earlier row there is
 no estimate (None): the page says so instead of guessing.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from qcompare.effort import effort_of
 from qcompare.reference import ReferenceStore
 from qcompare.registry import BASELINE
 from qcompare.results import ResultStore
@@ -50,6 +52,8 @@ def plan(specs, rows: pd.DataFrame, state_dir: str | Path) -> Estimate:
     total, own = 0.0, 0
     for s in todo:
         mine = past[past["method"] == s.method.name]
+        if "effort" in mine and (mine["effort"] == effort_of(s)).any():
+            mine = mine[mine["effort"] == effort_of(s)]
         quant, per_token, speed = _medians(mine) if not mine.empty else overall
         own += not mine.empty
         total += quant + per_token * s.eval.tokens + (speed if s.eval.speed_repeats else 0.0)

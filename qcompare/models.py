@@ -263,10 +263,13 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     kw = {"gguf_file": gguf.name}
+    # Each from_pretrained on a GGUF file parses its whole header again (about 3 s for a
+    # 49k-token vocabulary here): the config is read once and handed to the model load.
     tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
-    # transformers refuses save_pretrained on a GGUF-loaded model: rebuild a plain one.
     config = AutoConfig.from_pretrained(gguf.parent, **kw)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, config=config, dtype=torch.float32,
+                                                  **kw)
+    # transformers refuses save_pretrained on a GGUF-loaded model: rebuild a plain one.
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
     if unexpected or [m for m in missing if not m.endswith("lm_head.weight")]:

@@ -3,7 +3,9 @@
 A RunSpec names a model, a method with its options, a corpus and an evaluation protocol. Its
 canonical JSON (sorted keys, no whitespace) includes PROTOCOL_VERSION, and its sha256 is the
 cache key: the same question is never computed twice, and a change in how a metric is computed
-(bump PROTOCOL_VERSION) never mixes with old rows.
+(bump PROTOCOL_VERSION) never mixes with old rows. A field added later is marked `omit_default`
+and left out of the JSON while it holds its default, so the keys of every earlier question stay
+what they were.
 """
 from __future__ import annotations
 
@@ -113,6 +115,9 @@ class EvalSpec:
     speed_prompt: int = field(default=256, metadata={"help": "prompt tokens for prefill / TTFT"})
     speed_new_tokens: int = field(default=64, metadata={"help": "greedy new tokens for decode speed"})
     speed_repeats: int = field(default=3, metadata={"help": "timed repeats after one warm-up; 0 skips speed"})
+    speed_spread: float = field(default=0.0, metadata={
+        "help": "stop repeating once 2 repeats agree: decode's (max - min) / median at most this; "
+                "0 runs every repeat", "omit_default": True})
     threads: int = field(default=0, metadata={"help": "CPU threads for torch; 0 means all cores"})
 
     def __post_init__(self):
@@ -132,6 +137,8 @@ class EvalSpec:
                 raise UserError(f"{name} must be at least 2.")
         if self.speed_repeats < 0 or self.threads < 0:
             raise UserError("speed_repeats and threads cannot be negative.")
+        if not 0 <= self.speed_spread < 1:
+            raise UserError(f"speed_spread is a fraction in [0, 1); got {self.speed_spread}.")
 
     @classmethod
     def field_help(cls) -> dict[str, tuple]:
@@ -152,7 +159,11 @@ class EvalSpec:
     def reference(self) -> "EvalSpec":
         """The fields that determine the baseline's log-probabilities (speed settings zeroed)."""
         return replace(self, dtype="float32", speed_prompt=256, speed_new_tokens=64,
-                       speed_repeats=0, threads=0)
+                       speed_repeats=0, speed_spread=0.0, threads=0)
+
+    def to_dict(self) -> dict:
+        """The fields as a dict, without `omit_default` fields that hold their default."""
+        return _without_omitted(self)
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,7 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["eval"] = self.eval.to_dict()
         d["method"]["options"] = {k: v for k, v in self.method.options}
         if self.calib is None:               # keys of calibration-free specs stay as they were
             del d["calib"]
@@ -217,12 +229,20 @@ class RunSpec:
     def reference_key(self) -> str:
         """Key of the fp32 baseline whose log-probabilities KL divergence is measured against."""
         d = {"model": asdict(self.model), "corpus": asdict(self.corpus),
-             "eval": asdict(self.eval.reference()), "protocol_version": PROTOCOL_VERSION}
+             "eval": self.eval.reference().to_dict(), "protocol_version": PROTOCOL_VERSION}
         return hashlib.sha256(canonical_json(d).encode()).hexdigest()
 
     @property
     def label(self) -> str:
         return f"{self.method.label} on {self.model.label}"
+
+
+def _without_omitted(obj) -> dict:
+    d = asdict(obj)
+    for f in fields(obj):
+        if f.metadata.get("omit_default") and d[f.name] == f.default:
+            del d[f.name]
+    return d
 
 
 def _calib_from_dict(d: dict) -> CalibSpec:

@@ -83,15 +83,19 @@ def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = Tru
            record_hits: bool = False) -> list[Submitted]:
     """Queue specs; a cached spec is answered at once (and, with `record_hits`, listed as a
     done job, as the dashboard shows it). A cached result that no longer reads is moved aside
-    and computed again; a running job of the same spec whose worker is gone is failed first."""
+    and computed again; a running job of the same spec whose worker is gone is failed first.
+    Jobs are queued cheapest first (`queue_order`), so the first points land quickly; the
+    answers come back in the order of `specs`."""
     results, store = ResultStore(state_dir), JobStore.open(state_dir)
-    out, queued = [], False
-    for spec in specs:
+    answers: dict[int, Submitted] = {}
+    queued = False
+    for i in queue_order(specs):
+        spec = specs[i]
         key, label = spec.key(), job_label(spec)
         hit, note = results.readable(key)
         if hit:
             job_id = store.record_cached(key, label, spec.to_json()) if record_hits else 0
-            out.append(Submitted(spec, job_id, True, False))
+            answers[i] = Submitted(spec, job_id, True, False)
             continue
         if not queued:
             diskspace.require(state_dir, 0, "the job table and results")
@@ -100,8 +104,28 @@ def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = Tru
             note = "; ".join(filter(None, [note, f"job #{lost[0]} of this spec had lost its "
                                                  "worker: marked failed, queued anew"]))
         job_id, new = store.submit(key, label, spec.to_json())
-        out.append(Submitted(spec, job_id, False, new, note))
+        answers[i] = Submitted(spec, job_id, False, new, note)
         queued = True
     if queued and start_runner:
         ensure_runner(state_dir)
-    return out
+    return [answers[i] for i in range(len(specs))]
+
+
+def queue_order(specs: list[RunSpec]) -> list[int]:
+    """Indices of `specs`, cheapest first by `Method.queue_rank`, ties in the given order."""
+    return sorted(range(len(specs)), key=lambda i: registry.get(specs[i].method.name)
+                  .queue_rank(specs[i].method.options_dict))
+
+
+def preset_specs(preset: str = "default", effort_name: str = "quick", device: str = "cpu",
+                 skipped: list[tuple[str, str]] | None = None) -> list[RunSpec]:
+    """The RunSpecs of a preset's runnable methods on the embedded model and corpus at an
+    effort: what the Home button submits and `sweep --preset` queues."""
+    from qcompare import effort
+    from qcompare.methods.presets import preset_methods
+
+    ev = effort.eval_spec(effort_name, EvalSpec(device=device))
+    corpus = CorpusSpec()
+    return build_specs(ModelSpec(), preset_methods(preset, device), corpus, ev,
+                       effort.calib_spec(effort_name, corpus),
+                       skipped if skipped is not None else [])

@@ -40,3 +40,21 @@ def test_cached_runs_cost_nothing(tiny_model_dir, state_dir, tiny_eval):
     worker.run(spec, state_dir)
     e = estimate.plan([spec], pd.DataFrame(), state_dir)
     assert e.seconds == 0.0 and e.cached == 1 and e.runs == 0
+
+
+def test_rows_of_the_planned_effort_come_first(tiny_model_dir, state_dir):
+    from dataclasses import replace
+
+    from qcompare import effort
+
+    quick = replace(effort.eval_spec("quick"), tokens=256, window=64)
+    (spec,) = _specs(tiny_model_dir, quick, "rtn")
+    assert effort.effort_of(spec) == "custom"
+    rows = pd.DataFrame([
+        {"method": "rtn", "device": "cpu", "quant_s": 1.0, "eval_s": 2.56, "tokens": 256,
+         "speed_s": 30.0, "effort": "thorough"},
+        {"method": "rtn", "device": "cpu", "quant_s": 1.0, "eval_s": 2.56, "tokens": 256,
+         "speed_s": 4.0, "effort": "custom"}])
+    e = estimate.plan([spec], rows, state_dir)
+    # the custom row alone (1 + 0.01 x 256 + 4), plus the baseline pass from all rows' medians
+    assert e.seconds == 1 + 2.56 + 4 + 2.56

@@ -50,3 +50,20 @@ def test_defaults_are_part_of_the_spec_so_equal_questions_share_a_key():
     assert registry.parse_method_arg("rtn") == registry.parse_method_arg("rtn:bits=4,symmetric=true")
     assert registry.parse_method_arg("rtn:bits=8") != registry.parse_method_arg("rtn")
     assert asdict(registry.get("rtn").config_cls()) == registry.parse_method_arg("rtn").options_dict
+
+
+def test_a_batch_is_queued_cheapest_first_with_the_reference_before_all():
+    from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec, RunSpec
+    from qcompare.submit import queue_order
+
+    def spec(arg):
+        m = registry.parse_method_arg(arg)
+        cal = CalibSpec() if registry.get(m.name).calibrates(m.options_dict) else None
+        return RunSpec(model=ModelSpec(fingerprint="f"), method=m, corpus=CorpusSpec(),
+                       eval=EvalSpec(), calib=cal)
+
+    names = ["gptq", "bnb-nf4", "rtn:bits=4", "fp32", "awq", "gguf:type=Q8_0",
+             "gguf:type=Q4_K_M,imatrix=true", "bf16"]
+    order = [names[i] for i in queue_order([spec(n) for n in names])]
+    assert order == ["fp32", "rtn:bits=4", "bf16", "bnb-nf4", "gguf:type=Q8_0", "gptq", "awq",
+                     "gguf:type=Q4_K_M,imatrix=true"]

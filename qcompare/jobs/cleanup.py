@@ -2,7 +2,7 @@
 when a runner starts.
 
 Every writer names its temporary after its own process: `.<name>-pid<PID>-…` (a baseline's
-log-probabilities, a converted model), `.tmp-pid<PID>-….parquet` (a result row) and
+log-probabilities, a converted model), `.tmp-pid<PID>-…` (a result row, its per-token scores, a calibration draw) and
 `.<file>.pid<PID>.tmp` (a quantized GGUF file). A temporary is stale when that process no
 longer runs, or runs but started after the temporary was last written (its pid was reused).
 Temporaries named before owners were recorded are stale when no process holds the lock file
@@ -18,7 +18,9 @@ from qcompare import locks
 
 OWNER = re.compile(r"pid(\d+)")
 # where writers put temporaries: folder -> pattern of the temporary names
-PLACES = {"baselines": ".*-*", "models": ".*-*", "results": ".tmp-*", "work/*": ".*.tmp"}
+PLACES = {"baselines": ".*-*", "models": ".*-*", "results": ".tmp-*", "tokens": ".tmp-*",
+          "calibration": ".tmp-*",
+          "machine": ".tmp-*", "work/*": ".*.tmp"}
 
 
 def _size(p: Path) -> int:

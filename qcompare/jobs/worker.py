@@ -8,6 +8,7 @@ job table in this process and records its outcome there; the runner spawns it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import errno
 import gc
@@ -78,44 +79,46 @@ def _check_memory(folder: Path, device: str) -> None:
 
 
 def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
-              reference=None, writer=None) -> dict:
-    """Quality over all windows through `runtime`; divergence against `reference`, or
-    log-probs into `writer`."""
-    import torch
-
+              reference=None, writer=None) -> tuple[dict, dict]:
+    """Quality over all windows through `runtime` (one fused pass per window,
+    `metrics.quality.score_window`); divergence against `reference`, or log-probs into
+    `writer`. Returns (the row's quality numbers, per-token arrays: nll and, with a
+    reference, kl)."""
     from qcompare.metrics import quality as q
 
-    nll, scored_bytes, kl, same, dp = [], 0, [], [], []
-    offset = 0
+    parts: dict[str, list] = {"nll": [], "kl": [], "same_top": [], "dp": []}
+    scored_bytes, offset = 0, 0
     for i, w in enumerate(windows):
         logits, targets = q.window_logits(runtime, ids, w, bos_id)
-        nll.append(q.token_nll(logits, targets).double().cpu().numpy())
-        scored_bytes += int(nbytes[w.start + w.score_from:w.end].sum())
-        if writer is not None or reference is not None:
-            with torch.inference_mode():
-                lp16 = torch.log_softmax(logits, dim=-1).to(torch.float16)
-            del logits
-        if writer is not None:
-            writer.append(lp16.cpu().numpy(), targets.cpu().numpy())
+        base16 = None
         if reference is not None:
             base16, base_targets = reference.rows(offset, w.n_scored)
             if not np.array_equal(base_targets, targets.cpu().numpy()):
                 raise RuntimeError("the cached baseline was computed on other tokens; delete "
                                    f"{reference.meta.get('folder', 'its folder')} and run again")
-            d = q.divergence(q.storage_logprobs(torch.from_numpy(base16).to(lp16.device)),
-                             q.storage_logprobs(lp16), targets)
-            kl.append(d["kl"]), same.append(d["same_top"]), dp.append(d["dp"])
+        scores = q.score_window(logits, targets, base16, keep_logprobs=writer is not None)
+        del logits
+        if writer is not None:
+            writer.append(scores["lp16"], targets.cpu().numpy())
+        for k in parts:
+            if k in scores:
+                parts[k].append(scores[k])
+        scored_bytes += int(nbytes[w.start + w.score_from:w.end].sum())
         offset += w.n_scored
         report(f"perplexity window {i + 1}/{len(windows)}", (i + 1) / len(windows))
-    nll_all = np.concatenate(nll)
+    nll_all = np.concatenate(parts["nll"])
     ppl, ppl_se = q.perplexity(nll_all)
     bpb, byte_ppl = q.byte_metrics(float(nll_all.sum()), scored_bytes)
     out = {"ppl": ppl, "ppl_se": ppl_se, "nll_mean": float(nll_all.mean()),
            "bits_per_byte": bpb, "byte_ppl": byte_ppl,
            "n_scored": int(nll_all.size), "n_bytes": scored_bytes}
+    per_token = {"nll": nll_all}
     if reference is not None:
-        out.update(q.summarize_divergence(np.concatenate(kl), np.concatenate(same), np.concatenate(dp)))
-    return out
+        kl = np.concatenate(parts["kl"])
+        out.update(q.summarize_divergence(kl, np.concatenate(parts["same_top"]),
+                                          np.concatenate(parts["dp"])))
+        per_token["kl"] = kl
+    return out, per_token
 
 
 def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir, report: Report):
@@ -135,9 +138,11 @@ def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir, rep
             with store.write(key, n_scored, runtime.vocab_size,
                              {"model": spec.model.label, "protocol": spec.eval.protocol}) as writer:
                 t0 = time.perf_counter()
-                baseline = _evaluate(runtime, ids, nbytes, windows, bos_id,
-                                     lambda s, f: report(f"baseline: {s}", f), writer=writer)
+                baseline, per_token = _evaluate(runtime, ids, nbytes, windows, bos_id,
+                                                lambda s, f: report(f"baseline: {s}", f),
+                                                writer=writer)
                 writer.meta.update(quality=baseline, eval_s=time.perf_counter() - t0)
+                writer.nll = per_token["nll"]
             del runtime
             gc.collect()
             report(f"baseline ready (PPL {baseline['ppl']:.3f})", 1.0)
@@ -176,16 +181,48 @@ def device_name(device: str) -> str:
     return name
 
 
-def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, f: None) -> dict:
-    """Measure one spec and write its row to the result cache; returns the row."""
+class PhaseClock:
+    """Wall seconds per named phase of a job (`with clock("build"): ...`), kept on the row as
+    `phases_json` so a slow run can say where its time went."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _calibration(spec: RunSpec, state_dir: Path, tokenizer, ids):
+    """The run's calibration draw, shared through the state folder's cache."""
+    calib, _hit = calibration.cached_draw(state_dir, tokenizer, spec.calib, spec.corpus, ids,
+                                          spec.model.fingerprint)
+    return calib
+
+
+def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, f: None,
+        process_started: float | None = None) -> dict:
+    """Measure one spec and write its row to the result cache; returns the row.
+    `process_started` (epoch seconds) is when the worker process began: the time until this
+    call is the job's `startup` phase."""
     import torch
 
+    from qcompare import effort
     from qcompare.methods.base import BuildContext
     from qcompare.metrics import quality as q
+    from qcompare.metrics import roofline
     from qcompare.metrics.memory import PhasePeak
     from qcompare.metrics.speed import measure_speed
+    from qcompare.tokenscores import TokenScores
 
     state_dir = Path(state_dir)
+    clock = PhaseClock()
+    if process_started is not None:
+        clock.seconds["startup"] = max(time.time() - process_started, 0.0)
     report = _with_test_pause(report)
     started = dt.datetime.now(dt.timezone.utc)
     method_cls = registry.get(spec.method.name)
@@ -199,18 +236,21 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     report("preparing model", 0.0)
     # Test seam: lets the runner tests cancel or kill a worker in a known stage.
     time.sleep(float(os.environ.get("QCOMPARE_TEST_WORKER_DELAY_S", "0")))
-    folder = models.local_folder(spec.model, state_dir, _phase(report, 0.0, 0.05))
-    _check_memory(folder, ev.device)
-    tokenizer = models.load_tokenizer(folder, spec.model)
-    text = corpora.load_checked(spec.corpus)
-    ids, nbytes = q.tokenize_stream(tokenizer, text, ev.tokens)
-    if len(ids) < ev.tokens:
-        raise UserError(f"corpus {spec.corpus.label} has {len(ids)} tokens, fewer than the "
-                        f"{ev.tokens} asked for: lower --tokens or give a longer text.")
-    windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
-    bos_id = tokenizer.bos_token_id
-    reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir,
-                                  _phase(report, 0.05, 0.40))
+    with clock("convert"):
+        folder = models.local_folder(spec.model, state_dir, _phase(report, 0.0, 0.05))
+    with clock("load"):
+        _check_memory(folder, ev.device)
+        tokenizer = models.load_tokenizer(folder, spec.model)
+        text = corpora.load_checked(spec.corpus)
+        ids, nbytes = q.tokenize_stream(tokenizer, text, ev.tokens)
+        if len(ids) < ev.tokens:
+            raise UserError(f"corpus {spec.corpus.label} has {len(ids)} tokens, fewer than the "
+                            f"{ev.tokens} asked for: lower --tokens or give a longer text.")
+        windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
+        bos_id = tokenizer.bos_token_id
+    with clock("reference"):
+        reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir,
+                                      _phase(report, 0.05, 0.40))
 
     calib = None
     if method_cls.calibrates(spec.method.options_dict):
@@ -218,62 +258,91 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
             raise UserError(f"{spec.method.name} needs calibration text and this spec has none: "
                             "submit it through qcompare (the CLI or the dashboard).")
         report("drawing calibration text", 0.40)
-        calib = calibration.draw(tokenizer, spec.calib, spec.corpus, ids)
+        with clock("calibration"):
+            calib = _calibration(spec, state_dir, tokenizer, ids)
     ctx = BuildContext(spec=spec, tokenizer=tokenizer, progress=_phase(report, 0.40, 0.50),
                        load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype,
                                                                         ev.device, **kw),
                        workdir=str(state_dir / "work" / spec.key()),
                        calibration=calib.tensor if calib else None,
                        calibration_label=calib.label if calib else "")
-    with PhasePeak(ev.device) as load_phase:
+    with PhasePeak(ev.device) as load_phase, clock("build"):
         t0 = time.perf_counter()
         built = method.build(ctx)
         quant_s = time.perf_counter() - t0
     runtime = built.runtime
     reused = method_cls.is_reference and "quality" in reference.meta
     with runtime.memory_phase() as infer_phase:
-        t0 = time.perf_counter()
-        if reused:       # the same model on the same tokens: the baseline pass's numbers
-            quality = {**reference.meta["quality"], **SELF_DIVERGENCE}
-            built.notes += "; quality numbers from the baseline pass (the same model and tokens)"
-        else:
-            quality = _evaluate(runtime, ids, nbytes, windows, bos_id,
-                                _phase(report, 0.50, 0.85), reference=reference)
-        eval_s = reference.meta["eval_s"] if reused else time.perf_counter() - t0
-        speed, speed_s = {}, None
+        with clock("evaluation"):
+            t0 = time.perf_counter()
+            if reused:       # the same model on the same tokens: the baseline pass's numbers
+                quality = {**reference.meta["quality"], **SELF_DIVERGENCE}
+                nll = reference.nll
+                per_token = None if nll is None else {"nll": nll, "kl": np.zeros_like(nll)}
+                built.notes += "; quality numbers from the baseline pass (the same model and tokens)"
+            else:
+                quality, per_token = _evaluate(runtime, ids, nbytes, windows, bos_id,
+                                               _phase(report, 0.50, 0.85), reference=reference)
+            eval_s = reference.meta["eval_s"] if reused else time.perf_counter() - t0
+        speed, speed_s, machine = {}, None, None
         if ev.speed_repeats:
             report("speed: prefill and decode", 0.85)
-            t0 = time.perf_counter()
-            speed = measure_speed(runtime, ids[:ev.speed_prompt], ev.speed_new_tokens,
-                                  ev.speed_repeats)
-            speed_s = time.perf_counter() - t0
+            with clock("speed"):
+                t0 = time.perf_counter()
+                speed = measure_speed(runtime, ids[:ev.speed_prompt], ev.speed_new_tokens,
+                                      ev.speed_repeats, ev.speed_spread)
+                speed_s = time.perf_counter() - t0
+    if speed:
+        report("roofline: this machine's bandwidth and matmul peak", 0.95)
+        with clock("roofline"):
+            machine = roofline.machine_profile(state_dir, ev.device, device_name(ev.device),
+                                               torch.get_num_threads(),
+                                               _matmul_dtype(built.compute_dtype))
+            roof = roofline.roofline_columns(runtime.cost_model(), speed, ev.speed_prompt,
+                                             ev.speed_new_tokens, machine)
+    else:
+        roof = {}
 
     report("writing result", 0.98)
-    row = {
-        "key": spec.key(), "spec_json": spec.to_json(), "reference_key": spec.reference_key(),
-        "model": spec.model.label, "model_source": spec.model.source,
-        "model_fingerprint": spec.model.fingerprint, "model_note": models.note(spec.model),
-        "method": spec.method.name, "method_label": method_cls.short_label(spec.method.options_dict), "family": method.family,
-        "options_json": json.dumps(spec.method.options_dict, sort_keys=True),
-        "corpus": spec.corpus.label, "corpus_sha256": spec.corpus.content_sha256,
-        "protocol": ev.protocol, "tokens": ev.tokens, "window": ev.window,
-        "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
-        "device": ev.device, "device_name": device_name(ev.device),
-        "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
-        "backend": runtime.backend,
-        "library": built.library, "notes": built.notes,
-        "layers_json": json.dumps(built.layers), "calibration": ctx.calibration_label,
-        "speed_prompt": ev.speed_prompt, "speed_new_tokens": ev.speed_new_tokens,
-        "speed_repeats": ev.speed_repeats, "cpu_threads": torch.get_num_threads(),
-        "protocol_version": PROTOCOL_VERSION,
-        "weights_mib": built.weights_bytes / 2**20, "quant_s": quant_s, "eval_s": eval_s,
-        "speed_s": speed_s, "started_at": started, "finished_at": dt.datetime.now(dt.timezone.utc),
-        **quality, **speed, **_versions(built.library),
-        **{f"load_{k}": v for k, v in load_phase.result.items()}, **infer_phase.result,
-    }
+    with clock("write"):
+        if per_token is not None and "kl" in per_token:
+            TokenScores(state_dir).write(spec.key(), per_token["nll"], per_token["kl"])
+        row = {
+            "key": spec.key(), "spec_json": spec.to_json(), "reference_key": spec.reference_key(),
+            "model": spec.model.label, "model_source": spec.model.source,
+            "model_fingerprint": spec.model.fingerprint, "model_note": models.note(spec.model),
+            "method": spec.method.name, "method_label": method_cls.short_label(spec.method.options_dict),
+            "family": method.family, "effort": effort.effort_of(spec),
+            "options_json": json.dumps(spec.method.options_dict, sort_keys=True),
+            "corpus": spec.corpus.label, "corpus_sha256": spec.corpus.content_sha256,
+            "protocol": ev.protocol, "tokens": ev.tokens, "window": ev.window,
+            "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
+            "device": ev.device, "device_name": device_name(ev.device),
+            "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
+            "backend": runtime.backend,
+            "library": built.library, "notes": built.notes,
+            "layers_json": json.dumps(built.layers), "calibration": ctx.calibration_label,
+            "speed_prompt": ev.speed_prompt, "speed_new_tokens": ev.speed_new_tokens,
+            "speed_repeats": ev.speed_repeats, "cpu_threads": torch.get_num_threads(),
+            "protocol_version": PROTOCOL_VERSION,
+            "weights_mib": built.weights_bytes / 2**20, "quant_s": quant_s, "eval_s": eval_s,
+            "speed_s": speed_s, "started_at": started,
+            **quality, **speed, **roof, **_versions(built.library),
+            **{f"load_{k}": v for k, v in load_phase.result.items()}, **infer_phase.result,
+        }
+    # `write` holds the per-token scores and the row's assembly; the Parquet write itself,
+    # which must carry these numbers, comes after (a few milliseconds)
+    row["phases_json"] = json.dumps({k: round(v, 3) for k, v in clock.seconds.items()})
+    row["finished_at"] = dt.datetime.now(dt.timezone.utc)
     ResultStore(state_dir).write(row)
     report("done", 1.0)
     return row
+
+
+def _matmul_dtype(compute_dtype: str) -> str:
+    """The dtype whose matmul peak a row's prefill is held against: its compute dtype when
+    that is a float torch type, else float32."""
+    return compute_dtype if compute_dtype in ("float32", "bfloat16", "float16") else "float32"
 
 
 def failure_message(e: BaseException) -> str:
@@ -304,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reporter = store.reporter(job.id)
     try:
-        row = run(RunSpec.from_json(job.spec_json), args.state_dir, reporter)
+        import psutil
+
+        row = run(RunSpec.from_json(job.spec_json), args.state_dir, reporter,
+                  process_started=psutil.Process().create_time())
         outcome: tuple = ("done", None, None, row["key"])
         code = 0
     except BaseException as e:  # noqa: BLE001 - every failure becomes a readable row

@@ -163,6 +163,9 @@ class Method:
     fixed_dtype: str | None = None           # methods that are a dtype (fp32/bf16/fp16)
     is_reference: bool = False               # builds exactly the baseline pass's model
     key_options: tuple[str, ...] = ()        # options always shown in short labels
+    # how slow a run is on a CPU beside the others, for the queue order (cheap first):
+    # 1 = a few seconds to build and plain kernels; methods with slow builds or kernels say more
+    cpu_cost: int = 1
 
     @classmethod
     def short_label(cls, options: dict) -> str:
@@ -210,6 +213,15 @@ class Method:
         if isinstance(flag, str):
             return bool(getattr(cls.config_cls.parse(options), flag))
         return bool(flag)
+
+    @classmethod
+    def queue_rank(cls, options: dict) -> int:
+        """Where a run goes in a submitted batch (lower first): the reference before all
+        (every other run needs its baseline pass, and it is the chart's first point), then by
+        `cpu_cost`, calibrating runs after the rest, so the chart fills in quickly."""
+        if cls.is_reference:
+            return 0
+        return cls.cpu_cost + (2 if cls.calibrates(options) else 0)
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.config_cls()

@@ -38,6 +38,7 @@ class Bnb4bitConfig(MethodConfig):
 
 
 class _Bnb(Method):
+    cpu_cost = 2                           # slow CPU kernels (decode at a few tok/s)
     family = "bitsandbytes"
     needs = Needs(packages=("bitsandbytes",), devices=("cpu", "cuda"))
     key_options: tuple[str, ...] = ()

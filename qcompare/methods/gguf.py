@@ -196,6 +196,7 @@ def tokenizer_agreement(llm, tokenizer, text: str) -> str:
 
 class GGUF(Method):
     name = "gguf"
+    cpu_cost = 2                           # writes and quantizes a GGUF file first
     family = "GGUF / llama.cpp"
     summary = "llama.cpp quantization types (Q8_0 ... Q2_K, K-quant mixes), evaluated by llama.cpp"
     config_cls = GGUFConfig

@@ -35,6 +35,7 @@ class HQQConfig(MethodConfig):
 
 class HQQ(Method):
     name = "hqq"
+    cpu_cost = 2                           # dequantizes at every matmul on a CPU
     family = "HQQ"
     summary = "HQQ: calibration-free half-quadratic quantization, packed codes (hqq library)"
     config_cls = HQQConfig

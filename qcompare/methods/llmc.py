@@ -83,6 +83,7 @@ def _no_pinning_without_cuda():
 
 
 class _LlmCompressorMethod(Method):
+    cpu_cost = 3                           # runs a whole library pipeline
     family = "llm-compressor"
     needs = Needs(packages=("llmcompressor",), calibration=True)
     key_options = ("bits", "group_size")

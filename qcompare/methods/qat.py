@@ -96,6 +96,7 @@ class QATConfig(MethodConfig):
 
 class QAT(Method):
     name = "qat"
+    cpu_cost = 3                           # trains
     family = "built-in (inspectable)"
     summary = "QAT: straight-through fake quantization, short fine-tune from the RTN model"
     config_cls = QATConfig

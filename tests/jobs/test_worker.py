@@ -112,3 +112,52 @@ def test_the_fp32_row_reuses_the_baseline_pass_instead_of_scoring_again(tiny_mod
     assert "from the baseline pass" in row["notes"] and row["decode_tok_s"] > 0
     other = worker.run(rtn, state_dir)                        # any other method is scored
     assert len(calls) == 2 and other["kld_mean"] > 0
+
+
+def test_a_sweep_shares_its_baseline_and_calibration_draw(tiny_model_dir, state_dir, tiny_eval,
+                                                          monkeypatch):
+    """The second calibrating method of a sweep reuses the cached baseline pass and the
+    cached calibration draw: neither is computed again."""
+    import json
+
+    from qcompare import calibration
+    from qcompare.specs import CalibSpec
+    from qcompare.tokenscores import TokenScores
+
+    passes, draws = [], []
+    real_eval, real_draw = worker._evaluate, calibration.draw
+    monkeypatch.setattr(worker, "_evaluate", lambda *a, **kw: passes.append("writer" in kw) or real_eval(*a, **kw))
+    monkeypatch.setattr(calibration, "draw", lambda *a, **kw: draws.append(1) or real_draw(*a, **kw))
+    model = model_from_arg(str(tiny_model_dir))
+    gptq, awq = submitting.build_specs(model, [parse_method_arg("gptq:group_size=32"),
+                                               parse_method_arg("awq:group_size=32,n_grid=2")],
+                                       CorpusSpec(), tiny_eval, CalibSpec(samples=2, seq_len=32))
+    first = worker.run(gptq, state_dir)
+    assert passes == [True, False] and draws == [1]            # baseline pass, then gptq scored
+    second = worker.run(awq, state_dir)
+    assert passes == [True, False, False] and draws == [1]     # awq: scored only
+    assert first["calibration"] == second["calibration"]
+    phases = json.loads(second["phases_json"])
+    assert {"load", "reference", "calibration", "build", "evaluation", "speed", "write"} <= set(phases)
+    assert phases["reference"] < json.loads(first["phases_json"])["reference"] + 1
+    # per-token scores beside each row, paired on the same tokens
+    a, b = TokenScores(state_dir).read(gptq.key()), TokenScores(state_dir).read(awq.key())
+    assert len(a["kl"]) == len(b["kl"]) == first["n_scored"]
+    assert a["kl"].mean() == pytest.approx(first["kld_mean"], rel=1e-5)
+    assert second["effort"] == "custom"
+
+
+def test_rows_name_their_effort_and_carry_roofline_columns(tiny_model_dir, state_dir):
+    from dataclasses import replace
+
+    from qcompare import effort
+
+    ev = replace(effort.eval_spec("quick"), tokens=256, window=64)   # tiny model: tiny protocol
+    (spec,) = _specs(tiny_model_dir, ev, "rtn:bits=8")
+    row = worker.run(spec, state_dir)
+    assert row["effort"] == "custom"
+    (quick,) = _specs(tiny_model_dir, replace(effort.eval_spec("quick"), window=64), "bf16")
+    row = worker.run(quick, state_dir)
+    assert row["effort"] == "quick" and 2 <= row["speed_runs"] <= 3
+    assert 0 < row["decode_roofline_pct"] and 0 < row["prefill_roofline_pct"]
+    assert row["mem_bandwidth_gbs"] > 0 and row["decode_read_mib"] > 0

@@ -85,3 +85,31 @@ def test_calibration_settings_only_key_methods_that_calibrate(tiny_model_dir, ti
     assert gptq_a.key() != gptq_b.key()
     from qcompare.specs import RunSpec
     assert RunSpec.from_json(gptq_a.to_json()) == gptq_a
+
+
+def test_a_calibration_draw_is_cached_by_what_it_depends_on(tiny_model_dir, state_dir, monkeypatch):
+    from qcompare import calibration, corpora, models
+    from qcompare.metrics import quality as q
+
+    corpus = corpora.resolve(CorpusSpec())
+    spec = models.resolve(model_from_arg(str(tiny_model_dir)))
+    tok = models.load_tokenizer(tiny_model_dir, spec)
+    ids, _ = q.tokenize_stream(tok, corpora.load_checked(corpus), 512)
+    made = []
+    real = calibration.draw
+    monkeypatch.setattr(calibration, "draw", lambda *a, **kw: made.append(1) or real(*a, **kw))
+    cs = CalibSpec(corpus=corpus, samples=4, seq_len=64)
+    first, hit1 = calibration.cached_draw(state_dir, tok, cs, corpus, ids, spec.fingerprint)
+    second, hit2 = calibration.cached_draw(state_dir, tok, cs, corpus, ids, spec.fingerprint)
+    assert (hit1, hit2) == (False, True) and len(made) == 1
+    assert np.array_equal(first.ids, second.ids) and first.label == second.label
+    # another seed, other evaluated tokens or another model: another draw
+    calibration.cached_draw(state_dir, tok, CalibSpec(corpus=corpus, samples=4, seq_len=64, seed=1),
+                            corpus, ids, spec.fingerprint)
+    calibration.cached_draw(state_dir, tok, cs, corpus, ids[:256], spec.fingerprint)
+    calibration.cached_draw(state_dir, tok, cs, corpus, ids, "another-model")
+    assert len(made) == 4
+    # no fingerprint, no safe key: drawn afresh every time
+    calibration.cached_draw(state_dir, tok, cs, corpus, ids, "")
+    calibration.cached_draw(state_dir, tok, cs, corpus, ids, "")
+    assert len(made) == 6
