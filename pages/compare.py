@@ -3,6 +3,7 @@ corpus and protocol, see an estimate, and submit. Cache hits show as done at onc
 
 import streamlit as st
 
+from qcompare import effort as efforts
 from qcompare import estimate, models, registry
 from qcompare.corpora import corpus_from_arg
 from qcompare.errors import UserError
@@ -37,21 +38,33 @@ if model_spec is not None and model_spec.source == "embedded":
 
 # --- protocol (advanced) ----------------------------------------------------------------------
 help_of = {k: h for k, (_, h) in EvalSpec.field_help().items()}
+effort = st.radio("Effort", tuple(efforts.EFFORTS), index=tuple(efforts.EFFORTS).index("thorough"),
+                  horizontal=True, key="effort",
+                  format_func=lambda n: f"{n}: {efforts.get(n).summary}",
+                  help="How much measuring each run does. Every row names its effort; changing "
+                       "a value below makes it 'custom'.")
+E = efforts.eval_spec(effort)
+C = efforts.calib_spec(effort, corpus_from_arg("embedded"))
 with st.expander("Corpus and protocol (advanced)"):
     corpus_arg = st.text_input("Corpus", "embedded",
                                help="embedded (CPython docs) | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
     a, b, c = st.columns(3)
     protocol = a.selectbox("Protocol", PROTOCOLS, help=help_of["protocol"])
-    tokens = b.number_input("Tokens", 16, 1_000_000, EvalSpec().tokens, step=512, help=help_of["tokens"])
+    tokens = b.number_input("Tokens", 16, 1_000_000, E.tokens, step=512, help=help_of["tokens"],
+                            key=f"tokens.{effort}")
     window = c.number_input("Window", 8, 32_768, EvalSpec().window, step=128, help=help_of["window"])
     a, b, c = st.columns(3)
     stride = a.number_input("Stride (strided only; 0 = window/2)", 0, 32_768, 0, help=help_of["stride"])
     dtype = b.selectbox("Compute dtype", DTYPES, help=help_of["dtype"])
     threads = c.number_input("CPU threads (0 = all)", 0, 256, 0, help=help_of["threads"])
     a, b, c = st.columns(3)
-    speed_prompt = a.number_input("Speed: prompt tokens", 2, 8192, EvalSpec().speed_prompt)
-    speed_new = b.number_input("Speed: new tokens", 2, 4096, EvalSpec().speed_new_tokens)
-    speed_repeats = c.number_input("Speed: repeats (0 skips)", 0, 20, EvalSpec().speed_repeats)
+    speed_prompt = a.number_input("Speed: prompt tokens", 2, 8192, E.speed_prompt,
+                                  key=f"sp.{effort}")
+    speed_new = b.number_input("Speed: new tokens", 2, 4096, E.speed_new_tokens, key=f"sn.{effort}")
+    speed_repeats = c.number_input("Speed: most repeats (0 skips)", 0, 20, E.speed_repeats,
+                                   key=f"sr.{effort}")
+    speed_spread = a.number_input("Speed: stop at spread", 0.0, 0.99, E.speed_spread, step=0.05,
+                                  help=help_of["speed_spread"], key=f"ss.{effort}")
 
 calibrating = [c.name for c in registry.all_methods() if c.may_calibrate()]
 with st.expander(f"Calibration ({', '.join(calibrating)})"):
@@ -61,8 +74,9 @@ with st.expander(f"Calibration ({', '.join(calibrating)})"):
     calib_arg = st.text_input("Calibration corpus (empty: the evaluation corpus)", "",
                               help="embedded | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
     a, b, c = st.columns(3)
-    calib_samples = a.number_input("Sequences", 1, 4096, CalibSpec().samples)
-    calib_len = b.number_input("Tokens per sequence", 8, 32_768, CalibSpec().seq_len, step=64)
+    calib_samples = a.number_input("Sequences", 1, 4096, C.samples, key=f"cs.{effort}")
+    calib_len = b.number_input("Tokens per sequence", 8, 32_768, C.seq_len, step=64,
+                               key=f"cl.{effort}")
     calib_seed = c.number_input("Seed", 0, 2**31 - 1, CalibSpec().seed)
 
 calib = None
@@ -85,7 +99,8 @@ ev, ev_ok = None, False
 try:
     ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
                   device=device, dtype=dtype, speed_prompt=int(speed_prompt),
-                  speed_new_tokens=int(speed_new), speed_repeats=int(speed_repeats), threads=int(threads))
+                  speed_new_tokens=int(speed_new), speed_repeats=int(speed_repeats),
+                  speed_spread=float(speed_spread), threads=int(threads))
     ev_ok = True
 except UserError as e:
     user_error(e)

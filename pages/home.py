@@ -2,14 +2,13 @@
 the latest trade-off chart."""
 import streamlit as st
 
-from qcompare import charts, estimate
+from qcompare import charts, effort, estimate, ranking
 from qcompare.comparability import latest_group
 from qcompare.errors import UserError
-from qcompare.methods.presets import preset_families, preset_methods
+from qcompare.methods.presets import preset_families
 from qcompare.models import EMBEDDED_NOTE
 from qcompare.registry import BASELINE, get
-from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
-from qcompare.ui.data import embedded_state, planned_specs, results, state_dir, submit_specs
+from qcompare.ui.data import embedded_state, preset_plan, results, state_dir, submit_preset
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
 
@@ -30,23 +29,24 @@ st.caption(EMBEDDED_NOTE + ". A 4-bit method that lands on that same grid would 
            "for that reason alone.")
 
 st.subheader("Run the default comparison")
-ev = EvalSpec()
-methods = preset_methods("default", "cpu")
+EFFORT = "quick"
 families = [f for f in preset_families("default", "cpu") if f != get(BASELINE).family]
-st.markdown(f"**{len(methods)} runs**: the {BASELINE} baseline and one method of each of "
-            f"{len(families)} families ({', '.join(families)}) on the embedded model and corpus "
-            f"({ev.tokens:,} tokens, windows of {ev.window}); every other method and option is on "
-            "the Compare page.")
-st.caption("Runs: " + " · ".join(get(m.name).chart_label(m.options_dict) for m in methods))
 try:
-    plan = estimate.plan(planned_specs(ModelSpec(), tuple(methods), CorpusSpec(), ev),
-                         results()[0], state_dir())
-    st.caption("⏱ " + estimate.describe(plan))
+    specs = preset_plan("default", EFFORT)
+    ev = specs[0].eval
+    st.markdown(f"**{len(specs)} runs**: the {BASELINE} baseline and one method of each of "
+                f"{len(families)} families ({', '.join(families)}) on the embedded model and "
+                f"corpus, at the **{EFFORT}** effort ({effort.get(EFFORT).summary}; windows of "
+                f"{ev.window}). Cheap runs go first, so points appear within a minute. The "
+                "thorough effort and every other method and option are on the Compare page.")
+    st.caption("Runs, in queue order: " + " · ".join(
+        get(s.method.name).chart_label(s.method.options_dict) for s in specs))
+    st.caption("⏱ " + estimate.describe(estimate.plan(specs, results()[0], state_dir())))
 except UserError as e:
     user_error(e)
 if st.button("▶ Run the default comparison", type="primary"):
     try:
-        show_submitted(submit_specs(ModelSpec(), methods, CorpusSpec(), ev))
+        show_submitted(submit_preset("default", EFFORT))
     except UserError as e:
         user_error(e)
 
@@ -62,13 +62,19 @@ def latest_tradeoff() -> None:
                 "Compare page.")
         return
     first = group.iloc[0]
+    efforts = ", ".join(sorted(set(group["effort"].fillna(effort.CUSTOM))))
     st.caption(f"{first['model']} · {first['corpus']} · protocol {first['protocol']}, "
-               f"{first['tokens']} tokens, window {first['window']} · {first['device']}")
+               f"{first['tokens']} tokens, window {first['window']} · {first['device']} · "
+               f"effort {efforts}")
     fig = charts.tradeoff(group, "weights_mib", "ppl")
     st.plotly_chart(fig, key="home_tradeoff")
     if (fig.layout.meta or {}).get("collapsed"):
         st.caption("Runs whose perplexity collapsed are drawn in the strip at the top with their "
                    "value; the axis is fitted to the others (Results can show them on the scale).")
+    ranked = ranking.rank(group, state_dir())
+    if len(ranked) > 1:
+        st.caption(f"How precise: perplexity ± its standard error is in each point's hover; "
+                   f"ranked by KL divergence, {ranking.summary(ranked)}.")
     st.page_link("pages/results.py", label="Explore all results", icon="📈")
 
 

@@ -5,13 +5,13 @@ import json
 
 import streamlit as st
 
-from qcompare import charts
+from qcompare import charts, ranking
 from qcompare.comparability import differing, latest_group
 from qcompare.methods.sequential import DIAGNOSTIC_HELP
-from qcompare.metrics import table
+from qcompare.metrics import roofline, table
 from qcompare.metrics.table import label
 from qcompare.registry import BASELINE
-from qcompare.ui.data import results
+from qcompare.ui.data import results, state_dir
 from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/results.py")
@@ -30,7 +30,7 @@ with st.sidebar:
     st.markdown("**Filters**")
     picked = {}
     for col, title in (("model", "Model"), ("corpus", "Corpus"), ("protocol", "Protocol"),
-                       ("tokens", "Evaluated tokens"), ("window", "Window"),
+                       ("tokens", "Evaluated tokens"), ("window", "Window"), ("effort", "Effort"),
                        ("device", "Device"), ("family", "Method family")):
         options = sorted(df[col].dropna().unique().tolist())
         default = sorted(newest[col].dropna().unique().tolist()) if col != "family" else options
@@ -96,6 +96,60 @@ def export_figure():
     return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
                            export=True)
 
+
+# --- precision: which differences are real ----------------------------------------------------
+st.subheader("Ranking by KL divergence, with its noise")
+if mixed:
+    st.info("The rows differ in " + ", ".join(mixed) + ": narrow the filters to rank them.")
+else:
+    ranked = ranking.rank(view, state_dir())
+    if len(ranked) > 1:
+        st.caption(f"{ranking.summary(ranked)}. A gap is the paired difference of two methods' "
+                   "KL divergence on the same tokens; it counts as real when it exceeds "
+                   f"{ranking.Z:g} of its standard errors (`qcompare.ranking`). PPL ± and "
+                   "KLD ± below are one standard error.")
+        shown = ranked[["rank", "method_label", "kld_mean", "kld_se", "gap_to_next", "gap_se",
+                        "z", "verdict"]]
+        st.dataframe(shown, hide_index=True, column_config={
+            "method_label": "method", "kld_mean": st.column_config.NumberColumn("KLD", format="%.4f"),
+            "kld_se": st.column_config.NumberColumn("± se", format="%.4f"),
+            "gap_to_next": st.column_config.NumberColumn("gap to next", format="%.4f"),
+            "gap_se": st.column_config.NumberColumn("gap ± se", format="%.4f"),
+            "z": st.column_config.NumberColumn("gap / se", format="%.1f")})
+    else:
+        st.caption("Fewer than two methods with a KL divergence here.")
+
+# --- roofline ---------------------------------------------------------------------------------
+st.subheader("How close each speed is to the hardware's limit")
+roof = view.dropna(subset=["decode_roofline_pct"]) if "decode_roofline_pct" in view else view.iloc[:0]
+if roof.empty:
+    st.caption("No row here has roofline figures (rows measured before they existed, or "
+               "without a speed measurement).")
+else:
+    st.caption("Decode roofline % = bytes read per token (the weights it touches as the runtime "
+               "holds them, plus the KV cache) x decode tok/s / this machine's measured memory "
+               "bandwidth. Prefill % = FLOPs per token x prefill tok/s / the measured matmul "
+               "peak. Low (say 12 %): the runtime is slow. High (say 80 %): limited by memory "
+               "or arithmetic; only fewer bytes help. Formulas: `qcompare.metrics.roofline`.")
+    st.dataframe(roof[["method_label", "backend", "decode_tok_s", "decode_read_mib",
+                       "decode_roofline_pct", "prefill_tok_s", "prefill_gflop",
+                       "prefill_roofline_pct"]].sort_values("decode_roofline_pct", ascending=False),
+                 hide_index=True, column_config={
+                     "method_label": "method",
+                     "decode_read_mib": st.column_config.NumberColumn("MiB read / token", format="%.1f"),
+                     "decode_roofline_pct": st.column_config.NumberColumn("decode % of roofline", format="%.0f"),
+                     "prefill_gflop": st.column_config.NumberColumn("GFLOP / token", format="%.3f"),
+                     "prefill_roofline_pct": st.column_config.NumberColumn("prefill % of peak", format="%.0f"),
+                     "decode_tok_s": st.column_config.NumberColumn("decode tok/s", format="%.1f"),
+                     "prefill_tok_s": st.column_config.NumberColumn("prefill tok/s", format="%.0f")})
+profiles = roofline.cached_profiles(state_dir())
+if profiles:
+    st.caption("Measured on this machine: " + " · ".join(
+        f"{p['device']} ({p['device_name']}, {p['threads']} threads): memory bandwidth "
+        f"{p['bandwidth_gbs']:.1f} GB/s (large copy), matmul "
+        + ", ".join(f"{v:.0f} GFLOP/s in {k}" for k, v in p["matmul_gflops"].items())
+        + f", measured {p['measured_at']}" for p in profiles)
+        + ". Delete the state folder's machine/ to measure again.")
 
 # --- change vs baseline -----------------------------------------------------------------------
 st.subheader(f"Change against the {BASELINE} baseline")

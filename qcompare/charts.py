@@ -12,12 +12,40 @@ from qcompare.comparability import COMPARABLE
 from qcompare.metrics.table import METRICS, SPEED_SPREAD, label, pareto_mask
 from qcompare.registry import BASELINE
 
-HOVER_COLUMNS = ["method_label", "options_json", "model", "corpus", "protocol", "tokens", "window",
+HOVER_COLUMNS = ["method_label", "effort", "options_json", "model", "corpus", "protocol", "tokens", "window",
                  "device", "device_name", "kernel", "storage", "compute_dtype", "notes", "key"]
 
 
+def _num(row: pd.Series, col: str) -> float | None:
+    v = row.get(col)
+    return float(v) if isinstance(v, (int, float)) and v == v else None
+
+
+def precision_lines(row: pd.Series) -> list[str]:
+    """How precise the row's numbers are, in words for a hover: PPL and KLD with their
+    standard errors, decode speed with its spread and repeats, the decode roofline."""
+    out = []
+    if _num(row, "ppl") is not None:
+        se = _num(row, "ppl_se")
+        out.append(f"PPL {row['ppl']:.3f}" + (f" ± {se:.3f} (se)" if se is not None else ""))
+    if _num(row, "kld_mean") is not None:
+        se = _num(row, "kld_se")
+        out.append(f"KLD {row['kld_mean']:.4f}" + (f" ± {se:.4f} (se)" if se is not None else ""))
+    if _num(row, "decode_tok_s") is not None:
+        lo, hi, n = _num(row, "decode_tok_s_min"), _num(row, "decode_tok_s_max"), _num(row, "speed_runs")
+        text = f"decode {row['decode_tok_s']:.1f} tok/s"
+        if lo is not None and hi is not None:
+            text += f" [{lo:.1f}–{hi:.1f}]"
+        if n is not None:
+            text += f", {n:.0f} repeats"
+        out.append(text)
+    if _num(row, "decode_roofline_pct") is not None:
+        out.append(f"decode at {row['decode_roofline_pct']:.0f} % of the memory-bandwidth roofline")
+    return out
+
+
 def _hover(row: pd.Series) -> str:
-    parts = [f"<b>{row.get('method_label', '')}</b>"]
+    parts = [f"<b>{row.get('method_label', '')}</b>"] + precision_lines(row)
     for col in HOVER_COLUMNS[1:]:
         value = row.get(col)
         if value is not None and value == value and value != "":

@@ -11,7 +11,7 @@ from qcompare import models
 from qcompare.results import ResultStore
 from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec
 from qcompare.statedir import default_state_dir
-from qcompare.submit import Submitted, build_specs, submit
+from qcompare.submit import Submitted, build_specs, preset_specs, queue_order, submit
 
 
 def state_dir() -> Path:
@@ -65,3 +65,16 @@ def submit_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec
                  ev: EvalSpec, calib: CalibSpec | None = None) -> list[Submitted]:
     specs = build_specs(model, methods, corpus, ev, calib)
     return submit(specs, state_dir(), start_runner=start_runner(), record_hits=True)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def preset_plan(preset: str, effort: str):
+    """The RunSpecs the Home button would queue, in queue order (cheapest first)."""
+    specs = preset_specs(preset, effort)
+    return [specs[i] for i in queue_order(specs)]
+
+
+def submit_preset(preset: str, effort: str) -> list[Submitted]:
+    """What the Home button does (and bench/default_comparison.py times)."""
+    return submit(preset_specs(preset, effort), state_dir(), start_runner=start_runner(),
+                  record_hits=True)

@@ -80,6 +80,10 @@ def test_default_comparison_button_queues_jobs(app, seeded):
     expected = {m.name for m in methods}
     assert {"fp32", "rtn", "gptq", "awq"} <= expected
     assert len(queued) - before == len(methods) and {j.label.split(" ")[0] for j in queued} == expected
+    from qcompare.effort import effort_of
+    from qcompare.specs import RunSpec
+    assert {effort_of(RunSpec.from_json(j.spec_json)) for j in queued} == {"quick"}
+    assert queued[-1].label.startswith("fp32")            # listed newest first: queued first
     assert any("queued as job" in i.value or "already queued" in i.value for i in at.info)
 
 
@@ -215,8 +219,11 @@ def test_home_lists_the_runs_by_short_label_with_their_count_and_time(app):
     at = app()
     n = len(preset_methods("default", "cpu"))
     assert any(f"{n} runs" in m.value for m in at.markdown)
-    runs = next(c.value for c in at.caption if c.value.startswith("Runs:"))
+    runs = next(c.value for c in at.caption if c.value.startswith("Runs, in queue order:"))
     assert "gptq 4b g128" in runs and "Q4_K_M" in runs and "group_size=" not in runs
+    listed = runs.split(": ", 1)[1].split(" · ")
+    assert listed[0] == "fp32" and listed.index("rtn 8b g128") < listed.index("gptq 4b g128")
+    assert any("**quick** effort" in m.value for m in at.markdown)
     assert any(c.value.startswith("⏱") and "run(s)" in c.value for c in at.caption)
 
 

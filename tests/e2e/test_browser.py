@@ -93,7 +93,7 @@ def test_two_methods_end_to_end_in_a_real_browser(server, tmp_path):
         page.get_by_text("Corpus and protocol (advanced)").click()
         _set_number(page, "Tokens", 1024)
         _set_number(page, "Speed: new tokens", 8)
-        _set_number(page, "Speed: repeats (0 skips)", 1)
+        _set_number(page, "Speed: most repeats (0 skips)", 1)
         page.get_by_text("round-to-nearest integer weights", exact=False).click()
         submit = page.get_by_role("button", name=re.compile(r"Submit 2 run"))
         expect(submit).to_be_enabled(timeout=60_000)
