@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# every fresh state folder measures the machine's bandwidth once: in-process and on a small
+# buffer here (metrics.roofline), as no test needs the precise figure
+os.environ.setdefault("QCOMPARE_BANDWIDTH_PROCESSES", "0")
+os.environ.setdefault("QCOMPARE_BANDWIDTH_MIB", "64")
+os.environ.setdefault("QCOMPARE_MATMUL_N", "256")
 
 
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
