@@ -2,9 +2,10 @@
 import streamlit as st
 
 from qcompare.errors import UserError
+from qcompare.jobs.ray_runner import known_address
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
-from qcompare.ui.data import results, state_dir
+from qcompare.ui.data import ray_cluster, results, state_dir
 from qcompare.ui.navigation import DEEPLINK, NAV_FLAG
 
 st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide")
@@ -38,7 +39,31 @@ def sidebar_status() -> None:
     st.caption(f"**Results stored:** {len(results()[0])} · state in `{state_dir()}`")
 
 
+def runner_picker() -> None:
+    """Where new jobs run: this machine, or a Ray cluster when one is reachable."""
+    address = known_address()
+    if address is None:
+        st.session_state["runner"] = "local"
+        return
+    summary, error = ray_cluster(address)
+    if summary is None:
+        st.session_state["runner"] = "local"
+        st.caption(f"Ray: {error} Jobs run on this machine.")
+        return
+    choice = st.radio("Run jobs on", ("local", "ray"), horizontal=True, key="runner",
+                      format_func=lambda r: "this machine" if r == "local" else f"Ray ({address})",
+                      help="Takes effect when no runner is serving the state folder: the "
+                           "sidebar's 'runner idle'.")
+    st.session_state["ray_address"] = address
+    if choice == "ray":
+        st.caption(f"Ray cluster: {summary['nodes']} node(s), {summary['cpus']:.0f} CPUs, "
+                   f"{summary['gpus']:.0f} GPUs ({summary['free_gpus']:.0f} free), "
+                   f"{summary['free_memory_gb']:.1f} GB free memory. The state folder must be "
+                   "shared with every node.")
+
+
 with st.sidebar:
+    runner_picker()
     sidebar_status()
 
 nav.run()

@@ -52,6 +52,10 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-len", type=int, default=None,
                    help="tokens per calibration sequence (effort's)")
     p.add_argument("--calib-seed", type=int, default=c.seed, help="seed of the calibration draw")
+    p.add_argument("--runner", default="local", choices=("local", "ray"),
+                   help="local: worker processes here; ray: one Ray task per job on a cluster")
+    p.add_argument("--address", default=None,
+                   help="the Ray cluster (default $RAY_ADDRESS or auto: a head on this machine)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model's own Python code to run (never by default)")
     p.add_argument("--allow-pickle", action="store_true",
@@ -204,7 +208,8 @@ def _submit(args, method_args: list[str], skipped: list | None = None):
     from qcompare.submit import submit
 
     _open_store(args.state_dir)
-    subs = submit(_specs_from_args(args, method_args, skipped), args.state_dir)
+    subs = submit(_specs_from_args(args, method_args, skipped), args.state_dir,
+                  runner=args.runner, address=args.address)
     for s in subs:
         if s.note:
             print(f"note: {s.spec.method.label}: {s.note}", file=sys.stderr)

@@ -80,12 +80,14 @@ def drop_lost_jobs(store: JobStore, key: str) -> list[int]:
 
 
 def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = True,
-           record_hits: bool = False) -> list[Submitted]:
+           record_hits: bool = False, runner: str = "local",
+           address: str | None = None) -> list[Submitted]:
     """Queue specs; a cached spec is answered at once (and, with `record_hits`, listed as a
     done job, as the dashboard shows it). A cached result that no longer reads is moved aside
     and computed again; a running job of the same spec whose worker is gone is failed first.
     Jobs are queued cheapest first (`queue_order`), so the first points land quickly; the
-    answers come back in the order of `specs`."""
+    answers come back in the order of `specs`. `runner` picks which runner is started when none
+    serves the folder ("local", or "ray" on the cluster at `address`)."""
     results, store = ResultStore(state_dir), JobStore.open(state_dir)
     answers: dict[int, Submitted] = {}
     queued = False
@@ -107,7 +109,7 @@ def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = Tru
         answers[i] = Submitted(spec, job_id, False, new, note)
         queued = True
     if queued and start_runner:
-        ensure_runner(state_dir)
+        ensure_runner(state_dir, runner=runner, address=address)
     return [answers[i] for i in range(len(specs))]
 
 

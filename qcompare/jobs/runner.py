@@ -211,21 +211,55 @@ def runner_running(state_dir: str | Path) -> bool:
     return locks.held(Path(state_dir) / "runner.lock")
 
 
-def ensure_runner(state_dir: str | Path, max_workers: int | None = None) -> bool:
-    """Start a detached runner for `state_dir` unless one is already serving; True if started."""
+RUNNERS = ("local", "ray")
+
+
+def ensure_runner(state_dir: str | Path, max_workers: int | None = None, runner: str = "local",
+                  address: str | None = None) -> bool:
+    """Start a detached runner for `state_dir` unless one is already serving; True if started.
+    `runner`: "local" (worker processes on this machine) or "ray" (one Ray task per job on the
+    cluster at `address`, default $RAY_ADDRESS or "auto"; qcompare.jobs.ray_runner)."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    if runner not in RUNNERS:
+        raise UserError(f"runner must be one of {', '.join(RUNNERS)}; got {runner!r}.")
     if runner_running(state_dir):
         return False
-    k = max_workers or int(os.environ.get("QCOMPARE_MAX_WORKERS", "1"))
     idle = os.environ.get("QCOMPARE_RUNNER_IDLE_EXIT_S", str(DEFAULT_IDLE_EXIT_S))
+    if runner == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UserError("the Ray runner needs the 'ray' package: pip install -r requirements.txt.")
+        args = ["qcompare.jobs.ray_runner", "--address",
+                address or os.environ.get("RAY_ADDRESS", "auto")]
+    else:
+        k = max_workers or int(os.environ.get("QCOMPARE_MAX_WORKERS", "1"))
+        args = ["qcompare.jobs.runner", "--max-workers", str(k)]
     log = open(_log_dir(state_dir) / "runner.log", "ab")
-    subprocess.Popen([sys.executable, "-m", "qcompare.jobs.runner", "--state-dir", str(state_dir),
-                      "--max-workers", str(k), "--idle-exit", idle],
+    subprocess.Popen([sys.executable, "-m", *args, "--state-dir", str(state_dir), "--idle-exit", idle],
                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                      start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
     log.close()
     return True
+
+
+def stop_runner(state_dir: str | Path, timeout_s: float = 30.0) -> bool:
+    """SIGTERM the runner serving `state_dir` (its running workers keep running and record
+    their own outcome); True once it is gone."""
+    pid = runner_pid(state_dir)
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not runner_running(state_dir):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def run_inline(store: JobStore, state_dir: str | Path, job_id: int) -> None:

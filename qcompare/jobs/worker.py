@@ -296,8 +296,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
         report("roofline: this machine's bandwidth and matmul peak", 0.95)
         with clock("roofline"):
             machine = roofline.machine_profile(state_dir, ev.device, device_name(ev.device),
-                                               torch.get_num_threads(),
-                                               _matmul_dtype(built.compute_dtype))
+                                               torch.get_num_threads(), _matmul_dtype(built))
             roof = roofline.roofline_columns(runtime.cost_model(), speed, ev.speed_prompt,
                                              ev.speed_new_tokens, machine)
     else:
@@ -318,6 +317,9 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
             "protocol": ev.protocol, "tokens": ev.tokens, "window": ev.window,
             "stride": ev.effective_stride if ev.protocol == "strided" else ev.window,
             "device": ev.device, "device_name": device_name(ev.device),
+            # which runner started this worker and on which machine (set by the Ray runner)
+            "runner": os.environ.get("QCOMPARE_RUNNER", "local"),
+            "node": os.environ.get("QCOMPARE_NODE") or platform.node(),
             "compute_dtype": built.compute_dtype, "kernel": built.kernel, "storage": built.storage,
             "backend": runtime.backend,
             "library": built.library, "notes": built.notes,
@@ -339,10 +341,12 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     return row
 
 
-def _matmul_dtype(compute_dtype: str) -> str:
-    """The dtype whose matmul peak a row's prefill is held against: its compute dtype when
-    that is a float torch type, else float32."""
-    return compute_dtype if compute_dtype in ("float32", "bfloat16", "float16") else "float32"
+def _matmul_dtype(built) -> str:
+    """The dtype whose matmul peak a row's prefill is held against (metrics.roofline): its
+    compute dtype when its kernels are torch's own float matmuls in that dtype, else float32."""
+    float_kernels = built.library in ("", "torch") and built.kernel in ("real", "simulated")
+    ok = built.compute_dtype in ("float32", "bfloat16", "float16")
+    return built.compute_dtype if float_kernels and ok else "float32"
 
 
 def failure_message(e: BaseException) -> str:

@@ -61,7 +61,7 @@ COLUMNS: tuple[Column, ...] = (
     _s("method_label", table=True, brief=True), _s("family", table=True),
     _s("effort", table=True, brief=True), _s("options_json"),
     _s("corpus", table=True), _s("corpus_sha256"), _s("protocol", table=True, brief=True),
-    _s("device", table=True, brief=True), _s("device_name"),
+    _s("device", table=True, brief=True), _s("device_name"), _s("runner"), _s("node"),
     _s("compute_dtype", table=True), _s("kernel", table=True, brief=True),
     _s("storage", table=True), _s("backend"), _s("library"), _s("library_version"), _s("notes"),
     _s("python_version"), _s("torch_version"), _s("transformers_version"),

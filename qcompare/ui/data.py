@@ -61,10 +61,32 @@ def planned_specs(model: ModelSpec, methods: tuple[MethodSpec, ...], corpus: Cor
     return build_specs(model, list(methods), corpus, ev, calib)
 
 
+def runner_choice() -> tuple[str, str | None]:
+    """(runner, Ray address) picked in the sidebar; local unless a cluster was chosen."""
+    return st.session_state.get("runner", "local"), st.session_state.get("ray_address")
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def ray_cluster(address: str) -> tuple[dict | None, str]:
+    """(summary, error) of the Ray cluster at `address`, asked at most every 30 s."""
+    from qcompare.errors import UserError
+    from qcompare.jobs.ray_runner import cluster_summary
+
+    try:
+        return cluster_summary(address), ""
+    except UserError as e:
+        return None, str(e)
+
+
+def _submit(specs) -> list[Submitted]:
+    runner, address = runner_choice()
+    return submit(specs, state_dir(), start_runner=start_runner(), record_hits=True,
+                  runner=runner, address=address)
+
+
 def submit_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
                  ev: EvalSpec, calib: CalibSpec | None = None) -> list[Submitted]:
-    specs = build_specs(model, methods, corpus, ev, calib)
-    return submit(specs, state_dir(), start_runner=start_runner(), record_hits=True)
+    return _submit(build_specs(model, methods, corpus, ev, calib))
 
 
 @st.cache_data(show_spinner=False, ttl=30)
@@ -76,5 +98,4 @@ def preset_plan(preset: str, effort: str):
 
 def submit_preset(preset: str, effort: str) -> list[Submitted]:
     """What the Home button does (and bench/default_comparison.py times)."""
-    return submit(preset_specs(preset, effort), state_dir(), start_runner=start_runner(),
-                  record_hits=True)
+    return _submit(preset_specs(preset, effort))

@@ -252,3 +252,38 @@ def test_jobs_page_leads_with_the_sweep_and_puts_the_running_job_on_top(tmp_path
     next(b for b in at.button if b.label == "Retry").click().run()
     assert any("retried as" in m.value for m in at.markdown)
     assert len([b for b in at.button if b.label == "Retry"]) == 0
+
+
+def test_the_sidebar_offers_a_reachable_ray_cluster_and_describes_it(app, monkeypatch, tmp_path):
+    from qcompare.jobs import ray_runner
+
+    monkeypatch.setattr(ray_runner, "known_address", lambda: "10.1.2.3:6379")
+    monkeypatch.setattr(ray_runner, "cluster_summary", lambda address, timeout_s=30.0: {
+        "nodes": 3, "cpus": 96, "gpus": 8, "free_gpus": 6, "free_memory_gb": 512.0})
+    at = app()
+    radio = at.sidebar.radio(key="runner")
+    assert radio.options == ["this machine", "Ray (10.1.2.3:6379)"] and radio.value == "local"
+    # the sidebar as it is drawn once "ray" is picked (AppTest redraws a navigation app's
+    # sidebar on its first run only, so the choice is made before it); an empty state folder
+    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["runner"] = "ray"
+    at.run()
+    text = " ".join(c.value for c in at.sidebar.caption)
+    assert "3 node(s), 96 CPUs, 8 GPUs (6 free), 512.0 GB free memory" in text
+    assert at.session_state["ray_address"] == "10.1.2.3:6379"
+    # and a submission from the Home page asks for the Ray runner at that address
+    asked = []
+    monkeypatch.setattr(submitting, "ensure_runner", lambda d, runner, address: asked.append((runner, address)))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "1")
+    next(b for b in at.button if "default comparison" in b.label).click().run()
+    assert asked == [("ray", "10.1.2.3:6379")]
+
+
+def test_without_a_known_cluster_jobs_run_here_and_nothing_is_offered(app, monkeypatch):
+    from qcompare.jobs import ray_runner
+
+    monkeypatch.setattr(ray_runner, "known_address", lambda: None)
+    at = app()
+    assert not [r for r in at.sidebar.radio if r.key == "runner"]
+    assert at.session_state["runner"] == "local"
