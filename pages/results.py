@@ -3,6 +3,7 @@ each metric against the baseline, the table, and download rows and charts."""
 import io
 import json
 
+import pandas as pd
 import streamlit as st
 
 from qcompare import charts, ranking
@@ -108,14 +109,16 @@ else:
                    "KL divergence on the same tokens; it counts as real when it exceeds "
                    f"{ranking.Z:g} of its standard errors (`qcompare.ranking`). PPL ± and "
                    "KLD ± below are one standard error.")
-        shown = ranked[["rank", "method_label", "kld_mean", "kld_se", "gap_to_next", "gap_se",
-                        "z", "verdict"]]
-        st.dataframe(shown, hide_index=True, column_config={
-            "method_label": "method", "kld_mean": st.column_config.NumberColumn("KLD", format="%.4f"),
-            "kld_se": st.column_config.NumberColumn("± se", format="%.4f"),
-            "gap_to_next": st.column_config.NumberColumn("gap to next", format="%.4f"),
-            "gap_se": st.column_config.NumberColumn("gap ± se", format="%.4f"),
-            "z": st.column_config.NumberColumn("gap / se", format="%.1f")})
+        def sig(v) -> str:
+            return "—" if v != v else f"{v:.2g}"
+
+        shown = pd.DataFrame({
+            "rank": ranked["rank"], "method": ranked["method_label"],
+            "KLD": ranked["kld_mean"].map(lambda v: f"{v:.4f}"), "± se": ranked["kld_se"].map(sig),
+            "gap to next": ranked["gap_to_next"].map(sig), "gap ± se": ranked["gap_se"].map(sig),
+            "gap / se": ranked["z"].map(lambda v: "—" if v != v else f"{v:.1f}"),
+            "verdict": ranked["verdict"]})
+        st.dataframe(shown, hide_index=True)
     else:
         st.caption("Fewer than two methods with a KL divergence here.")
 
@@ -131,9 +134,9 @@ else:
                "bandwidth. Prefill % = FLOPs per token x prefill tok/s / the measured matmul "
                "peak. Low (say 12 %): the runtime is slow. High (say 80 %): limited by memory "
                "or arithmetic; only fewer bytes help. Formulas: `qcompare.metrics.roofline`.")
-    st.dataframe(roof[["method_label", "backend", "decode_tok_s", "decode_read_mib",
-                       "decode_roofline_pct", "prefill_tok_s", "prefill_gflop",
-                       "prefill_roofline_pct"]].sort_values("decode_roofline_pct", ascending=False),
+    st.dataframe(roof[["method_label", "decode_tok_s", "decode_roofline_pct", "decode_read_mib",
+                       "prefill_tok_s", "prefill_roofline_pct", "prefill_gflop", "backend"]]
+                 .sort_values("decode_roofline_pct", ascending=False),
                  hide_index=True, column_config={
                      "method_label": "method",
                      "decode_read_mib": st.column_config.NumberColumn("MiB read / token", format="%.1f"),

@@ -71,6 +71,8 @@ def plan(specs, rows: pd.DataFrame, state_dir: str | Path) -> Estimate:
 
 def describe(e: Estimate) -> str:
     """'about 4.2 min for 11 runs (2 cached)' and the basis."""
+    if e.runs == 0:
+        return f"all {e.cached} run(s) are already in the cache: submitting shows them at once."
     cached = f" ({e.cached} cached)" if e.cached else ""
     if e.seconds is None:
         return f"{e.runs} run(s){cached}; no time estimate yet: {e.basis}."

@@ -40,6 +40,7 @@ def test_cached_runs_cost_nothing(tiny_model_dir, state_dir, tiny_eval):
     worker.run(spec, state_dir)
     e = estimate.plan([spec], pd.DataFrame(), state_dir)
     assert e.seconds == 0.0 and e.cached == 1 and e.runs == 0
+    assert estimate.describe(e) == "all 1 run(s) are already in the cache: submitting shows them at once."
 
 
 def test_rows_of_the_planned_effort_come_first(tiny_model_dir, state_dir):

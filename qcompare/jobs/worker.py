@@ -1,8 +1,10 @@
 """The worker: `run(spec, state_dir, report) -> row`, the whole measurement of one RunSpec.
 
 Stages: prepare (model folder, tokens) -> baseline log-probabilities (once per model, corpus and
-protocol) -> load + quantize (method.build, its own memory phase) -> quality over the windows ->
-speed -> row -> Parquet. `python -m qcompare.jobs.worker --state-dir DIR --job ID` runs one job of the
+protocol) -> calibration draw (cached, shared by a sweep) -> load + quantize (method.build, its
+own memory phase) -> quality over the windows (one fused pass each) -> speed -> roofline (the
+machine measured once) -> per-token scores, row -> Parquet. Each stage's wall time goes on the
+row (`phases_json`). `python -m qcompare.jobs.worker --state-dir DIR --job ID` runs one job of the
 job table in this process and records its outcome there; the runner spawns it.
 """
 from __future__ import annotations
@@ -197,13 +199,6 @@ class PhaseClock:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-def _calibration(spec: RunSpec, state_dir: Path, tokenizer, ids):
-    """The run's calibration draw, shared through the state folder's cache."""
-    calib, _hit = calibration.cached_draw(state_dir, tokenizer, spec.calib, spec.corpus, ids,
-                                          spec.model.fingerprint)
-    return calib
-
-
 def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, f: None,
         process_started: float | None = None) -> dict:
     """Measure one spec and write its row to the result cache; returns the row.
@@ -258,8 +253,9 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
             raise UserError(f"{spec.method.name} needs calibration text and this spec has none: "
                             "submit it through qcompare (the CLI or the dashboard).")
         report("drawing calibration text", 0.40)
-        with clock("calibration"):
-            calib = _calibration(spec, state_dir, tokenizer, ids)
+        with clock("calibration"):          # one draw per sweep, shared through the cache
+            calib, _ = calibration.cached_draw(state_dir, tokenizer, spec.calib, spec.corpus, ids,
+                                               spec.model.fingerprint)
     ctx = BuildContext(spec=spec, tokenizer=tokenizer, progress=_phase(report, 0.40, 0.50),
                        load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype,
                                                                         ev.device, **kw),

@@ -14,8 +14,8 @@ once, so its limit is arithmetic. For a P-token prompt and N new tokens:
   weights count at 4 bytes each, since those are what its kernels read).
   `kv_bytes_per_position` = 2 (K and V) x layers x kv_heads x head_dim x KV element size.
 * decode roofline % = 100 x B x decode_tok_s / bandwidth, with the bandwidth measured on this
-  machine (`measure_bandwidth`: a large copy, as STREAM counts it; decode reads far more than
-  it writes, and a read-only sum measures the same here, 82 against 79 GB/s).
+  machine (`measure_bandwidth`: the better of a large copy, as STREAM counts it, and a large
+  dot product, which only reads, as decode mostly does).
 * FLOPs per prefill token:
 
       F = 2 x body_params + 4 x layers x heads x head_dim x (P - 1) / 2 + 2 x head_params / P
@@ -26,13 +26,16 @@ once, so its limit is arithmetic. For a P-token prompt and N new tokens:
 * prefill roofline % = 100 x F x prefill_tok_s / peak, with the peak matmul FLOP/s measured
   here (`measure_matmul`, 2048 x 2048) in the row's compute dtype when its kernels are torch's
   float matmuls in that dtype, else in float32: integer kernels (torch.ao, torchao int8 with
-  dynamic activations) and llama.cpp's can then exceed 100 %, which says they beat float32.
+  dynamic activations), bf16 kernels inside a library (bitsandbytes here) and llama.cpp's can
+  then exceed 100 %, which says they beat torch's float32 matmul.
 
 A point at 12 % of its roofline has a slow runtime; one at 80 % is limited by memory (decode)
 or arithmetic (prefill), and only fewer bytes (or FLOPs) make it faster.
 
-The machine figures are measured once per (device, its name, threads, dtype) and cached in
-`<state_dir>/machine/` with the date (`machine_profile`); delete the folder to measure again.
+The machine figures are measured once per (device, its name, threads) and matmul dtype and
+cached in `<state_dir>/machine/` with the date (`machine_profile`); delete the folder to
+measure again. On this 2-vCPU VM the copy bandwidth measured anywhere between 46 and 82 GB/s
+over one day, so a roofline % here carries that uncertainty (a factor of up to 1.8).
 """
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ from pathlib import Path
 # test suite sets both smaller through the environment, as it needs no precise bandwidth
 BANDWIDTH_MIB = int(os.environ.get("QCOMPARE_BANDWIDTH_MIB", "1024"))
 BANDWIDTH_REPEATS = 10
-BANDWIDTH_PROCESSES = int(os.environ.get("QCOMPARE_BANDWIDTH_PROCESSES", "3"))
+BANDWIDTH_PROCESSES = int(os.environ.get("QCOMPARE_BANDWIDTH_PROCESSES", "5"))
+PROFILE_VERSION = 3          # bump when the measurement changes: older cached profiles are redone
 MATMUL_N = {"cpu": int(os.environ.get("QCOMPARE_MATMUL_N", "2048")), "cuda": 8192}
 REPEATS = 5
 
@@ -178,8 +182,10 @@ def _sync(device: str) -> None:
 
 def copy_bandwidth(device: str = "cpu", mib: int | None = None,
                    repeats: int = BANDWIDTH_REPEATS) -> float:
-    """GB/s of a large copy in this process, as STREAM's Copy counts it: 2 x buffer bytes (one
-    read, one write) / time; the best of `repeats` after one untimed copy."""
+    """GB/s of this process's memory traffic on two large buffers, the better of a copy (as
+    STREAM's Copy counts it: 2 x buffer bytes, one read and one write) and a dot product (2 x
+    buffer bytes, reads only, as decode mostly reads); each the best of `repeats` after one
+    untimed pass."""
     import torch
 
     n = (mib or BANDWIDTH_MIB) * 2**20 // 4
@@ -187,12 +193,14 @@ def copy_bandwidth(device: str = "cpu", mib: int | None = None,
     dst = torch.empty_like(src)
     dst.copy_(src)
     best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
+    for op in (lambda: dst.copy_(src), lambda: torch.dot(src, dst)):
+        op()
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            op()
+            _sync(device)
+            best = min(best, time.perf_counter() - t0)
     return 2 * n * 4 / best / 1e9
 
 
@@ -201,10 +209,11 @@ _CHILD = ("import sys, torch; torch.set_num_threads(int(sys.argv[1])); "
 
 
 def measure_bandwidth(device: str = "cpu", processes: int | None = None) -> float:
-    """The machine's memory bandwidth (GB/s): on CUDA a device-to-device copy in this process;
-    on a CPU the best `copy_bandwidth` of `processes` fresh processes with this process's
-    thread count. Measured on this 2-vCPU VM, one process's copies agree to 2 % with each other
-    but a fresh process gets either about 47 or about 78 GB/s, so one process is not enough."""
+    """The machine's memory bandwidth (GB/s): on CUDA `copy_bandwidth` on the device in this
+    process; on a CPU the best `copy_bandwidth` of `processes` fresh processes with this
+    process's thread count. On this 2-vCPU VM a process's measurements agree to a few % with
+    each other, but a fresh process gets either about 47-51 or about 77-80 GB/s (and so, we
+    found, does a runtime's decode): one process is not enough."""
     processes = BANDWIDTH_PROCESSES if processes is None else processes
     if device != "cpu" or processes < 1:
         return copy_bandwidth(device)
@@ -256,9 +265,12 @@ def machine_profile(state_dir: str | os.PathLike, device: str, device_name: str,
     path = Path(state_dir) / "machine" / f"{device}-{safe}-t{threads}.json"
     try:
         prof = json.loads(path.read_text())
+        if prof.get("version") != PROFILE_VERSION:
+            raise ValueError("measured the old way")
     except (OSError, ValueError):
-        prof = {"device": device, "device_name": device_name, "threads": threads,
-                "bandwidth_gbs": measure_bandwidth(device), "measured_at": _now(), "matmul_gflops": {}}
+        prof = {"version": PROFILE_VERSION, "device": device, "device_name": device_name,
+                "threads": threads, "bandwidth_gbs": measure_bandwidth(device),
+                "measured_at": _now(), "matmul_gflops": {}}
     if dtype not in prof["matmul_gflops"]:
         prof["matmul_gflops"][dtype] = measure_matmul(device, dtype)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -67,20 +67,28 @@ def _wait(pred, timeout, what):
 def test_a_sweep_on_ray_cancels_fails_and_matches_the_local_runner(ray_head, tiny_model_dir,
                                                                   tiny_eval, tmp_path):
     state = tmp_path / "ray-state"
-    model = model_from_arg(str(tiny_model_dir))
-    specs = submitting.build_specs(model, [parse_method_arg(m) for m in
-                                           ("rtn:bits=8", "rtn:bits=4", "rtn:bits=3")],
-                                   CorpusSpec(), tiny_eval)
-    subs = submitting.submit(specs, state, start_runner=False)
+    methods = ("rtn:bits=8", "rtn:bits=4", "rtn:bits=3")
+    ev = tiny_eval
+    cli = subprocess.run(
+        [sys.executable, "-m", "qcompare", "--home", str(state), "sweep", "--model", str(tiny_model_dir),
+         *[a for m in methods for a in ("--method", m)], "--tokens", str(ev.tokens),
+         "--window", str(ev.window), "--speed-prompt", str(ev.speed_prompt),
+         "--speed-new-tokens", str(ev.speed_new_tokens), "--speed-repeats", str(ev.speed_repeats),
+         "--runner", "ray", "--address", ray_head, "--no-wait"],
+        capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    specs = submitting.build_specs(model_from_arg(str(tiny_model_dir)),
+                                   [parse_method_arg(m) for m in methods], CorpusSpec(), ev)
     store = JobStore.open(state)
-    assert local_runner.ensure_runner(state, runner="ray", address=ray_head)
+    jobs = {j.key: j.id for j in store.list()}
+    assert set(jobs) == {s.key() for s in specs}          # the CLI queued these very specs
     try:
         running = lambda: [j for j in store.list(("running",)) if j.stage.startswith("speed")]  # noqa: E731
         _wait(lambda: len(running()) == 2, 240, "two jobs paused in their speed stage")
         first, second = sorted(running(), key=lambda j: j.id)
         assert local_runner.cancel(store, first.id)
         os.kill(second.pid, signal.SIGKILL)
-        third = next(s.job_id for s in subs if s.job_id not in (first.id, second.id))
+        third = next(i for i in jobs.values() if i not in (first.id, second.id))
         _wait(lambda: store.get(third).state in ("done", "failed"), 240, "the third job")
         _wait(lambda: store.get(second.id).state == "failed", 60, "the killed job's failure")
     finally:

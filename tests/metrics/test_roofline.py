@@ -97,6 +97,13 @@ def test_machine_profile_is_measured_once_and_cached(tmp_path, monkeypatch):
         {"float32": 100.0, "bfloat16": 100.0}]
     rf.machine_profile(tmp_path, "cpu", "Some CPU", 1)             # other threads: measured anew
     assert calls == ["bw", "mm", "mm", "bw", "mm"]
+    # a profile measured the old way (no version) is measured again
+    path = next((tmp_path / "machine").glob("*t2.json"))
+    old = json.loads(path.read_text())
+    del old["version"]
+    path.write_text(json.dumps(old))
+    rf.machine_profile(tmp_path, "cpu", "Some CPU", 2)
+    assert calls[-2:] == ["bw", "mm"]
     assert all(json.loads(p.read_text())["device"] == "cpu" for p in (tmp_path / "machine").iterdir())
 
 
