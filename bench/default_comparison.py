@@ -150,6 +150,14 @@ def against_table(quick, thorough, rq, rt) -> list[str]:
             f"{fmt(dk, '+.1f')}% | {rank_q.get(r.method_label, '—')} | {rank_t.get(r.method_label, '—')} |")
     same = list(rq["method_label"]) == list(rt["method_label"])
     lines += ["", f"Same KLD ranking at both efforts: {'yes' if same else 'no'}."]
+    if not same:
+        # which neighbours swapped, and whether the quick ranking had called them apart
+        verdict = dict(zip(rq["method_label"], rq["verdict"]))
+        nxt = dict(zip(rq["method_label"], rq["next_label"]))
+        swaps = [(a, b) for a, b in nxt.items() if b and rank_t.get(a, 0) > rank_t.get(b, 0)]
+        for a, b in swaps:
+            lines.append(f"- {a} and {b} swap places; the quick ranking called them "
+                         f"{verdict[a]}.")
     return lines
 
 
@@ -196,7 +204,10 @@ def main() -> None:
     lines += ["Per job, in the order the points landed (seconds; `job s` is the worker process "
               "from start to exit, so it also holds the process exit):", ""]
     lines += phase_table(df, click)
-    lines += ["", "Precision and roofline of each row (sorted by KLD):", ""]
+    first_row = df.dropna(subset=["mem_bandwidth_gbs"]).iloc[0]
+    lines += ["", "Precision and roofline of each row (sorted by KLD; roofline against this "
+              f"machine's {first_row['mem_bandwidth_gbs']:.1f} GB/s, measured "
+              f"{first_row['machine_measured_at']}, see qcompare/metrics/roofline.py):", ""]
     qlines, ranked = quality_table(df, state)
     lines += qlines
     if args.against:

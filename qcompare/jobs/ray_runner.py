@@ -28,7 +28,6 @@ row, not for hundreds of nodes.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import signal
@@ -39,8 +38,8 @@ import time
 from pathlib import Path
 
 from qcompare.errors import UserError
-from qcompare.jobs import cleanup, status
-from qcompare.jobs.runner import _say, _tail, job_log_path
+from qcompare.jobs import status
+from qcompare.jobs.runner import _say, _tail, claim, job_log_path
 from qcompare.jobs.store import JobStore
 
 DEFAULT_IDLE_EXIT_S = 600.0
@@ -109,13 +108,10 @@ class RayRunner:
     def serve(self) -> int:
         import ray
 
-        lock = open(self.state_dir / "runner.lock", "a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        claimed = claim(self.state_dir)
+        if claimed is None:
             return 1
-        lock.seek(0), lock.truncate(), lock.write(str(os.getpid())), lock.flush()
-        count, freed = cleanup.clean(self.state_dir)
+        self._lock, count, freed = claimed
         # tasks import qcompare from this checkout (the same path on every node)
         path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
         ray.init(address=self.address, namespace="qcompare", log_to_driver=False,

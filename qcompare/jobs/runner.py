@@ -70,6 +70,21 @@ def process_alive(pid: int | None, pid_start: float | None) -> bool:
         return False
 
 
+def claim(state_dir: Path):
+    """Become the one runner of `state_dir`: take `runner.lock` (flock, held while the returned
+    file stays open; its text is our pid) and remove stale temporaries. Returns (lock file,
+    temporaries removed, bytes freed), or None when another runner holds the lock."""
+    lock = open(Path(state_dir) / "runner.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    lock.seek(0), lock.truncate(), lock.write(str(os.getpid())), lock.flush()
+    count, freed = cleanup.clean(state_dir)
+    return lock, count, freed
+
+
 class ProcessRunner:
     def __init__(self, state_dir: str | Path, max_workers: int = 1,
                  idle_exit_s: float = DEFAULT_IDLE_EXIT_S, poll_s: float = 0.3):
@@ -83,13 +98,10 @@ class ProcessRunner:
 
     def serve(self) -> int:
         """Run until idle for `idle_exit_s`; returns 0, or 1 if another runner holds the lock."""
-        lock = open(self.state_dir / "runner.lock", "a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        claimed = claim(self.state_dir)
+        if claimed is None:
             return 1
-        lock.seek(0), lock.truncate(), lock.write(str(os.getpid())), lock.flush()
-        count, freed = cleanup.clean(self.state_dir)
+        self._lock, count, freed = claimed
         _say(f"runner {os.getpid()} serving {self.state_dir}; removed {count} stale temporar"
              f"{'y' if count == 1 else 'ies'} left by killed writers ({freed / 1e6:.1f} MB freed)")
         idle_since, last_error = time.monotonic(), ""
