@@ -6,7 +6,7 @@ the two calls the Home button makes, start the job runner; the result folder is 
 0.2 s. Reported: seconds from the click to the first result row (the Home chart's first
 point) and to the last; each job's phases (from its row's `phases_json`: startup = process
 start to the worker's first line, convert, load, reference pass, calibration draw, build,
-evaluation, speed, roofline, write); a second click on the same state (median of 3), answered
+evaluation with its KLD scoring, speed, roofline, write); a second click on the same state (median of 3), answered
 from the cache; the rows' precision (PPL and KLD standard errors, decode spread and repeats);
 the ranking by KLD with the paired gap between neighbours (qcompare.ranking); and each speed
 row's roofline %.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import write_section  # noqa: E402
 
 PHASES = ("startup", "convert", "load", "reference", "calibration", "build", "evaluation",
-          "speed", "roofline", "write")
+          "kld", "speed", "roofline", "write")
 
 
 def run_click(state: Path, effort: str, timeout_s: float) -> dict:
@@ -202,7 +202,9 @@ def main() -> None:
     if click["skipped"]:
         lines += [f"Skipped here: {'; '.join(f'{lbl} ({why})' for lbl, why in click['skipped'])}.", ""]
     lines += ["Per job, in the order the points landed (seconds; `job s` is the worker process "
-              "from start to exit, so it also holds the process exit):", ""]
+              "from start to exit, so it also holds the process exit; `kld`, scoring the logits "
+              "against the baseline, is part of `evaluation`, and fp32 reuses the baseline "
+              "pass's numbers):", ""]
     lines += phase_table(df, click)
     first_row = df.dropna(subset=["mem_bandwidth_gbs"]).iloc[0]
     lines += ["", "Precision and roofline of each row (sorted by KLD; roofline against this "

@@ -4,7 +4,8 @@ Stages: prepare (model folder, tokens) -> baseline log-probabilities (once per m
 protocol) -> calibration draw (cached, shared by a sweep) -> load + quantize (method.build, its
 own memory phase) -> quality over the windows (one fused pass each) -> speed -> roofline (the
 machine measured once) -> per-token scores, row -> Parquet. Each stage's wall time goes on the
-row (`phases_json`). `python -m qcompare.jobs.worker --state-dir DIR --job ID` runs one job of the
+row (`phases_json`; `kld`, the scoring of the logits against the baseline, is part of
+`evaluation`). `python -m qcompare.jobs.worker --state-dir DIR --job ID` runs one job of the
 job table in this process and records its outcome there; the runner spawns it.
 """
 from __future__ import annotations
@@ -85,13 +86,15 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
     """Quality over all windows through `runtime` (one fused pass per window,
     `metrics.quality.score_window`); divergence against `reference`, or log-probs into
     `writer`. Returns (the row's quality numbers, per-token arrays: nll and, with a
-    reference, kl)."""
+    reference, kl; and `scoring_s`, the seconds spent scoring the logits — the KLD phase, when
+    there is a reference — rather than running the model)."""
     from qcompare.metrics import quality as q
 
     parts: dict[str, list] = {"nll": [], "kl": [], "same_top": [], "dp": []}
-    scored_bytes, offset = 0, 0
+    scored_bytes, offset, scoring_s = 0, 0, 0.0
     for i, w in enumerate(windows):
         logits, targets = q.window_logits(runtime, ids, w, bos_id)
+        t0 = time.perf_counter()
         base16 = None
         if reference is not None:
             base16, base_targets = reference.rows(offset, w.n_scored)
@@ -99,6 +102,7 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
                 raise RuntimeError("the cached baseline was computed on other tokens; delete "
                                    f"{reference.meta.get('folder', 'its folder')} and run again")
         scores = q.score_window(logits, targets, base16, keep_logprobs=writer is not None)
+        scoring_s += time.perf_counter() - t0
         del logits
         if writer is not None:
             writer.append(scores["lp16"], targets.cpu().numpy())
@@ -114,7 +118,7 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
     out = {"ppl": ppl, "ppl_se": ppl_se, "nll_mean": float(nll_all.mean()),
            "bits_per_byte": bpb, "byte_ppl": byte_ppl,
            "n_scored": int(nll_all.size), "n_bytes": scored_bytes}
-    per_token = {"nll": nll_all}
+    per_token = {"nll": nll_all, "scoring_s": scoring_s}
     if reference is not None:
         kl = np.concatenate(parts["kl"])
         out.update(q.summarize_divergence(kl, np.concatenate(parts["same_top"]),
@@ -279,6 +283,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
             else:
                 quality, per_token = _evaluate(runtime, ids, nbytes, windows, bos_id,
                                                _phase(report, 0.50, 0.85), reference=reference)
+                clock.seconds["kld"] = per_token["scoring_s"]     # inside evaluation
             eval_s = reference.meta["eval_s"] if reused else time.perf_counter() - t0
         speed, speed_s, machine = {}, None, None
         if ev.speed_repeats:

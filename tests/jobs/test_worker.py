@@ -138,7 +138,8 @@ def test_a_sweep_shares_its_baseline_and_calibration_draw(tiny_model_dir, state_
     assert passes == [True, False, False] and draws == [1]     # awq: scored only
     assert first["calibration"] == second["calibration"]
     phases = json.loads(second["phases_json"])
-    assert {"load", "reference", "calibration", "build", "evaluation", "speed", "write"} <= set(phases)
+    assert {"load", "reference", "calibration", "build", "evaluation", "kld", "speed", "write"} <= set(phases)
+    assert 0 < phases["kld"] < phases["evaluation"]
     assert phases["reference"] < json.loads(first["phases_json"])["reference"] + 1
     # per-token scores beside each row, paired on the same tokens
     a, b = TokenScores(state_dir).read(gptq.key()), TokenScores(state_dir).read(awq.key())
