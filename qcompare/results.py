@@ -43,6 +43,24 @@ def _conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=SCHEMA)
 
 
+def _derived(df):
+    """Columns that older files lack but their spec determines, filled in on reading: `effort`
+    (qcompare.effort reads it from the spec's values), so filters and labels treat old rows
+    like new ones."""
+    missing = df["effort"].isna() & df["spec_json"].notna()
+    if missing.any():
+        from qcompare.effort import effort_of
+        from qcompare.specs import RunSpec
+
+        def effort(text: str):
+            try:
+                return effort_of(RunSpec.from_json(text))
+            except Exception:  # noqa: BLE001 - a spec of another protocol version: leave it unnamed
+                return None
+        df.loc[missing, "effort"] = df.loc[missing, "spec_json"].map(effort)
+    return df
+
+
 class ResultStore:
     def __init__(self, state_dir: str | os.PathLike):
         self.dir = Path(state_dir) / "results"
@@ -110,7 +128,7 @@ class ResultStore:
             except Exception as e:  # noqa: BLE001 - any unreadable file is reported, not fatal
                 errors.append((p.name, f"{type(e).__name__}: {e}"))
         table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-        return Loaded(frame=table.to_pandas(), errors=errors)
+        return Loaded(frame=_derived(table.to_pandas()), errors=errors)
 
     def delete(self, key: str) -> bool:
         p = self.path(key)

@@ -65,3 +65,24 @@ def test_files_written_before_a_column_was_added_still_load(state_dir):
     loaded = ResultStore(state_dir).load()
     assert not loaded.errors and loaded.frame["ppl"].tolist() == [9.5]
     assert loaded.frame["kld_mean"].isna().all()
+
+
+def test_rows_written_before_efforts_existed_get_theirs_from_their_spec(tmp_path):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from qcompare.results import ResultStore
+    from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+
+    spec = RunSpec(model=ModelSpec(fingerprint="f"), method=MethodSpec.of("rtn"),
+                   corpus=CorpusSpec(content_sha256="c"), eval=EvalSpec())
+    folder = tmp_path / "results"
+    folder.mkdir()
+    # a file as an older qcompare wrote it: no effort column at all
+    pq.write_table(pa.Table.from_pylist([{"key": spec.key(), "spec_json": spec.to_json(),
+                                          "ppl": 15.0, "options_json": json.dumps({})}]),
+                   folder / f"{spec.key()}.parquet")
+    df = ResultStore(tmp_path).load().frame
+    assert df.loc[0, "effort"] == "thorough" and df.loc[0, "ppl"] == 15.0
