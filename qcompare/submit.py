@@ -122,7 +122,8 @@ def queue_order(specs: list[RunSpec]) -> list[int]:
 def preset_specs(preset: str = "default", effort_name: str = "quick", device: str = "cpu",
                  skipped: list[tuple[str, str]] | None = None) -> list[RunSpec]:
     """The RunSpecs of a preset's runnable methods on the embedded model and corpus at an
-    effort: what the Home button submits and `sweep --preset` queues."""
+    effort: what the Home button submits (`sweep --preset NAME --effort E` with no other flags
+    builds the same specs, so they share the cache)."""
     from qcompare import effort
     from qcompare.methods.presets import preset_methods
 

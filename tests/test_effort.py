@@ -61,3 +61,15 @@ def test_cli_effort_sets_the_values_and_flags_override_them(tiny_model_dir):
     (spec,) = _specs_from_args(args, args.method)
     assert spec.eval.tokens == 1024 and spec.eval.speed_new_tokens == 32
     assert effort.effort_of(spec) == "custom"
+
+
+def test_the_home_button_and_the_cli_preset_ask_the_same_questions():
+    from qcompare.cli import _specs_from_args, build_parser
+    from qcompare.methods.presets import preset_methods
+    from qcompare.submit import preset_specs
+
+    home = preset_specs("default", "quick")
+    args = build_parser().parse_args(["sweep", "--preset", "default", "--effort", "quick"])
+    cli = _specs_from_args(args, [m.label for m in preset_methods("default", "cpu")], [])
+    assert [s.key() for s in home] == [s.key() for s in cli]
+    assert {effort.effort_of(s) for s in home} == {"quick"}
