@@ -9,6 +9,7 @@ from qcompare.methods.presets import preset_families
 from qcompare.models import EMBEDDED_NOTE
 from qcompare.registry import BASELINE, get
 from qcompare.ui.data import embedded_state, preset_plan, results, state_dir, submit_preset
+from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
 
@@ -71,7 +72,7 @@ def latest_tradeoff() -> None:
     if (fig.layout.meta or {}).get("collapsed"):
         st.caption("Runs whose perplexity collapsed are drawn in the strip at the top with their "
                    "value; the axis is fitted to the others (Results can show them on the scale).")
-    ranked = ranking.rank(group, state_dir())
+    ranked = data_ranked(group, str(state_dir()))
     if len(ranked) > 1:
         st.caption(f"How precise: perplexity ± its standard error is in each point's hover; "
                    f"ranked by KL divergence, {ranking.summary(ranked)}.")

@@ -12,6 +12,7 @@ from qcompare.methods.sequential import DIAGNOSTIC_HELP
 from qcompare.metrics import roofline, table
 from qcompare.metrics.table import label
 from qcompare.registry import BASELINE
+from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.data import results, state_dir
 from qcompare.ui.navigation import ensure_navigation
 
@@ -103,7 +104,7 @@ st.subheader("Ranking by KL divergence, with its noise")
 if mixed:
     st.info("The rows differ in " + ", ".join(mixed) + ": narrow the filters to rank them.")
 else:
-    ranked = ranking.rank(view, state_dir())
+    ranked = data_ranked(view, str(state_dir()))
     if len(ranked) > 1:
         st.caption(f"{ranking.summary(ranked)}. A gap is the paired difference of two methods' "
                    "KL divergence on the same tokens; it counts as real when it exceeds "

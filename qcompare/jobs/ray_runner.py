@@ -39,10 +39,9 @@ from pathlib import Path
 
 from qcompare.errors import UserError
 from qcompare.jobs import status
-from qcompare.jobs.runner import _say, _tail, claim, job_log_path
+from qcompare.jobs.runner import DEFAULT_IDLE_EXIT_S, _say, _tail, claim, job_log_path
 from qcompare.jobs.store import JobStore
 
-DEFAULT_IDLE_EXIT_S = 600.0
 REPO = Path(__file__).resolve().parents[2]
 
 

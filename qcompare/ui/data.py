@@ -99,3 +99,12 @@ def preset_plan(preset: str, effort: str):
 def submit_preset(preset: str, effort: str) -> list[Submitted]:
     """What the Home button does (and bench/default_comparison.py times)."""
     return _submit(preset_specs(preset, effort))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def ranked(group: pd.DataFrame, folder: str) -> pd.DataFrame:
+    """qcompare.ranking.rank of a group, read from the per-token files once per group (Home
+    redraws its chart every few seconds; the rows, and so the ranking, change only as jobs land)."""
+    from qcompare import ranking
+
+    return ranking.rank(group, folder)
