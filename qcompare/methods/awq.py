@@ -33,7 +33,7 @@ from qcompare.methods.sequential import (
     run_hooked,
     run_sequential,
 )
-from qcompare.methods.simulated import finish_simulated
+from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
 
 CLIP_TOKENS = 512
 CLIP_RATIOS = tuple(1 - i / 20 for i in range(10))
@@ -118,6 +118,13 @@ class AWQ(Method):
     config_cls = AWQConfig
     needs = Needs(calibration=True)
     key_options = ("bits", "group_size")
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """RTN's grouped layout; the AWQ scales are folded into the previous op, not stored."""
+        c = cls.config_cls.parse(options)
+        return simulated_tensor_bits(tensor, lambda r, k: rtn.storage_bits(
+            (r, k), c.bits, c.symmetric, "group", c.group_size))
 
     def build(self, ctx: BuildContext) -> Built:
         import torch

@@ -223,6 +223,21 @@ class Method:
             return 0
         return cls.cpu_cost + (2 if cls.calibrates(options) else 0)
 
+    @classmethod
+    def sizing_tensors(cls, options: dict, shape) -> list:
+        """The tensors this variant stores for a model of `shape` (`qcompare.sizing`); a method
+        that unties the LM head from the embedding says so here."""
+        return shape.tensors()
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float | None:
+        """Bits this variant stores for one tensor (`qcompare.sizing.Tensor`) of a model of
+        `shape`, by the same accounting `build` reports `weights_bytes` with: codes, scales,
+        zero points, outliers, and tensors left unquantized at the dtype they are held in.
+        Torch-free: the memory calculator adds these up for any model without building it.
+        None: no rule (the calculator then says it cannot size this method)."""
+        return None
+
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.config_cls()
 

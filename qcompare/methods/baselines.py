@@ -9,6 +9,11 @@ class _Dtype(Method):
     family = "baseline"
     config_cls = MethodConfig
 
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """Every tensor in the baseline's dtype (a tied LM head counted once)."""
+        return float(tensor.numel * (32 if cls.fixed_dtype == "float32" else 16))
+
     def build(self, ctx: BuildContext) -> Built:
         ctx.progress("loading weights", 0.0)
         model = ctx.load_model(self.fixed_dtype)

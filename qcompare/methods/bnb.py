@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods.storage import stored_bytes
 
+BLOCK = 64                                 # bitsandbytes' 4-bit block size (transformers' default)
+
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -49,6 +51,22 @@ class _Bnb(Method):
     def compute_dtype(self) -> str:
         return "float16"
 
+    @classmethod
+    def kept_bits(cls, options: dict) -> int:
+        """Tensors bitsandbytes leaves alone are held in the compute dtype."""
+        dtype = options.get("compute_dtype", "float16")
+        return 32 if dtype == "float32" else 16
+
+    @classmethod
+    def linear_bits(cls, options: dict, rows: int, cols: int) -> float:
+        raise NotImplementedError
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        if tensor.kind == "linear":
+            return cls.linear_bits(options, tensor.rows, tensor.cols)
+        return float(cls.kept_bits(options) * tensor.numel)
+
     def build(self, ctx: BuildContext) -> Built:
         import bitsandbytes
 
@@ -73,6 +91,11 @@ class BnbInt8(_Bnb):
 
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=self.config.threshold)
 
+    @classmethod
+    def linear_bits(cls, options: dict, rows: int, cols: int) -> float:
+        """int8 codes and a float32 scale per row (`SCB`)."""
+        return 8.0 * rows * cols + 32.0 * rows
+
 
 class _Bnb4bit(_Bnb):
     config_cls = Bnb4bitConfig
@@ -80,6 +103,18 @@ class _Bnb4bit(_Bnb):
 
     def compute_dtype(self) -> str:
         return self.config.compute_dtype
+
+    @classmethod
+    def linear_bits(cls, options: dict, rows: int, cols: int) -> float:
+        """Two codes a byte, a float32 absmax per block of 64; with double quantization an
+        int8 absmax per block, plus a float32 absmax per 256 blocks, the 256-entry float32
+        code book and one float32 offset."""
+        blocks = -(-rows * cols // BLOCK)
+        if cls.config_cls.parse(options).double_quant:
+            stats = 8.0 * blocks + 32.0 * -(-blocks // 256) + 32.0 * 256 + 32.0
+        else:
+            stats = 32.0 * blocks
+        return 8.0 * -(-rows * cols // 2) + stats
 
     def quantization_config(self):
         import torch

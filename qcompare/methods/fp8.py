@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
 from qcompare.methods.linears import quantizable_linears
-from qcompare.methods.simulated import SCALE_BITS, finish_simulated
+from qcompare.methods.simulated import SCALE_BITS, finish_simulated, simulated_tensor_bits
 
 E4M3_MAX = 448.0
 
@@ -41,6 +41,11 @@ class FP8(Method):
     summary = "FP8 e4m3 weight-only, a scale per channel or tensor (simulated via float8_e4m3fn)"
     config_cls = FP8Config
     key_options = ("scaling",)
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        per_channel = cls.config_cls.parse(options).scaling == "channel"
+        return simulated_tensor_bits(tensor, lambda r, k: 8 * r * k + SCALE_BITS * (r if per_channel else 1))
 
     def build(self, ctx: BuildContext) -> Built:
         import torch

@@ -210,6 +210,27 @@ class GGUF(Method):
         return str(options.get("type", "gguf")) + (" imatrix" if options.get("imatrix") else "")
 
     @classmethod
+    def sizing_tensors(cls, options: dict, shape) -> list:
+        """The model's tensors and the file's header, metadata and tensor table."""
+        from qcompare.methods import gguf_types
+        from qcompare.sizing import Tensor
+
+        return shape.tensors() + [Tensor("gguf header, metadata and tensor table", "file",
+                                         gguf_types.metadata_bytes(shape))]
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """The type llama-quantize picks for the tensor (`gguf_types.tensor_type`), at that
+        type's block size, padded to the file's alignment: the file's size, as weights_mib."""
+        from qcompare.methods import gguf_types
+
+        if tensor.kind == "file":
+            return 8.0 * tensor.rows
+        c = cls.config_cls.parse(options)
+        kind = gguf_types.tensor_type(c.type, tensor, shape, c.imatrix)
+        return 8.0 * gguf_types.tensor_bytes(kind, tensor)
+
+    @classmethod
     def request_problem(cls, spec: RunSpec) -> str | None:
         """A model with no .gguf file behind it cannot be handed to llama-quantize."""
         return None if models.source_gguf(spec.model) else NO_GGUF_SOURCE

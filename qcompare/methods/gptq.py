@@ -38,7 +38,7 @@ from qcompare.methods.sequential import (
     linears_of,
     run_sequential,
 )
-from qcompare.methods.simulated import finish_simulated
+from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
 
 STAT_BLOCK = 16        # SpQR-style second-level statistics: one 16-bit scale and zero per 16 scales
 
@@ -176,6 +176,16 @@ class GPTQ(Method):
     config_cls = GPTQConfig
     needs = Needs(calibration=True)
     key_options = ("bits", "group_size")
+
+    @classmethod
+    def linear_bits(cls, c, rows: int, cols: int) -> float:
+        """Stored bits of one quantized Linear [rows x cols] (what `quantize_layer` reports)."""
+        return storage_bits((rows, cols), c.bits, c.symmetric, c.group_size, c.act_order)
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        c = cls.config_cls.parse(options)
+        return simulated_tensor_bits(tensor, lambda r, k: cls.linear_bits(c, r, k))
 
     def quantize_layer(self, name: str, W, H):
         """(W_hat, extra diagnostics) for one Linear; SpQR-style subclasses change this."""

@@ -21,6 +21,9 @@ from qcompare.methods.linears import quantizable_linears, set_module
 from qcompare.methods.simulated import KEPT_BITS
 from qcompare.methods.storage import stored_bytes
 
+# bits -> (groups packed together, container bits per packed value): hqq's bit packing
+PACKING = {8: (1, 8), 4: (2, 8), 2: (4, 8), 1: (8, 8), 3: (10, 32)}
+
 
 @dataclass(frozen=True)
 class HQQConfig(MethodConfig):
@@ -41,6 +44,18 @@ class HQQ(Method):
     config_cls = HQQConfig
     needs = Needs(packages=("hqq",))
     key_options = ("bits", "group_size")
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """HQQ packs each group's codes into containers (8 / 4 / 2 / 1 bits: 1 / 2 / 4 / 8
+        codes a byte, over rows of `group_size`; 3 bits: 10 codes an int32); each group's
+        scale and zero point, and every tensor left unquantized, at 16 bits."""
+        if tensor.kind != "linear":
+            return float(KEPT_BITS * tensor.numel)
+        c = cls.config_cls.parse(options)
+        groups = -(-tensor.numel // c.group_size)
+        per, container = PACKING[c.bits]
+        return float(-(-groups // per) * c.group_size * container + 2 * KEPT_BITS * groups)
 
     def build(self, ctx: BuildContext) -> Built:
         import hqq

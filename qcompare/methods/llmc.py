@@ -91,6 +91,20 @@ class _LlmCompressorMethod(Method):
     def recipe(self):
         raise NotImplementedError
 
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """compressed-tensors' pack-quantized checkpoint: codes packed into int32 along each
+        row, a float32 scale per group (per row without groups), for zero points the codes'
+        packing down the rows, the int64 [2] original shape; the rest float32 as saved."""
+        if tensor.kind != "linear":
+            return 32.0 * tensor.numel
+        c = cls.config_cls.parse(options)
+        groups = -(-tensor.cols // c.group_size) if c.group_size else 1
+        bits = 32.0 * tensor.rows * -(-tensor.cols * c.bits // 32) + 32.0 * tensor.rows * groups + 128
+        if not c.symmetric:
+            bits += 32.0 * -(-tensor.rows * c.bits // 32) * groups
+        return bits
+
     def settings_text(self) -> str:
         c = self.config
         return (f"int{c.bits} {'sym' if c.symmetric else 'asym'} "

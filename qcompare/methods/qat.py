@@ -26,7 +26,7 @@ from qcompare.errors import UserError
 from qcompare.methods import rtn
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods.sequential import decoder_layers, linears_of
-from qcompare.methods.simulated import finish_simulated
+from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
 
 HELD_OUT = 2             # calibration sequences kept out of training for the held-out loss
 
@@ -102,6 +102,13 @@ class QAT(Method):
     config_cls = QATConfig
     needs = Needs(calibration=True)
     key_options = ("bits", "group_size", "steps")
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        c = cls.config_cls.parse(options)
+        gran = "group" if c.group_size else "channel"
+        return simulated_tensor_bits(tensor, lambda r, k: rtn.storage_bits(
+            (r, k), c.bits, c.symmetric, gran, c.group_size))
 
     def build(self, ctx: BuildContext) -> Built:
         import torch

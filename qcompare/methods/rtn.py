@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
 from qcompare.methods.linears import quantizable_linears, untie_lm_head
-from qcompare.methods.simulated import SCALE_BITS, finish_simulated
+from qcompare.methods.simulated import SCALE_BITS, finish_simulated, simulated_tensor_bits
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,19 @@ class RTN(Method):
     summary = "round-to-nearest integer weights, per tensor / channel / group, sym or asym"
     config_cls = RTNConfig
     key_options = ("bits", "granularity", "group_size")
+
+    @classmethod
+    def sizing_tensors(cls, options: dict, shape) -> list:
+        from qcompare.sizing import untied
+
+        return untied(shape.tensors()) if options.get("include_lm_head") else shape.tensors()
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        c = cls.config_cls.parse(options)
+        kinds = ("linear", "lm_head") if c.include_lm_head else ("linear",)
+        return simulated_tensor_bits(tensor, lambda r, k: storage_bits(
+            (r, k), c.bits, c.symmetric, c.granularity, c.group_size), kinds)
 
     def build(self, ctx: BuildContext) -> Built:
         import torch

@@ -9,6 +9,14 @@ SCALE_BITS = 16          # one scale (or zero point) of a packed format
 KEPT_BITS = 16           # a tensor left unquantized, as a deployed 16-bit model holds it
 
 
+def simulated_tensor_bits(tensor, linear_bits, quantized=("linear",)) -> float:
+    """Stored bits of one tensor (`qcompare.sizing.Tensor`) under a simulated-storage method:
+    `linear_bits(rows, cols)` for the kinds it quantizes, KEPT_BITS per value for the rest."""
+    if tensor.kind in quantized:
+        return float(linear_bits(tensor.rows, tensor.cols))
+    return float(KEPT_BITS * tensor.numel)
+
+
 def finish_simulated(model, ctx: BuildContext, layer_bits: dict[str, float], layers: list[dict],
                      notes: str) -> Built:
     """The Built of a simulated-storage method: the model cast to the compute dtype, its bytes

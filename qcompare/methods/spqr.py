@@ -76,6 +76,13 @@ class SpQR(gptq.GPTQ):
     config_cls = SpQRConfig
     key_options = ("bits", "group_size", "outlier_percent")
 
+    @classmethod
+    def linear_bits(cls, c, rows: int, cols: int) -> float:
+        """Codes, quantized statistics and round(outlier_percent % of the weights) outliers,
+        the count `outlier_mask` keeps."""
+        n_out = round(c.outlier_percent / 100 * rows * cols)
+        return storage_bits((rows, cols), c.bits, c.symmetric, c.group_size, c.stat_bits, n_out)
+
     def quantize_layer(self, name: str, W, H):
         c = self.config
         keep = outlier_mask(W.float(), H, c.outlier_percent / 100, c.outlier_rule, c.bits,

@@ -33,6 +33,15 @@ class TorchDynamicInt8(Method):
     config_cls = TorchDynamicConfig
     needs = Needs(devices=("cpu",))
 
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """int8 codes and, per row or per tensor, torch.ao's float64 scale and int64 zero
+        point (`storage.packed_module_bytes`); the rest stays float32."""
+        if tensor.kind != "linear":
+            return 32.0 * tensor.numel
+        per_channel = cls.config_cls.parse(options).per_channel
+        return 8.0 * tensor.numel + 128.0 * (tensor.rows if per_channel else 1)
+
     def build(self, ctx: BuildContext) -> Built:
         import warnings
 

@@ -41,6 +41,26 @@ class _TorchAo(Method):
     def ao_config(self):
         raise NotImplementedError
 
+    @classmethod
+    def scales_per_row(cls, c, cols: int) -> int:
+        return 1
+
+    @classmethod
+    def scale_bits(cls, dtype_bits: int) -> int:
+        """int8 tensors keep float32 scales whatever the compute dtype."""
+        return 32
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """Codes one per int8 byte; per row (or group) a scale and an int8 zero point; the LM
+        head, embeddings and norms in the compute dtype."""
+        c = cls.config_cls.parse(options)
+        dtype_bits = 32 if c.compute_dtype == "float32" else 16
+        if tensor.kind != "linear":
+            return float(dtype_bits * tensor.numel)
+        scales = tensor.rows * cls.scales_per_row(c, tensor.cols)
+        return 8.0 * tensor.numel + scales * (cls.scale_bits(dtype_bits) + 8)
+
     def build(self, ctx: BuildContext) -> Built:
         from transformers import TorchAoConfig
 
@@ -94,6 +114,15 @@ class TorchAoInt4WeightOnly(_TorchAo):
     name = "torchao-int4wo"
     summary = "torchao int4 weight-only, groups of columns (portable layout: dequantized matmul)"
     config_cls = TorchAoInt4Config
+
+    @classmethod
+    def scales_per_row(cls, c, cols: int) -> int:
+        return -(-cols // c.group_size)
+
+    @classmethod
+    def scale_bits(cls, dtype_bits: int) -> int:
+        """Group scales in the compute dtype."""
+        return dtype_bits
     key_options = ("group_size",)
     kernel = "dequantized"
     layout_note = ("int4 codes held one per int8 byte (torchao's portable "

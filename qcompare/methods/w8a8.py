@@ -31,7 +31,7 @@ from qcompare.methods.sequential import (
     run_hooked,
     run_sequential,
 )
-from qcompare.methods.simulated import finish_simulated
+from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
 
 ACT_SAMPLE = 1_000_000
 QMAX = 127
@@ -126,6 +126,11 @@ class W8A8(Method):
     config_cls = W8A8Config
     needs = Needs(calibration=True)
     key_options = ("activations",)
+
+    @classmethod
+    def stored_bits(cls, options: dict, tensor, shape) -> float:
+        """int8 codes with a 16-bit scale per output row; smoothing factors are folded."""
+        return simulated_tensor_bits(tensor, lambda r, k: rtn.storage_bits((r, k), 8, True, "channel", 0))
 
     def smooth(self, layer, forward) -> dict:
         """Hook for SmoothQuant: rescale the layer before quantization; returns notes per Linear."""

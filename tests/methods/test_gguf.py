@@ -181,3 +181,42 @@ def test_llama_cpp_on_the_embedded_model(tmp_path):
     assert q8["ppl"] < q4["ppl"] < q2["ppl"] and 0 <= q8["kld_mean"] < q4["kld_mean"] < q2["kld_mean"]
     assert q2["weights_mib"] < q4["weights_mib"] < q8["weights_mib"] < f32["weights_mib"]
     assert all(math.isfinite(r["decode_tok_s"]) and r["decode_tok_s"] > 0 for r in (f32, q8, q4, q2))
+
+
+@pytest.mark.slow
+# one type per rule path (all 16 agreed when this was written; each file takes ~7 s here)
+@pytest.mark.parametrize("ftype", ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_S", "Q4_K_M",
+                                   "Q3_K_M", "Q2_K", "IQ4_XS"])
+def test_planned_tensor_types_and_size_equal_what_llama_quantize_writes(ftype, tmp_path):
+    """`gguf_types` (the calculator's rules) against real files: every tensor's type, and the
+    file's size to the byte, for each type on the embedded model (576-wide rows: fallbacks)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from gguf import GGUFReader
+
+    from qcompare import sizing
+    from qcompare.methods import gguf_types
+    from qcompare.shapes import shape_of_gguf
+
+    try:
+        src = models.embedded_gguf()
+    except UserError as e:
+        pytest.skip(str(e))
+    out = tmp_path / f"{ftype}.gguf"
+    gguf.quantize(src, out, ftype, threads=2)
+    shape = shape_of_gguf(src)
+    written = {t.name: t.tensor_type.name for t in GGUFReader(str(out)).tensors}
+    planned = {}
+    for t in shape.tensors():
+        name = gguf.gguf_name(t.name.removesuffix(".weight")) or {
+            "model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"
+        }.get(t.name) or _norm_name(t.name)
+        planned[name] = gguf_types.tensor_type(ftype, t, shape)
+    assert planned == written
+    e = sizing.estimate(gguf.GGUF, {"type": ftype, "imatrix": False}, shape, sizing.Setting())
+    assert e.weights == out.stat().st_size
+
+
+def _norm_name(hf: str) -> str:
+    """model.layers.3.input_layernorm.weight -> blk.3.attn_norm.weight (and ffn_norm)."""
+    parts = hf.split(".")
+    return f"blk.{parts[2]}.{'attn_norm' if parts[3] == 'input_layernorm' else 'ffn_norm'}.weight"
