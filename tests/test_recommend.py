@@ -1,0 +1,110 @@
+"""The recommender on hand-made rows with known answers: ranking by each priority, exclusion
+by each limit, ties, and the rules-of-thumb path when nothing was measured."""
+import json
+
+import pandas as pd
+import pytest
+
+from qcompare import recommend
+from qcompare.catalog import MODELS
+from qcompare.recommend import Constraints
+from qcompare.sizing import ModelShape
+
+SHAPE = ModelShape("m", layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, vocab=384,
+                   tied=True)
+
+
+def _row(method, label, weights_mib, ppl, kld, tok, device="cpu", options=None, key=None):
+    return {"method": method, "method_label": label, "key": key or label, "family": method,
+            "weights_mib": weights_mib, "ppl": ppl, "kld_mean": kld, "decode_tok_s": tok,
+            "device": device, "options_json": json.dumps(options or {}), "model": "m",
+            "model_fingerprint": "f", "corpus_sha256": "c", "protocol": "disjoint",
+            "tokens": 1024, "window": 512, "stride": 0, "reference_key": "r",
+            "finished_at": pd.Timestamp("2026-12-01")}
+
+
+ROWS = pd.DataFrame([
+    _row("fp32", "fp32", 500.0, 10.0, 0.0, 20.0),
+    _row("bf16", "bf16", 250.0, 10.01, 0.001, 30.0),
+    _row("rtn", "rtn 8b", 140.0, 10.1, 0.01, 40.0, options={"bits": 8}),
+    _row("rtn", "rtn 4b", 80.0, 11.0, 0.2, 60.0, options={"bits": 4}),
+    _row("rtn", "rtn 2b", 40.0, 40.0, 2.5, 70.0, options={"bits": 2}),
+])
+
+
+def _labels(choices):
+    return [c.method_label for c in choices]
+
+
+def test_quality_priority_ranks_by_kld_with_the_baseline_first():
+    rec = recommend.recommend(ROWS, SHAPE, Constraints(device="cpu", context=64))
+    assert _labels(rec.measured) == ["fp32", "bf16", "rtn 8b", "rtn 4b", "rtn 2b"]
+    assert rec.excluded == [] and "5 measured row(s)" in rec.basis
+
+
+def test_speed_and_size_priorities():
+    speed = recommend.recommend(ROWS, SHAPE, Constraints(device="cpu", priority="speed", context=64))
+    assert _labels(speed.measured)[:2] == ["rtn 2b", "rtn 4b"]
+    size = recommend.recommend(ROWS, SHAPE, Constraints(device="cpu", priority="size", context=64))
+    assert _labels(size.measured) == ["rtn 2b", "rtn 4b", "rtn 8b", "bf16", "fp32"]
+
+
+def test_each_hard_limit_excludes_with_its_reason():
+    c = Constraints(device="cpu", context=64, max_ppl_increase_pct=5, min_decode_tok_s=25,
+                    memory_gib=0.8)
+    rec = recommend.recommend(ROWS, SHAPE, c)
+    assert _labels(rec.measured) == ["bf16", "rtn 8b"]
+    why = {e.method_label: (e.limit, e.detail) for e in rec.excluded}
+    assert why["rtn 4b"][0] == "max PPL increase" and "+10.0 %" in why["rtn 4b"][1]
+    assert why["rtn 2b"][0] == "max PPL increase"
+    assert why["fp32"][0] == "memory" and "0.8 GiB" in why["fp32"][1]   # 500 MiB + overhead
+    kld = recommend.recommend(ROWS, SHAPE, Constraints(device="cpu", context=64, max_kld=0.05))
+    assert {e.method_label for e in kld.excluded} == {"rtn 4b", "rtn 2b"}
+
+
+def test_a_speed_limit_needs_a_speed_measured_on_that_device():
+    rec = recommend.recommend(ROWS, SHAPE, Constraints(device="cuda", min_decode_tok_s=1))
+    assert rec.measured == []
+    assert {e.detail for e in rec.excluded} == {"speed not measured on cuda"}
+
+
+def test_a_method_that_cannot_run_on_the_device_is_excluded():
+    rows = pd.concat([ROWS, pd.DataFrame([_row("gguf", "Q4_K_M", 90.0, 10.5, 0.05, 80.0,
+                                               options={"type": "Q4_K_M", "imatrix": False})])])
+    rec = recommend.recommend(rows, SHAPE, Constraints(device="cuda", memory_gib=24))
+    assert [e.limit for e in rec.excluded if e.method_label == "Q4_K_M"] == ["device"]
+    assert "Q4_K_M" not in _labels(rec.measured)
+
+
+def test_ties_break_on_size_and_the_reason_names_the_frontier():
+    rows = pd.concat([ROWS, pd.DataFrame([_row("rtn", "rtn 8b big", 150.0, 10.1, 0.01, 40.0,
+                                               options={"bits": 8}, key="k2")])])
+    rec = recommend.recommend(rows, SHAPE, Constraints(device="cpu", context=64))
+    order = _labels(rec.measured)
+    assert order.index("rtn 8b") == order.index("rtn 8b big") - 1      # same KLD: smaller first
+    r8 = next(c for c in rec.measured if c.method_label == "rtn 8b")
+    assert r8.on_frontier and "Pareto frontier" in r8.reason and "+1.0 % perplexity" in r8.reason
+
+
+def test_no_measured_rows_gives_labelled_rules():
+    llama = MODELS["Llama-2-7B"]
+    cpu = recommend.recommend(pd.DataFrame(), llama, Constraints(device="cpu", memory_gib=16))
+    assert cpu.measured == [] and cpu.basis == "no measured rows for this model"
+    assert cpu.rules[0].methods == ["gguf:type=Q4_K_M"] and "not measured here" in cpu.rules[0].note
+    big = recommend.rules(llama, Constraints(device="cuda", memory_gib=80))
+    assert big[0].methods == ["fp16"]                                    # 13.5 GB in 80 GB
+    # FP16 (12.6 GiB of weights) fits in 80 % of 24 GiB by the calculator; not of 16 GiB
+    assert recommend.rules(llama, Constraints(memory_gib=24, context=2048))[0].methods == ["fp16"]
+    small = recommend.rules(llama, Constraints(device="cuda", memory_gib=16, context=2048))
+    assert small[0].methods[0].startswith("awq") and "7B-class" in small[0].why
+    huge = recommend.rules(MODELS["Llama-2-70B"], Constraints(device="cuda", memory_gib=24))
+    assert huge[0].methods == [] and "several GPUs" in huge[0].text
+    two = recommend.rules(MODELS["Llama-2-70B"], Constraints(device="cuda", memory_gib=24, gpus=2))
+    assert two[0].methods and two[0].methods[0].startswith("awq")
+    tune = recommend.rules(llama, Constraints(finetune=True, memory_gib=24))
+    assert tune[0].methods == ["bnb-nf4:double_quant=true"]
+
+
+def test_bad_constraints_are_refused():
+    with pytest.raises(ValueError, match="priority"):
+        Constraints(priority="cheap")
