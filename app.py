@@ -15,6 +15,7 @@ pages = [
     st.Page("pages/compare.py", title="Compare", icon="🧪"),
     st.Page("pages/jobs.py", title="Jobs", icon="⏱️"),
     st.Page("pages/results.py", title="Results", icon="📈"),
+    st.Page("pages/choose.py", title="Choose", icon="🧭"),
 ]
 st.session_state[NAV_FLAG] = True
 nav = st.navigation(pages)

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare import charts, ranking
+from qcompare import charts, published, ranking, report
 from qcompare.comparability import differing, latest_group
 from qcompare.methods.sequential import DIAGNOSTIC_HELP
 from qcompare.metrics import roofline, table
@@ -59,7 +59,11 @@ Y_CHOICES = table.names(axis="quality")
 c = st.columns(2)
 x = c[0].selectbox("x axis", X_CHOICES, format_func=label)
 y = c[1].selectbox("y axis", Y_CHOICES, format_func=label)
-c = st.columns(3)
+c = st.columns(4)
+show_pub = c[3].toggle("published layer", value=False, key="results.published",
+                       help="Published figures (the source guide, the meetup talk, the AWQ paper) "
+                            "as hollow markers where they have values on both axes: not measured "
+                            "here, never on the frontier, listed in the table below when on.")
 show_all = c[2].toggle("all on one scale", value=False, key="show_collapsed",
                        help="Runs whose quality collapsed (e.g. perplexity over 10x the baseline) "
                             "are drawn in a strip at the top with their value, so the others "
@@ -75,8 +79,16 @@ def _wide(col: str) -> bool:
 
 log_x = c[0].toggle("log x", value=_wide(x), key=f"logx.{x}")
 log_y = c[1].toggle("log y", value=_wide(y), key=f"logy.{y}")
-fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all)
+layer = published.load() if show_pub else None
+fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
+                      published=layer)
 st.plotly_chart(fig, key="tradeoff")
+if layer is not None:
+    drawn = len(published.on_axes(layer, x, y))
+    st.caption(f"Published layer: {drawn} of {len(layer)} published figures have values on "
+               "these axes (hollow markers, 7B models: a different scale from the measured "
+               "rows; log axes help). Weights size, perplexity, perplexity and GPU memory "
+               "(NVML) carry published values.")
 meta = fig.layout.meta or {}
 if meta.get("numbered"):
     st.caption("Numbered points: " + " · ".join(f"**{i}** {t}" for i, t in
@@ -96,7 +108,7 @@ if not front.empty:
 def export_figure():
     """Built anew for the file: the shown figure carries Streamlit's rewritten template."""
     return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                           export=True)
+                           export=True, published=layer)
 
 
 # --- precision: which differences are real ----------------------------------------------------
@@ -175,6 +187,11 @@ rows = view[TABLE].copy()
 spread = (100 * charts.speed_spread(view, "decode_tok_s")).round(0).to_numpy()
 rows.insert(rows.columns.get_loc("decode_tok_s") + 1, "decode ± %", spread)
 st.dataframe(rows, hide_index=True, column_config={"method_label": "method"})
+if layer is not None:
+    st.caption("Published figures (the layer is on): not measured here; each with its source "
+               "and what it did not state.")
+    st.dataframe(layer[["label", "where", "hardware", "bits", "weights_gb", "memory_gb",
+                        "decode_tok_s", "ppl", "ppl_text", "note"]], hide_index=True)
 if (spread > 100 * charts.SPREAD_WARN).any():
     st.warning("Some rows' decode speed repeats spread wider than ±25 % (column 'decode ± %'): "
                "measure them again on an idle machine before comparing speeds.")
@@ -191,7 +208,7 @@ with st.expander("Per-layer diagnostics of one row"):
     else:
         st.caption("This method records no per-layer diagnostics.")
 
-d = st.columns(4)
+d = st.columns(5)
 d[0].download_button("Rows as CSV", view.to_csv(index=False), "qcompare-results.csv", "text/csv")
 buf = io.BytesIO()
 view.to_parquet(buf, index=False)
@@ -206,3 +223,8 @@ if png_reason is None:
                          "qcompare-tradeoff.png", "image/png", on_click="ignore")
 else:
     d[3].caption(f"{png_reason} The camera icon in the chart's toolbar also saves a PNG.")
+d[4].download_button("Report as HTML", lambda: report.build(
+    view, title=f"qcompare report: {', '.join(sorted(set(view['model'])))}", published=layer,
+    machine=profiles), "qcompare-report.html", "text/html", on_click="ignore",
+    help="one file with the charts (plotly.js inside: it opens offline), the rows, every "
+         "row's spec, the environment and the notes; the published layer when it is on")

@@ -118,7 +118,7 @@ def _error_bars(part: pd.DataFrame, metric: str) -> dict | None:
 
 def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bool = False,
              log_y: bool = False, title: str = "", show_collapsed: bool = False,
-             export: bool = False) -> go.Figure:
+             export: bool = False, published: pd.DataFrame | None = None) -> go.Figure:
     """Scatter of every measured row with the Pareto frontier.
 
     Every point is labelled (chartstyle.point_label) where its label fits without collisions,
@@ -128,7 +128,9 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     and the axis is fitted to the others, unless `show_collapsed`. A metric measured against
     the baseline leaves the baseline off the plot: it is a reference line at its x. Speed axes
     get min-max error bars over the repeats. `export` builds the figure for a file: its own
-    light theme and margins that fit the tick labels and titles."""
+    light theme and margins that fit the tick labels and titles. `published` rows
+    (`qcompare.published.load`) with values on both axes are drawn as hollow markers named
+    "published: <source>", after the frontier is computed from the measured rows alone."""
     fig = go.Figure()
     d = df.dropna(subset=[x, y]).copy()
     base = d[d["method"] == BASELINE]
@@ -137,8 +139,13 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     flat = collapsed(d, y) if not show_collapsed else pd.Series(False, index=d.index)
     ok, broken = d[~flat], d[flat]
     log_y = log_y and (ok[y] > 0).all()
-    x_range = _axis_range(d[x], log_x)
-    y_range = _axis_range(ok[y] if not ok.empty else d[y], log_y)
+    pub = published.dropna(subset=[x, y]) if published is not None and x in published \
+        and y in published else None
+    xs, ys = d[x], ok[y] if not ok.empty else d[y]
+    if pub is not None and not pub.empty:
+        xs, ys = pd.concat([xs, pub[x]]), pd.concat([ys, pub[y]])
+    x_range = _axis_range(xs, log_x)
+    y_range = _axis_range(ys, log_y)
     strip_y, band = None, None
     if not broken.empty:               # collapsed runs get a band of their own past the others
         span = y_range[1] - y_range[0]
@@ -185,6 +192,8 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     if len(f) > 1:
         fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name="Pareto frontier",
                                  line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
+    if pub is not None and not pub.empty:
+        add_published(fig, pub, x, y)
     if METRICS[y].vs_baseline and not base.empty:
         fig.add_vline(x=float(base[x].iloc[0]), line={"color": "#555", "dash": "dash"},
                       annotation_text=f"{BASELINE} baseline (the reference)",
@@ -210,6 +219,81 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     if export:
         fig.update_layout(template="plotly_white", width=1200, height=650,
                           margin={"t": 90, "l": 100, "r": 40, "b": 90}, font={"size": 14})
+    return fig
+
+
+PUBLISHED_SYMBOLS = {"seed guide": "circle-open", "seed meetup talk": "diamond-open",
+                     "AWQ paper": "square-open"}
+
+
+def add_published(fig: go.Figure, pub: pd.DataFrame, x: str, y: str) -> None:
+    """Hollow markers, one trace per source, legend 'published: <source>'; hover says what the
+    source did not state. Never part of a frontier (they are added after it)."""
+    from qcompare.published import short_source
+
+    for source, part in pub.groupby("source", sort=False):
+        short = short_source(str(source))
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers", name=f"published: {short}",
+            legendgroup="published", legendgrouptitle_text="published (not measured here)",
+            marker={"size": 12, "symbol": PUBLISHED_SYMBOLS.get(short, "circle-open"),
+                    "color": "#444", "line": {"width": 2}},
+            hovertext=[f"<b>{r['label']}</b><br>{r['where']}; {r['hardware']}<br>"
+                       f"perplexity text: {r['ppl_text']}<br>{r['note']}"
+                       for _, r in part.iterrows()], hoverinfo="text"))
+
+
+def choice_chart(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: str,
+                 x_limit: float | None = None, y_limit: float | None = None,
+                 published: pd.DataFrame | None = None) -> go.Figure:
+    """The Choose page's trade-off: candidate rows (columns method_label, label, family,
+    feasible, reason, x, y) with the feasible region (x <= x_limit, y <= y_limit) shaded;
+    excluded rows in grey; published rows as hollow markers where they have both values. The
+    axes fit the points (a limit beyond them is written at the edge); labels that do not fit
+    are numbered, the numbers in `fig.layout.meta["numbered"]`."""
+    fig = go.Figure()
+    d = points.dropna(subset=[x, y])
+    pub = published.dropna(subset=[x, y]) if published is not None and x in published \
+        and y in published else None
+    xs = pd.concat([d[x]] + ([pub[x]] if pub is not None else []))
+    ys = pd.concat([d[y]] + ([pub[y]] if pub is not None else []))
+    x_range, y_range = _axis_range(xs, False), _axis_range(ys, False)
+    labels = d["label"].tolist() if "label" in d else d["method_label"].tolist()
+    spots = place_labels(d[x].tolist(), d[y].tolist(), labels, x_range, y_range)
+    numbered = []
+    texts, positions = [], []
+    for text, pos in zip(labels, spots):
+        if pos is None:
+            numbered.append(text)
+            text, pos = str(len(numbered)), "middle center"
+        texts.append(text)
+        positions.append(pos)
+    d = d.assign(_text=texts, _pos=positions)
+    for feasible, part in d.groupby("feasible", sort=False):
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers+text", text=part["_text"],
+            textposition=part["_pos"].tolist(),
+            name="fits every limit" if feasible else "excluded",
+            marker={"size": 12, "color": "#1f77b4" if feasible else "#bbbbbb",
+                    "symbol": [symbol_of(str(f)) for f in part["family"]]},
+            hovertext=part["reason"] if "reason" in part else part["method_label"],
+            hoverinfo="text"))
+    if pub is not None and not pub.empty:
+        add_published(fig, pub, x, y)
+    if x_limit is not None or y_limit is not None:
+        x1 = min(x_limit, x_range[1]) if x_limit is not None else x_range[1]
+        y1 = min(y_limit, y_range[1]) if y_limit is not None else y_range[1]
+        fig.add_shape(type="rect", x0=x_range[0], x1=x1, y0=y_range[0], y1=y1, layer="below",
+                      fillcolor="rgba(44,160,44,0.10)", line={"width": 0})
+        edge = [f"{x_label.split(' (')[0].lower()} ≤ {x_limit:g}" if x_limit is not None else "",
+                f"{y_label.split(' (')[0].lower()} ≤ {y_limit:g}" if y_limit is not None else ""]
+        fig.add_annotation(x=x1, y=y1, text="feasible: " + ", ".join(e for e in edge if e),
+                           showarrow=False, xanchor="right", yanchor="top",
+                           font={"color": "#2c7a2c"})
+    fig.update_layout(xaxis={"title": f"{x_label}  (← better)", "range": list(x_range)},
+                      yaxis={"title": f"{y_label}  (↓ better)", "range": list(y_range)},
+                      height=520, margin={"t": 40, "l": 70, "r": 20, "b": 60},
+                      legend={"title": ""}, meta={"numbered": numbered})
     return fig
 
 

@@ -1,4 +1,5 @@
-"""The pipeline without a browser: `python -m qcompare methods | run | sweep | results | jobs | cancel`.
+"""The pipeline without a browser: `python -m qcompare methods | run | sweep | results | jobs |
+cancel | recommend | report`.
 
 The CLI never imports torch: work runs in worker processes started by the runner.
 """
@@ -323,6 +324,100 @@ def cmd_cancel(args) -> int:
     return 0 if ok else 1
 
 
+def _model_rows(state_dir: Path, model: str | None):
+    """Result rows, of one model when `model` is given (a label or a substring of one)."""
+    from qcompare.results import ResultStore
+
+    df = ResultStore(state_dir).load().frame
+    if model and not df.empty:
+        df = df[df["model"].str.contains(model, case=False, regex=False)]
+    return df
+
+
+def _shape_arg(args, rows):
+    """The calculator's shape: --config, --preset, --params, else the rows' model's own."""
+    from qcompare import catalog, shapes, sizing
+    from qcompare.specs import RunSpec
+
+    if args.config:
+        try:
+            return shapes.shape_of_folder(Path(args.config)) if Path(args.config).is_dir() else \
+                sizing.ModelShape.from_config(json.loads(Path(args.config).read_text()),
+                                              Path(args.config).stem)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read the config {args.config}: {e}") from None
+    if args.preset:
+        if args.preset not in catalog.MODELS:
+            raise UserError(f"unknown preset {args.preset!r}; known: {', '.join(catalog.MODELS)}")
+        return catalog.MODELS[args.preset]
+    if args.params:
+        return sizing.shape_from_params(args.params, catalog.MODELS)
+    if not rows.empty:
+        return shapes.shape_of(RunSpec.from_json(rows.sort_values("finished_at")["spec_json"].iloc[-1]).model)
+    return None
+
+
+def cmd_recommend(args) -> int:
+    from dataclasses import asdict
+
+    from qcompare import recommend
+
+    try:
+        c = recommend.Constraints(
+            memory_gib=args.memory_gb, device=args.device, gpus=args.gpus, context=args.context,
+            batch=args.batch, finetune=args.finetune, priority=args.priority, max_kld=args.max_kld,
+            max_ppl_increase_pct=args.max_ppl_increase, min_decode_tok_s=args.min_decode_tok_s,
+            max_memory_gib=args.max_memory_gb)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    rows = _model_rows(args.state_dir, args.model)
+    if args.preset or args.params or args.config:
+        rows = rows.iloc[:0] if not args.model else rows        # a size alone: rules only
+    shape = _shape_arg(args, rows)
+    rec = recommend.recommend(rows, shape, c, args.state_dir)
+    if args.json:
+        out = rec.to_dict()
+        out["constraints"] = asdict(c)
+        out["model"] = asdict(shape) if shape else None
+        print(json.dumps(out, indent=1, default=str))
+        return 0
+    print(f"From measurements ({rec.basis}):" if rec.measured else f"From measurements: none ({rec.basis}).")
+    if rec.measured:
+        for ch in rec.measured:
+            print(f"  {ch.rank}. {ch.method_label}: {ch.reason}")
+    if rec.excluded:
+        print("Excluded:")
+        for e in rec.excluded:
+            print(f"  - {e.method_label}: {e.limit}: {e.detail}")
+    print("Rules of thumb (the source guide, not measured here):")
+    for r in rec.rules:
+        queue = f" [{', '.join(r.methods)}]" if r.methods else ""
+        print(f"  * {r.text} ({r.why}){queue}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from qcompare import published, report
+    from qcompare.metrics import roofline
+
+    out = Path(args.output)
+    if not out.resolve().parent.is_dir():
+        raise UserError(f"cannot write {args.output}: the folder {out.resolve().parent} does not "
+                        "exist. Create it or pick another --output.")
+    rows = _model_rows(args.state_dir, args.model)
+    for col, values in (("method", args.method), ("effort", args.effort), ("device", args.device)):
+        if values and not rows.empty:
+            rows = rows[rows[col].isin(values)]
+    if rows.empty:
+        raise UserError("no result rows match these filters: python -m qcompare results lists "
+                        "what is stored.")
+    text = report.build(rows, title=args.title, published=published.load() if args.published else None,
+                        machine=roofline.cached_profiles(args.state_dir))
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(rows)} rows): it opens offline in any browser")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m qcompare", description=__doc__)
     ap.add_argument("--home", dest="state_dir", type=Path, default=None,
@@ -365,6 +460,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a queued or running job")
     p.add_argument("job", type=int)
     p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("recommend", help="which method to deploy: measured rows that fit the "
+                                         "limits, ranked and explained, and the rules of thumb")
+    p.add_argument("--memory-gb", type=float, default=None,
+                   help="memory per device in GiB (each GPU, or the CPU's RAM)")
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    p.add_argument("--gpus", type=int, default=1)
+    p.add_argument("--context", type=int, default=4096, help="context length in tokens")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--finetune", action="store_true", help="it will be fine-tuned (QLoRA)")
+    p.add_argument("--priority", default="quality", choices=("quality", "speed", "size"))
+    p.add_argument("--max-kld", type=float, default=None)
+    p.add_argument("--max-ppl-increase", type=float, default=None, help="in %% over the baseline")
+    p.add_argument("--min-decode-tok-s", type=float, default=None)
+    p.add_argument("--max-memory-gb", type=float, default=None, help="limit on the total, GiB")
+    p.add_argument("--model", default=None, help="measured rows of this model (a label or part of one)")
+    p.add_argument("--preset", default=None, help="size a known model (e.g. Llama-2-7B) by rules")
+    p.add_argument("--params", type=float, default=None, help="size a model by parameter count")
+    p.add_argument("--config", default=None, help="a config.json (or its folder) to size")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("report", help="one self-contained HTML file (charts, rows, specs, "
+                                      "environment) that opens offline")
+    p.add_argument("--output", required=True, help="the .html file to write")
+    p.add_argument("--model", default=None, help="rows of this model (a label or part of one)")
+    p.add_argument("--method", action="append", default=[], help="only these methods (repeat)")
+    p.add_argument("--effort", action="append", default=[], help="only these efforts (repeat)")
+    p.add_argument("--device", action="append", default=[], help="only these devices (repeat)")
+    p.add_argument("--published", action="store_true", help="include the published layer")
+    p.add_argument("--title", default="qcompare report")
+    p.set_defaults(func=cmd_report)
     return ap
 
 

@@ -35,6 +35,17 @@ def latest_group(df: pd.DataFrame) -> pd.DataFrame:
     return df[same_group(df, newest)]
 
 
+def largest_group(df: pd.DataFrame) -> pd.DataFrame:
+    """The comparable group with the most rows (the newest such group on a tie): the widest set
+    of methods whose numbers can be ranked against each other."""
+    if df.empty:
+        return df
+    keyed = df.assign(_g=df[list(COMPARABLE)].astype(str).agg("|".join, axis=1))
+    sizes = keyed.groupby("_g").agg(n=("_g", "size"), newest=("finished_at", "max"))
+    best = sizes.sort_values(["n", "newest"]).index[-1]
+    return df[keyed["_g"] == best]
+
+
 def differing(df: pd.DataFrame) -> list[str]:
     """What a person would call each COMPARABLE column on which the rows disagree."""
     return [SHOWN_AS[c][0] for c in COMPARABLE if df[c].nunique(dropna=False) > 1]

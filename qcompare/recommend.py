@@ -2,8 +2,8 @@
 measured, labelled as such. Pure (no Streamlit, no torch): the Choose page and
 `python -m qcompare recommend` call `recommend`.
 
-Protocol, for the measured rows of one model (the newest comparable group, so every quality
-number is on the same text, protocol and weights):
+Protocol, for the measured rows of one model (its largest comparable group, the newest on a
+tie, so every quality number is on the same text, protocol and weights):
 
 1. Each row's memory is `qcompare.sizing.estimate` for the chosen context, batch, device and
    GPU count, with the row's *measured* weights_mib, and the model's shape for the KV cache and
@@ -299,11 +299,11 @@ def rules(shape: ModelShape | None, c: Constraints) -> list[Rule]:
 
 def recommend(rows: pd.DataFrame, shape: ModelShape | None, c: Constraints,
               state_dir=None) -> Recommendation:
-    """Measured choices for the newest comparable group of `rows` (one model's rows), plus
+    """Measured choices for the largest comparable group of `rows` (one model's rows), plus
     the rules of thumb, always labelled as such."""
-    from qcompare.comparability import latest_group
+    from qcompare.comparability import largest_group
 
-    group = latest_group(rows) if not rows.empty else rows
+    group = largest_group(rows) if not rows.empty else rows
     measured, excluded = recommend_measured(group, shape, c, state_dir)
     basis = (f"{len(group)} measured row(s) of {group['model'].iloc[0]} on {group['device'].iloc[0]}"
              if not group.empty else "no measured rows for this model")

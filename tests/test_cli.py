@@ -70,6 +70,10 @@ def test_sweep_queues_several_and_reports_each(cli, state_dir, tiny_model_dir):
     (["run", "--method", "fp32", "--corpus", "/no/such.txt"], "does not exist"),
     (["results", "--format", "parquet"], "needs --output"),
     (["run", "--method", "fp32", "--device", "cuda"], "CUDA"),
+    (["recommend", "--preset", "Llama-9"], "unknown preset"),
+    (["recommend", "--gpus", "0"], "at least 1"),
+    (["report", "--output", "/no/such/folder/r.html"], "does not exist"),
+    (["report", "--output", "r.html"], "no result rows match"),
 ])
 def test_bad_input_gets_a_clear_message_and_exit_2(cli, args, message):
     out = cli(*args, check=False)
@@ -94,3 +98,21 @@ def test_sweep_preset_queues_what_runs_here_and_names_what_it_skips(cli, state_d
     assert "skipped gguf:" in out.stderr and "convert_hf_to_gguf" in out.stderr
     bad = cli("sweep", "--preset", "nosuch", check=False)
     assert bad.returncode == 2 and "presets: default" in bad.stderr
+
+
+def test_recommend_and_report_from_measured_rows(cli, state_dir, tiny_model_dir, tmp_path):
+    cli("sweep", "--model", str(tiny_model_dir), "--method", "fp32", "--method", "rtn:bits=8",
+        "--method", "rtn:bits=2,granularity=channel", *TINY)
+    out = json.loads(cli("recommend", "--device", "cpu", "--memory-gb", "4", "--json").stdout)
+    assert [c["method_label"] for c in out["measured"]][0] == "fp32"
+    assert out["model"]["hidden"] == 64 and out["rules"][0]["methods"] == ["gguf:type=Q4_K_M"]
+    text = cli("recommend", "--device", "cpu", "--memory-gb", "4", "--priority", "size").stdout
+    assert text.startswith("From measurements") and "1. rtn bits=2" in text
+    assert "Rules of thumb (the source guide, not measured here):" in text
+    rules = json.loads(cli("recommend", "--preset", "Llama-2-7B", "--memory-gb", "16", "--json").stdout)
+    assert rules["measured"] == [] and rules["rules"][0]["methods"][0].startswith("awq")
+    report = tmp_path / "r.html"
+    out = cli("report", "--output", str(report), "--method", "rtn", "--published").stdout
+    html = report.read_text()
+    assert "wrote" in out and html.count("Plotly.newPlot") >= 2 and "cdn.plot.ly/plotly" not in html
+    assert "rtn bits=8" in html and "fp32</td>" not in html and "Published figures" in html

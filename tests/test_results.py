@@ -86,3 +86,17 @@ def test_rows_written_before_efforts_existed_get_theirs_from_their_spec(tmp_path
                    folder / f"{spec.key()}.parquet")
     df = ResultStore(tmp_path).load().frame
     assert df.loc[0, "effort"] == "thorough" and df.loc[0, "ppl"] == 15.0
+
+
+def test_largest_comparable_group_wins_over_a_newer_smaller_one():
+    import pandas as pd
+
+    from qcompare.comparability import COMPARABLE, largest_group
+
+    base = {c: "x" for c in COMPARABLE}
+    rows = pd.DataFrame([{**base, "finished_at": pd.Timestamp(f"2026-12-0{i + 1}"), "k": i}
+                         for i in range(3)]
+                        + [{**base, "protocol": "strided", "finished_at": pd.Timestamp("2026-12-09"),
+                            "k": 9}])
+    assert sorted(largest_group(rows)["k"]) == [0, 1, 2]
+    assert largest_group(rows.iloc[:0]).empty

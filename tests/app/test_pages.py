@@ -287,3 +287,90 @@ def test_without_a_known_cluster_jobs_run_here_and_nothing_is_offered(app, monke
     at = app()
     assert not [r for r in at.sidebar.radio if r.key == "runner"]
     assert at.session_state["runner"] == "local"
+
+
+def _frame(at, column: str):
+    """The first dataframe shown with `column` (pages show several, tabs included)."""
+    return next(d.value for d in at.dataframe if column in d.value)
+
+
+def _choose(app):
+    at = app("pages/choose.py")
+    assert at.title[0].value == "Choose a method"
+    return at
+
+
+def test_choose_ranks_the_measured_rows_and_excludes_by_the_limit(app):
+    at = _choose(app)
+    assert at.radio(key="choose.device").value == "cpu"          # where the rows were measured
+    ranked = _frame(at, "why")
+    assert len(ranked) == 3 and ranked["rank"].tolist() == [1, 2, 3]
+    assert ranked["method"].iloc[0] == "fp32" and ranked["KLD"].is_monotonic_increasing
+    limit = float(ranked["KLD"].iloc[1:].mean())              # between the two rtn rows
+    at.number_input(key="choose.max_kld").set_value(limit).run()
+    assert not at.exception
+    ranked, excluded = _frame(at, "why"), _frame(at, "limit")
+    assert [m.split(" group")[0] for m in excluded["method"]] == ["rtn bits=2 granularity=channel"]
+    assert set(excluded["limit"]) == {"max KLD"} and len(ranked) == 2
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["name"] for t in spec["data"]} >= {"fits every limit", "excluded"}
+    assert any(s.get("type") == "rect" for s in spec["layout"].get("shapes", []))
+    assert any("rule of thumb" in i.value for i in at.info)
+
+
+def test_choose_rule_button_queues_the_runs_on_the_measured_protocol(app, seeded):
+    at = _choose(app)
+    at.radio(key="choose.device").set_value("cuda").run()
+    at.selectbox(key="choose.gpu").set_value("H100 (80 GB)").run()
+    assert any("FP16" in i.value for i in at.info)
+    before = {j.id for j in JobStore.open(seeded).list(("queued",))}
+    next(b for b in at.button if b.label.startswith("Measure it on")).click().run()
+    assert not at.exception
+    from qcompare.specs import RunSpec
+
+    new = [RunSpec.from_json(j.spec_json) for j in JobStore.open(seeded).list(("queued",))
+           if j.id not in before]
+    assert [s.method.name for s in new] == ["fp16"]
+    assert new[0].eval.tokens == TINY.tokens and new[0].eval.protocol == "disjoint"
+
+
+def test_choose_cpu_rule_on_a_folder_model_says_why_it_cannot_queue(app):
+    at = _choose(app)
+    next(b for b in at.button if "gguf:type=Q4_K_M" in b.label).click().run()
+    assert not at.exception
+    assert any("GGUF types start from a .gguf file" in e.value for e in at.error)
+
+
+def test_memory_calculator_sizes_a_known_7b_model(app):
+    at = _choose(app)
+    at.radio(key="calc.kind").set_value("a known model").run()
+    at.selectbox(key="calc.preset").set_value("Llama-2-7B").run()
+    table = _frame(at, "bits / weight")
+    fp16 = table[table["method"] == "fp16"].iloc[0]
+    assert fp16["bits / weight"] == 16 and 12.5 < fp16["weights (GiB)"] < 12.6
+    q4 = table[table["method"] == "gguf:type=Q4_K_M"].iloc[0]
+    assert q4["16 GiB"] == "✅" and 4.8 < q4["bits / weight"] < 4.9
+
+
+def test_published_tab_lists_every_published_row_with_its_caveats(app):
+    from qcompare import published
+
+    at = _choose(app)
+    table = _frame(at, "gb_means")
+    assert len(table) == len(published.load()) and table["note"].notna().all()
+
+
+def test_results_published_layer_is_off_by_default_and_never_on_the_frontier(app):
+    at = app("pages/results.py")
+    at.selectbox[0].set_value("decode_tok_s").run()
+    names = {t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert not any(n.startswith("published") for n in names)
+    at.toggle(key="results.published").set_value(True).run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    pub = [t for t in spec["data"] if t["name"].startswith("published")]
+    assert pub and all(t["marker"]["symbol"].endswith("-open") for t in pub)
+    frontier = next(t for t in spec["data"] if t["name"] == "Pareto frontier") \
+        if any(t["name"] == "Pareto frontier" for t in spec["data"]) else {"x": []}
+    assert _length(frontier["x"]) <= 3                       # measured rows only
+    assert any("Published layer:" in c.value for c in at.caption)

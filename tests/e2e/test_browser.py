@@ -1,8 +1,9 @@
 """A real browser (Debian's chromium, driven by Playwright) against a real `streamlit run app.py`:
 with a collapsed run (2-bit RTN) already stored, set up fp32 and rtn on the embedded model
 through the Compare page, see the sidebar count them as they land without a reload, and read
-the Home and Results charts at 1024x768, the collapsed run in its strip. Screenshots go to
-$QCOMPARE_E2E_OUT (or the test's temporary folder)."""
+the Home and Results charts at 1024x768, the collapsed run in its strip, then download the
+Results page's HTML report and open it with the network off: its charts draw from the
+plotly.js inside it. Screenshots go to $QCOMPARE_E2E_OUT (or the test's temporary folder)."""
 import os
 import re
 import shutil
@@ -123,6 +124,8 @@ def test_two_methods_end_to_end_in_a_real_browser(server, tmp_path):
         n = page.locator(".js-plotly-plot").first.locator(".scatterlayer .points path.point").count()
         labels = page.locator(".js-plotly-plot").first.locator(".scatterlayer .textpoint").all_text_contents()
         page.screenshot(path=str(out / "results.png"), full_page=False)
+        report = _download_report(page, out)
+        drawn = _open_offline(browser, report, out / "report-offline.png")
         page.goto(url + "/")
         page.wait_for_selector(".js-plotly-plot")
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
@@ -134,4 +137,40 @@ def test_two_methods_end_to_end_in_a_real_browser(server, tmp_path):
     assert n == 3                                         # fp32, rtn 4-bit and the collapsed one
     assert any(t.startswith("rtn 2b") and ":" in t for t in labels), labels   # its value written out
     assert (out / "results.png").stat().st_size > 10_000 and (out / "home.png").stat().st_size > 10_000
+    assert drawn["charts"] >= 2 and drawn["points"] >= 3 and drawn["requests"] == []
     assert len(list((state_dir / "results").glob("*.parquet"))) == 3
+
+
+def _download_report(page, out: Path) -> Path:
+    """The Results page's 'Report as HTML' button, as a person clicks it."""
+    button = page.get_by_role("button", name="Report as HTML")
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=120_000) as info:
+        button.click()
+    path = out / "qcompare-report.html"
+    info.value.save_as(str(path))
+    return path
+
+
+def _open_offline(browser, report: Path, shot: Path) -> dict:
+    """Open the report with the network off (every non-file request aborted and recorded):
+    its charts must draw from the plotly.js inside it."""
+    context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+    requests = []
+
+    def block(route):
+        if not route.request.url.startswith("file:"):
+            requests.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    context.route("**/*", block)
+    page = context.new_page()
+    page.goto(report.as_uri())
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .points path.point", timeout=30_000)
+    page.screenshot(path=str(shot))
+    drawn = {"charts": page.locator(".js-plotly-plot").count(),
+             "points": page.locator(".js-plotly-plot").first.locator(
+                 ".scatterlayer .points path.point").count(), "requests": requests}
+    context.close()
+    return drawn
