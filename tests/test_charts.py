@@ -181,3 +181,24 @@ def test_the_png_export_has_coloured_markers_and_nothing_cut_at_its_edges():
     edge = [px[x, y] for x in range(w) for y in (0, 1, h - 2, h - 1)] + \
            [px[x, y] for y in range(h) for x in (0, 1, w - 2, w - 1)]
     assert all(min(p) > 240 for p in edge)                         # no text runs off the edges
+
+
+def test_published_points_are_hollow_labelled_and_never_on_the_frontier():
+    pub = pd.DataFrame([{"source": "AWQ paper (arXiv)", "label": "published: AWQ paper — x",
+                         "where": "T4", "hardware": "A100", "ppl_text": "wiki", "note": "n",
+                         "weights_mib": 1.0, "ppl": 1.0}])             # would dominate everything
+    fig = charts.tradeoff(_df(), "weights_mib", "ppl", published=pub)
+    line = next(t for t in fig.data if t.name == "Pareto frontier")
+    assert list(line.x) == [100.0, 150.0, 500.0]                      # the measured frontier
+    (layer,) = [t for t in fig.data if t.name.startswith("published")]
+    assert layer.name == "published: AWQ paper" and layer.marker.symbol.endswith("-open")
+    assert fig.layout.xaxis.range[0] < 1.0                             # the axis takes it in
+
+
+def test_choice_chart_shades_the_feasible_region_and_greys_the_excluded():
+    pts = pd.DataFrame({"method_label": ["a", "b"], "family": ["f", "f"], "feasible": [True, False],
+                        "reason": ["ok", "excluded: too big"], "mem": [1.0, 3.0], "inc": [2.0, 1.0]})
+    fig = charts.choice_chart(pts, "mem", "inc", "Memory (GiB)", "PPL increase (%)", 2.0, 5.0)
+    assert {t.name for t in fig.data} == {"fits every limit", "excluded"}
+    (rect,) = fig.layout.shapes
+    assert rect.x1 == 2.0 and "feasible" in fig.layout.annotations[0].text

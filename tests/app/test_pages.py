@@ -148,7 +148,9 @@ def test_results_filters_change_the_plotted_rows(app):
     assert _points(at) == 4
     assert any("not comparable" in w.value for w in at.warning)
     from qcompare.charts import png_unavailable_reason
-    assert len(at.get("download_button")) == (4 if png_unavailable_reason() is None else 3)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Report as HTML" in labels
+    assert len(labels) == (5 if png_unavailable_reason() is None else 4)
 
 
 def test_rows_of_another_token_count_are_filtered_out_by_default(tmp_path, monkeypatch, tiny_model_dir):

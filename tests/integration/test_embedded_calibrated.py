@@ -70,3 +70,19 @@ def test_spqr_keeps_outliers_and_stays_close_to_the_4bit_rows_at_3_bits(rows):
     assert all(l["outliers_kept"] > 0 for l in layers)
     assert spqr["weights_mib"] < rows["rtn"]["weights_mib"]
     assert spqr["ppl"] < rows["rtn"]["ppl"]          # 3-bit SpQR-style beats 4-bit g128 RTN
+
+
+def test_the_memory_calculator_gives_every_rows_weights(rows):
+    """The calculator (each method's stored_bits over the shape read from the GGUF header)
+    against the weights these real runs reported: the issue's bar is 2 %; they agree exactly."""
+    import json
+
+    from qcompare import registry, sizing
+    from qcompare.models import embedded_gguf
+    from qcompare.shapes import shape_of_gguf
+
+    shape = shape_of_gguf(embedded_gguf())
+    for name, row in rows.items():
+        cls = registry.get(row["method"])
+        calc = sizing.estimate(cls, json.loads(row["options_json"]), shape, sizing.Setting())
+        assert calc.weights / sizing.MIB == pytest.approx(row["weights_mib"], rel=1e-9), name
