@@ -180,8 +180,11 @@ with tab_rec:
         st.info(f"**{rule.text}**  \n{rule.why}.  \n*{rule.note}*")
         if rule.methods and model in models:
             newest = group.sort_values("finished_at")["spec_json"].iloc[-1]
-            if st.button(f"Measure it on {model}: queue {', '.join(rule.methods)}",
-                         key=f"choose.rule{i}"):
+            where = group["device"].iloc[0]
+            if st.button(f"Measure it on {model} ({where}, this machine): queue "
+                         f"{', '.join(rule.methods)}", key=f"choose.rule{i}",
+                         help="the same text, protocol and effort as the rows above, so the new "
+                              "rows rank beside them"):
                 try:
                     show_submitted(queue_like(newest, rule.methods))
                 except UserError as e:
@@ -229,7 +232,9 @@ with tab_calc:
             line[f"{size:g} GiB"] = "✅" if sizing.fits(e, size) else "—"
         line.update({"bits / weight": round(e.bits_per_weight(shape), 2),
                      "weights (GiB)": e.weights / GIB, "weights from": e.weights_source,
-                     "KV cache (GiB)": e.kv_cache / GIB, "activations (GiB)": e.activations / GIB,
+                     "KV cache (GiB)": e.kv_cache / GIB,
+                     "KV / token (KiB)": e.kv_cache / context / batch / 1024,
+                     "activations (GiB)": e.activations / GIB,
                      "overhead (GiB)": e.overhead / GIB})
         out.append(line)
     st.dataframe(pd.DataFrame(out), hide_index=True, column_config={

@@ -86,9 +86,9 @@ st.plotly_chart(fig, key="tradeoff")
 if layer is not None:
     drawn = len(published.on_axes(layer, x, y))
     st.caption(f"Published layer: {drawn} of {len(layer)} published figures have values on "
-               "these axes (hollow markers, 7B models: a different scale from the measured "
-               "rows; log axes help). Weights size, perplexity, perplexity and GPU memory "
-               "(NVML) carry published values.")
+               "these axes (hollow markers; 7B models, a different scale from the measured "
+               "rows: log axes help). The published figures give weights size, perplexity and "
+               "decode speed: pick those axes to see them.")
 meta = fig.layout.meta or {}
 if meta.get("numbered"):
     st.caption("Numbered points: " + " · ".join(f"**{i}** {t}" for i, t in

@@ -288,8 +288,8 @@ def choice_chart(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: st
         edge = [f"{x_label.split(' (')[0].lower()} ≤ {x_limit:g}" if x_limit is not None else "",
                 f"{y_label.split(' (')[0].lower()} ≤ {y_limit:g}" if y_limit is not None else ""]
         fig.add_annotation(x=x1, y=y1, text="feasible: " + ", ".join(e for e in edge if e),
-                           showarrow=False, xanchor="right", yanchor="top",
-                           font={"color": "#2c7a2c"})
+                           showarrow=False, xanchor="right", yanchor="bottom",
+                           font={"color": "#2c7a2c"}, bgcolor="rgba(255,255,255,0.8)")
     fig.update_layout(xaxis={"title": f"{x_label}  (← better)", "range": list(x_range)},
                       yaxis={"title": f"{y_label}  (↓ better)", "range": list(y_range)},
                       height=520, margin={"t": 40, "l": 70, "r": 20, "b": 60},

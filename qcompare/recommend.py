@@ -26,6 +26,7 @@ here" and lists the method variants that would measure it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -128,7 +129,6 @@ def memory_of(row: pd.Series, shape: ModelShape | None, c: Constraints) -> sizin
         overhead = sizing.OVERHEAD_MIB[c.device] * MIB * s.gpus
         return sizing.Estimate(str(row["method_label"]), weights * MIB, 0.0, 0.0, overhead,
                                "measured", "assumed", gpus=s.gpus)
-    import json
     options = json.loads(row["options_json"]) if row.get("options_json") else {}
     return sizing.estimate(cls, options, shape, s, str(row["method_label"]),
                            measured_weights_mib=weights)
@@ -262,8 +262,11 @@ def rules(shape: ModelShape | None, c: Constraints) -> list[Rule]:
     if c.device == "cpu":
         why = "llama.cpp's K-quant mix is the usual CPU choice"
         if shape is not None:
-            e = _size("gguf", {"type": "Q4_K_M"}, shape, c)
-            why += f"; for this model about {_gib(e.total)} with a {_ctx(c.context)} context"
+            try:
+                e = _size("gguf", {"type": "Q4_K_M"}, shape, c)
+                why += f"; for this model about {_gib(e.total)} with a {_ctx(c.context)} context"
+            except ValueError as err:             # rows llama.cpp's blocks cannot hold
+                why += f"; this model cannot be sized for it ({err})"
         out.append(Rule("CPU only: GGUF Q4_K_M through llama.cpp.", ["gguf:type=Q4_K_M"], why))
         return out
     if shape is None or c.memory_gib is None:
@@ -279,7 +282,10 @@ def rules(shape: ModelShape | None, c: Constraints) -> list[Rule]:
     if fp16.total <= FP16_FRACTION * total:
         out.append(Rule("FP16: the model fits in 80 % of the GPU memory, so do not quantize.",
                         ["fp16"], f"{_gib(fp16.total)} of {_gib(total)} "
-                                  f"({fp16.total / total:.0%}) with a {_ctx(c.context)} context"))
+                                  f"({fp16.total / total:.0%}) with a {_ctx(c.context)} context"
+                                  + ("; the guide's example puts a 7B-class model at int4 on one "
+                                     "24 GB GPU, but by the calculator FP16 fits here"
+                                     if 5 < params < 9 and c.memory_gib <= 24 else "")))
     elif sizing.fits(int4, c.memory_gib):
         out.append(Rule("AWQ int4 for serving (fast kernels); GPTQ int4 for the best int4 "
                         "quality.", ["awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"],

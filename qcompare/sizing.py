@@ -219,11 +219,11 @@ def estimate(method_cls, options: dict, shape: ModelShape, setting: Setting,
              measured_overhead_mib: float | None = None) -> Estimate:
     """The memory of one method variant (module doc); a measured `weights_mib` for this very
     model and variant replaces the calculated weights, and a measured overhead the assumed."""
-    bits = weight_bits(method_cls, options, shape)
-    weights = sum(bits.values()) / 8
-    source = "calculated"
     if measured_weights_mib is not None and measured_weights_mib == measured_weights_mib:
-        weights, source = measured_weights_mib * MIB, "measured"
+        bits, weights, source = {}, measured_weights_mib * MIB, "measured"
+    else:
+        bits = weight_bits(method_cls, options, shape)
+        weights, source = sum(bits.values()) / 8, "calculated"
     overhead_mib = setting.overhead_mib
     o_source = "given"
     if overhead_mib is None:

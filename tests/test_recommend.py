@@ -108,3 +108,9 @@ def test_no_measured_rows_gives_labelled_rules():
 def test_bad_constraints_are_refused():
     with pytest.raises(ValueError, match="priority"):
         Constraints(priority="cheap")
+
+
+def test_a_shape_llama_cpp_cannot_hold_is_said_not_raised():
+    odd = ModelShape("odd", 2, 100, 4, 4, 200, 50)             # rows of 100: no GGML block fits
+    (rule,) = recommend.rules(odd, Constraints(device="cpu", memory_gib=8))
+    assert "cannot be sized" in rule.why and rule.methods == ["gguf:type=Q4_K_M"]

@@ -123,14 +123,11 @@ def queue_like(spec_json: str, method_args: list[str]) -> list[Submitted]:
     """Queue `method_args` on the model, corpus and protocol of an existing row, so their
     results land in the same comparable group (a calibrating method gets the row's
     calibration settings, or its effort's)."""
-    from dataclasses import replace
-
     from qcompare import effort, registry
     from qcompare.specs import RunSpec
 
     base = RunSpec.from_json(spec_json)
-    ev = replace(base.eval)     # the row's own protocol, so the new rows are comparable
     name = effort.effort_of(base)
     calib = base.calib or effort.calib_spec(name if name in effort.EFFORTS else "quick", base.corpus)
     methods = [registry.parse_method_arg(m) for m in method_args]
-    return _submit(build_specs(base.model, methods, base.corpus, ev, calib))
+    return _submit(build_specs(base.model, methods, base.corpus, base.eval, calib))
