@@ -1,5 +1,5 @@
-"""Evaluation text: the embedded corpus (CPython's own documentation), a text file, or a
-`datasets` split; each resolved to exact text whose sha256 goes into the spec."""
+"""Evaluation text: the embedded corpus (a shipped snapshot of CPython's own documentation), a
+text file, or a `datasets` split; each resolved to exact text whose sha256 goes into the spec."""
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +9,28 @@ from qcompare.errors import UserError
 from qcompare.specs import CorpusSpec
 
 
-def embedded_text() -> str:
-    """Real prose that ships with every Python install: the pydoc topic pages, in key order."""
+EMBEDDED_FILE = Path(__file__).with_name("corpus") / "cpython-3.11.7-pydoc-topics.txt"
+EMBEDDED_SHA256 = "d9dc35bce5ab1a24ed7f4c3c9b7c22450410e9d68279e3426db458c6be371621"
+
+
+def pydoc_topics_text() -> str:
+    """The running Python's pydoc topic pages, in key order: how the shipped snapshot was made
+    (on CPython 3.11.7). It differs between Python versions (3.12's text gives other keys and
+    another perplexity), which is why the embedded corpus is the snapshot, not this."""
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[k].strip() for k in sorted(topics))
+
+
+def embedded_text() -> str:
+    """The embedded corpus: a fixed snapshot of CPython 3.11.7's pydoc topic pages (real prose,
+    the Python Software Foundation's documentation; its licence beside it in `corpus/`),
+    read as bytes so every machine and Python version evaluates exactly the same text."""
+    raw = EMBEDDED_FILE.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != EMBEDDED_SHA256:
+        raise UserError(f"the embedded corpus {EMBEDDED_FILE} was changed (its sha256 is not the "
+                        "snapshot's): restore it from the repository (git checkout -- qcompare/corpus).")
+    return raw.decode("utf-8")
 
 
 def _file_text(path: str) -> str:

@@ -11,6 +11,21 @@ def test_embedded_corpus_is_real_python_documentation():
     assert 'The "if" statement' in text and 'The "for" statement' in text
 
 
+def test_embedded_corpus_is_the_shipped_snapshot_whatever_the_python(monkeypatch, tmp_path):
+    """The same bytes on every machine: the snapshot's hash, not the running Python's pydoc."""
+    import sys
+
+    text = corpora.embedded_text()
+    assert corpora.content_hash(text) == corpora.EMBEDDED_SHA256
+    monkeypatch.setitem(sys.modules, "pydoc_data.topics", type(sys)("fake"))   # no pydoc at all
+    assert corpora.embedded_text() == text
+    changed = tmp_path / "c.txt"
+    changed.write_bytes(corpora.EMBEDDED_FILE.read_bytes() + b" ")
+    monkeypatch.setattr(corpora, "EMBEDDED_FILE", changed)
+    with pytest.raises(UserError, match="was changed"):
+        corpora.embedded_text()
+
+
 def test_content_hash_follows_the_text(tmp_path):
     p = tmp_path / "c.txt"
     p.write_text("hello world " * 100)
