@@ -80,8 +80,11 @@ def _wide(col: str) -> bool:
 log_x = c[0].toggle("log x", value=_wide(x), key=f"logx.{x}")
 log_y = c[1].toggle("log y", value=_wide(y), key=f"logy.{y}")
 layer = published.load() if show_pub else None
+ranked = data_ranked(view, str(state_dir())) if not mixed else pd.DataFrame()
+ties = ([(r["key"], ranked.loc[i + 1, "key"]) for i, r in ranked.iterrows()
+         if r["verdict"] == "indistinguishable"] if not ranked.empty else [])
 fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                      published=layer)
+                      published=layer, ties=ties)
 st.plotly_chart(fig, key="tradeoff")
 if layer is not None:
     drawn = len(published.on_axes(layer, x, y))
@@ -108,7 +111,7 @@ if not front.empty:
 def export_figure():
     """Built anew for the file: the shown figure carries Streamlit's rewritten template."""
     return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                           export=True, published=layer)
+                           export=True, published=layer, ties=ties)
 
 
 # --- precision: which differences are real ----------------------------------------------------
@@ -116,21 +119,34 @@ st.subheader("Ranking by KL divergence, with its noise")
 if mixed:
     st.info("The rows differ in " + ", ".join(mixed) + ": narrow the filters to rank them.")
 else:
-    ranked = data_ranked(view, str(state_dir()))
     if len(ranked) > 1:
         st.caption(f"{ranking.summary(ranked)}. A gap is the paired difference of two methods' "
-                   "KL divergence on the same tokens; it counts as real when it exceeds "
-                   f"{ranking.Z:g} of its standard errors (`qcompare.ranking`). PPL ± and "
-                   "KLD ± below are one standard error.")
+                   "KL divergence on the same tokens, with its 95 % interval from a bootstrap "
+                   "over windows (tokens inside a window are not independent; "
+                   "`qcompare.bootstrap`); it counts as real when the interval excludes 0, and "
+                   "'tokens to separate' says how many evaluated tokens would make it so. The "
+                   "PPL ratio is the next row's perplexity over this row's, with its interval. "
+                   "KLD ± is one standard error.")
+
         def sig(v) -> str:
             return "—" if v != v else f"{v:.2g}"
+
+        def interval(lo, hi, fmt="{:.2g}") -> list[str]:
+            return ["—" if a != a else f"[{fmt.format(a)}, {fmt.format(b)}]" for a, b in zip(lo, hi)]
+
+        def tokens(v) -> str:
+            return "—" if v != v else ("∞" if v == float("inf") else f"{v:,.0f}")
 
         shown = pd.DataFrame({
             "rank": ranked["rank"], "method": ranked["method_label"],
             "KLD": ranked["kld_mean"].map(lambda v: f"{v:.4f}"), "± se": ranked["kld_se"].map(sig),
-            "gap to next": ranked["gap_to_next"].map(sig), "gap ± se": ranked["gap_se"].map(sig),
-            "gap / se": ranked["z"].map(lambda v: "—" if v != v else f"{v:.1f}"),
-            "verdict": ranked["verdict"]})
+            "gap to next": ranked["gap_to_next"].map(sig),
+            "gap 95 % interval": interval(ranked["ci_lo"], ranked["ci_hi"]),
+            "PPL ratio (next / this)": [("—" if r != r else f"{r:.4f} ") + i for r, i in zip(
+                ranked["ppl_ratio"], interval(ranked["ppl_lo"], ranked["ppl_hi"], "{:.4f}"))],
+            "verdict": ranked["verdict"].replace({"indistinguishable": "not distinguishable "
+                                                                       "at this sample size"}),
+            "tokens to separate": ranked["tokens_to_separate"].map(tokens)})
         st.dataframe(shown, hide_index=True)
     else:
         st.caption("Fewer than two methods with a KL divergence here.")

@@ -118,7 +118,8 @@ def _error_bars(part: pd.DataFrame, metric: str) -> dict | None:
 
 def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bool = False,
              log_y: bool = False, title: str = "", show_collapsed: bool = False,
-             export: bool = False, published: pd.DataFrame | None = None) -> go.Figure:
+             export: bool = False, published: pd.DataFrame | None = None,
+             ties: list[tuple[str, str]] | None = None) -> go.Figure:
     """Scatter of every measured row with the Pareto frontier.
 
     Every point is labelled (chartstyle.point_label) where its label fits without collisions,
@@ -130,7 +131,9 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     get min-max error bars over the repeats. `export` builds the figure for a file: its own
     light theme and margins that fit the tick labels and titles. `published` rows
     (`qcompare.published.load`) with values on both axes are drawn as hollow markers named
-    "published: <source>", after the frontier is computed from the measured rows alone."""
+    "published: <source>", after the frontier is computed from the measured rows alone.
+    `ties` (pairs of row keys, e.g. neighbours of `qcompare.ranking` whose interval covers 0)
+    are joined by a dotted grey line: not distinguishable at this sample size."""
     fig = go.Figure()
     d = df.dropna(subset=[x, y]).copy()
     base = d[d["method"] == BASELINE]
@@ -194,6 +197,16 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
                                  line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
     if pub is not None and not pub.empty:
         add_published(fig, pub, x, y)
+    where = {r["key"]: (r[x], r[y]) for _, r in ok.iterrows()}
+    first = True
+    for a, b in ties or []:
+        if a in where and b in where:
+            fig.add_trace(go.Scatter(
+                x=[where[a][0], where[b][0]], y=[where[a][1], where[b][1]], mode="lines",
+                line={"dash": "dot", "color": "#999", "width": 2}, hoverinfo="skip",
+                name="not distinguishable at this sample size", legendgroup="ties",
+                showlegend=first))
+            first = False
     if METRICS[y].vs_baseline and not base.empty:
         fig.add_vline(x=float(base[x].iloc[0]), line={"color": "#555", "dash": "dash"},
                       annotation_text=f"{BASELINE} baseline (the reference)",

@@ -13,6 +13,12 @@ KLD and, for each method and the one ranked just below it, says whether the gap 
 than Z standard errors (Z = 2, about 95 % two-sided for a normal mean): "distinct" or
 "indistinguishable". Tokens are treated as independent, as `kld_se` does; neighbouring tokens
 are correlated, which makes this se somewhat optimistic — hence 2 standard errors, not 1.
+
+Where a row carries its protocol (tokens, window, protocol, stride), the verdict comes instead
+from a paired bootstrap over windows (`qcompare.bootstrap`), which does not assume independent
+tokens: the 95 % interval of the KL gap (`ci_lo`, `ci_hi`) and of the perplexity ratio of the
+next row to this one (`ppl_ratio`, `ppl_lo`, `ppl_hi`); "indistinguishable" when the KL
+interval covers 0, with the tokens that would separate the pair (`tokens_to_separate`).
 """
 from __future__ import annotations
 
@@ -47,24 +53,43 @@ def rank(group: pd.DataFrame, state_dir, metric: str = "kld_mean") -> pd.DataFra
     Columns: rank, method_label, next_label (the row below), key, kld_mean, kld_se, gap_to_next, gap_se, z, verdict. Rows
     without stored per-token scores (written before they existed), or measured on other
     tokens than their neighbour, get verdict "unknown" and no gap."""
+    from qcompare import bootstrap
+
     rows = group[group["kld_mean"].notna() & (group["kld_mean"] > 0)]
     rows = rows.sort_values(metric, kind="stable").reset_index(drop=True)
     store = TokenScores(state_dir)
     scores = [store.read(k) for k in rows["key"]]
     out = []
+    nan = float("nan")
     for i, r in rows.iterrows():
-        gap = se = float("nan")
+        gap = se = nan
+        ci = ratio = None
         if i + 1 < len(rows):
             a, b = scores[i], scores[i + 1]
             same = rows.loc[i + 1, "reference_key"] == r["reference_key"]
             if a is not None and b is not None and same and len(a["kl"]) == len(b["kl"]):
                 gap, se = paired_gap(a["kl"], b["kl"])
+                windows = bootstrap.row_windows(r)
+                if windows is not None and len(windows) == len(a["kl"]):
+                    ci = bootstrap.paired_difference(b["kl"], a["kl"], windows)
+                    ratio = bootstrap.paired_ppl_ratio(b["nll"], a["nll"], windows)
         nxt = rows.loc[i + 1, "method_label"] if i + 1 < len(rows) else ""
+        if i + 1 >= len(rows):
+            word = ""
+        elif ci is not None:
+            word = "distinct" if ci.distinguishable else "indistinguishable"
+        else:
+            word = verdict(gap, se)
         out.append({"rank": i + 1, "method_label": r["method_label"], "next_label": nxt,
                     "key": r["key"],
                     "kld_mean": r["kld_mean"], "kld_se": r["kld_se"], "gap_to_next": gap,
-                    "gap_se": se, "z": gap / se if se and not math.isnan(se) else float("nan"),
-                    "verdict": verdict(gap, se) if i + 1 < len(rows) else ""})
+                    "gap_se": se, "z": gap / se if se and not math.isnan(se) else nan,
+                    "ci_lo": ci.lo if ci else nan, "ci_hi": ci.hi if ci else nan,
+                    "tokens_to_separate": ci.tokens_to_separate() if ci and not
+                    ci.distinguishable else nan,
+                    "ppl_ratio": ratio.estimate if ratio else nan,
+                    "ppl_lo": ratio.lo if ratio else nan, "ppl_hi": ratio.hi if ratio else nan,
+                    "verdict": word})
     return pd.DataFrame(out)
 
 
@@ -77,8 +102,9 @@ def summary(ranked: pd.DataFrame) -> str:
     if known.empty:
         return "no per-token scores stored for these rows: rerun them to rank with error bars"
     tied = known[known["verdict"] == "indistinguishable"]
-    text = (f"{len(known) - len(tied)} of {len(known)} neighbouring pairs differ by more than "
-            f"{Z:g} paired standard errors")
+    how = ("their 95 % paired bootstrap interval excludes 0" if known["ci_lo"].notna().all()
+           else f"by more than {Z:g} paired standard errors")
+    text = f"{len(known) - len(tied)} of {len(known)} neighbouring pairs differ ({how})"
     if not tied.empty:
         names = "; ".join(f"{r.method_label} ≈ {r.next_label}" for r in tied.itertuples())
         text += f"; indistinguishable on these tokens: {names}"

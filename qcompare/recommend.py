@@ -207,14 +207,20 @@ def _reason(row, est, ppl_inc, c: Constraints, on_front: bool, tie: str) -> str:
 
 
 def _ties(group: pd.DataFrame, state_dir) -> dict[str, str]:
-    """key -> label of the next-ranked row it cannot be told apart from (paired KL gap)."""
+    """key -> 'label' (and the tokens that would separate them) of the next-ranked row it
+    cannot be told apart from (`qcompare.ranking`: paired window bootstrap, else paired se)."""
     if state_dir is None:
         return {}
     from qcompare import ranking
 
     ranked = ranking.rank(group, state_dir)
-    return {r["key"]: r["next_label"] for _, r in ranked.iterrows()
-            if r["verdict"] == "indistinguishable"}
+    out = {}
+    for _, r in ranked.iterrows():
+        if r["verdict"] == "indistinguishable":
+            need = r.get("tokens_to_separate", float("nan"))
+            out[r["key"]] = r["next_label"] + (f" (about {need:,.0f} tokens would separate them)"
+                                               if need == need and need != float("inf") else "")
+    return out
 
 
 def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constraints,

@@ -202,3 +202,9 @@ def test_choice_chart_shades_the_feasible_region_and_greys_the_excluded():
     assert {t.name for t in fig.data} == {"fits every limit", "excluded"}
     (rect,) = fig.layout.shapes
     assert rect.x1 == 2.0 and "feasible" in fig.layout.annotations[0].text
+
+
+def test_pairs_that_cannot_be_told_apart_are_joined_on_the_chart():
+    fig = charts.tradeoff(_df(), "weights_mib", "ppl", ties=[("a", "b"), ("a", "missing")])
+    joined = [t for t in fig.data if t.name == "not distinguishable at this sample size"]
+    assert len(joined) == 1 and list(joined[0].x) == [100.0, 150.0]
