@@ -178,8 +178,8 @@ with tab_rec:
                "thumb, not measured here**. The button queues the runs that would measure it.")
     for i, rule in enumerate(rec.rules):
         st.info(f"**{rule.text}**  \n{rule.why}.  \n*{rule.note}*")
-        if rule.methods and model in models:
-            newest = group.sort_values("finished_at")["spec_json"].iloc[-1]
+        newest = group.sort_values("finished_at")["spec_json"].iloc[-1] if not group.empty else None
+        if rule.methods and model in models and isinstance(newest, str):
             where = group["device"].iloc[0]
             if st.button(f"Measure it on {model} ({where}, this machine): queue "
                          f"{', '.join(rule.methods)}", key=f"choose.rule{i}",

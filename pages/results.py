@@ -13,7 +13,7 @@ from qcompare.metrics import roofline, table
 from qcompare.metrics.table import label
 from qcompare.registry import BASELINE
 from qcompare.ui.data import ranked as data_ranked
-from qcompare.ui.data import results, state_dir
+from qcompare.ui.data import results, state_dir, token_kl
 from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/results.py")
@@ -151,6 +151,37 @@ else:
     else:
         st.caption("Fewer than two methods with a KL divergence here.")
 
+# --- the whole KL distribution ---------------------------------------------------------------
+st.subheader("KL divergence: the whole distribution, not only the mean")
+dist_rows = view[view["method"] != BASELINE].dropna(subset=["kld_mean"])
+have = dist_rows.dropna(subset=["kld_p50"]) if "kld_p50" in dist_rows else dist_rows.iloc[:0]
+old_rows = dist_rows[~dist_rows["key"].isin(have["key"])]
+if have.empty:
+    st.caption("No row here has its KL distribution: these rows were measured before it was "
+               "stored. Re-run them (Compare) for the distribution.")
+else:
+    st.caption("Per-token KL divergence from the baseline on the evaluated tokens "
+               "(`qcompare.kldist`): percentiles, the share of tokens past 0.1 and 1 nat, and "
+               "the mean by how confident the baseline was. A heavy tail means rare but large "
+               "errors that the mean hides.")
+    st.dataframe(have[["method_label", "kld_mean", "kld_p50", "kld_p90", "kld_p99", "kld_p999",
+                       "kld_max", "kld_share_01", "kld_share_1"]].sort_values("kld_mean"),
+                 hide_index=True, column_config={
+                     "method_label": "method",
+                     **{c: st.column_config.NumberColumn(label(c), format="%.4f") for c in
+                        ("kld_mean", "kld_p50", "kld_p90", "kld_p99", "kld_p999", "kld_max")},
+                     "kld_share_01": st.column_config.NumberColumn("KL > 0.1", format="percent"),
+                     "kld_share_1": st.column_config.NumberColumn("KL > 1", format="percent")})
+    curves = token_kl(tuple(have["key"]), tuple(have["method_label"]), str(state_dir()))
+    if curves:
+        st.plotly_chart(charts.kl_survival(curves), key="kl_survival")
+    conf = have.dropna(subset=["kld_by_confidence_json"])
+    if not conf.empty:
+        st.plotly_chart(charts.kl_by_confidence(conf), key="kl_confidence")
+if not old_rows.empty and not have.empty:
+    st.caption("Re-run for the distribution: " + ", ".join(old_rows["method_label"])
+               + " (measured before it was stored).")
+
 # --- roofline ---------------------------------------------------------------------------------
 st.subheader("How close each speed is to the hardware's limit")
 roof = view.dropna(subset=["decode_roofline_pct"]) if "decode_roofline_pct" in view else view.iloc[:0]
@@ -213,7 +244,8 @@ if (spread > 100 * charts.SPREAD_WARN).any():
                "measure them again on an idle machine before comparing speeds.")
 with st.expander("Per-layer diagnostics of one row"):
     which = st.selectbox("row", view["method_label"].tolist(), key="layers_row")
-    layers = json.loads(view[view["method_label"] == which]["layers_json"].iloc[0] or "[]")
+    raw = view[view["method_label"] == which]["layers_json"].iloc[0]
+    layers = json.loads(raw) if isinstance(raw, str) and raw else []     # null in old rows
     if layers:
         metrics = charts.layer_metrics(layers)
         metric = st.selectbox("heatmap of", metrics, key="layers_metric",

@@ -424,3 +424,50 @@ def layer_heatmap(layers: list[dict], metric: str, title: str = "") -> go.Figure
     fig.update_layout(title=title, xaxis_title="Linear", yaxis_title="decoder layer",
                       yaxis_autorange="reversed", height=max(300, 18 * len(grid) + 120))
     return fig
+
+
+def kl_survival(curves: dict[str, "object"], points: int = 200) -> go.Figure:
+    """For each method (label -> its per-token KL values), the share of tokens whose KL exceeds
+    x, on log axes: the whole distribution at a glance, its tail on the right."""
+    import numpy as np
+
+    fig = go.Figure()
+    positive = [np.asarray(v)[np.asarray(v) > 0] for v in curves.values()]
+    lo = min((float(v.min()) for v in positive if v.size), default=1e-6)
+    hi = max((float(v.max()) for v in positive if v.size), default=1.0)
+    xs = np.logspace(np.log10(max(lo, 1e-8)), np.log10(hi), points)
+    for name, v in curves.items():
+        v = np.sort(np.asarray(v, np.float64))
+        share = 1.0 - np.searchsorted(v, xs, side="right") / v.size
+        fig.add_trace(go.Scatter(x=xs, y=np.maximum(share, 1.0 / v.size / 10), mode="lines",
+                                 name=name, line={"color": colour_of(name), "width": 2},
+                                 hovertemplate=f"{name}<br>KL > %{{x:.3g}}: %{{y:.2%}}<extra></extra>"))
+    for t in (0.1, 1.0):
+        fig.add_vline(x=t, line={"color": "#bbb", "dash": "dot"}, annotation_text=f"KL {t:g}",
+                      annotation_position="top")
+    fig.update_layout(title="Share of tokens with KL divergence above x",
+                      xaxis={"title": "KL divergence from the baseline (nats)", "type": "log"},
+                      yaxis={"title": "share of tokens (log)", "type": "log", "tickformat": ".1%"},
+                      height=460, margin={"t": 60, "l": 70, "r": 20, "b": 60})
+    return fig
+
+
+def kl_by_confidence(rows: pd.DataFrame) -> go.Figure:
+    """Mean KL per bucket of the baseline's top-token probability, one bar group per method,
+    from each row's `kld_by_confidence_json`; the token count of each bucket on hover."""
+    import json
+
+    fig = go.Figure()
+    for _, r in rows.iterrows():
+        b = json.loads(r["kld_by_confidence_json"])
+        fig.add_trace(go.Bar(
+            x=[f"{e['lo']:.2f}–{e['hi']:.2f}" for e in b], y=[e["kld_mean"] for e in b],
+            name=str(r["method_label"]), marker_color=colour_of(str(r["method_label"])),
+            customdata=[e["tokens"] for e in b],
+            hovertemplate=f"{r['method_label']}<br>baseline p(top) %{{x}}<br>mean KL %{{y:.4f}}"
+                          "<br>%{customdata} tokens<extra></extra>"))
+    fig.update_layout(title="KL divergence by the baseline's confidence",
+                      xaxis_title="baseline's top-token probability",
+                      yaxis={"title": "mean KL divergence (nats, log)", "type": "log"},
+                      barmode="group", height=420, margin={"t": 60, "l": 70, "r": 20, "b": 60})
+    return fig

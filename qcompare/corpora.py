@@ -8,7 +8,6 @@ from pathlib import Path
 from qcompare.errors import UserError
 from qcompare.specs import CorpusSpec
 
-
 EMBEDDED_FILE = Path(__file__).with_name("corpus") / "cpython-3.11.7-pydoc-topics.txt"
 EMBEDDED_SHA256 = "d9dc35bce5ab1a24ed7f4c3c9b7c22450410e9d68279e3426db458c6be371621"
 

@@ -210,7 +210,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     call is the job's `startup` phase."""
     import torch
 
-    from qcompare import effort
+    from qcompare import effort, kldist
     from qcompare.methods.base import BuildContext
     from qcompare.metrics import quality as q
     from qcompare.metrics import roofline
@@ -305,8 +305,12 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
 
     report("writing result", 0.98)
     with clock("write"):
+        dist = {}
         if per_token is not None and "kl" in per_token:
             TokenScores(state_dir).write(spec.key(), per_token["nll"], per_token["kl"])
+            top = kldist.baseline_top(state_dir, spec.reference_key())
+            dist = kldist.summary(per_token["kl"], top if top is not None and
+                                  len(top) == len(per_token["kl"]) else None)
         row = {
             "key": spec.key(), "spec_json": spec.to_json(), "reference_key": spec.reference_key(),
             "model": spec.model.label, "model_source": spec.model.source,
@@ -330,7 +334,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
             "protocol_version": PROTOCOL_VERSION,
             "weights_mib": built.weights_bytes / 2**20, "quant_s": quant_s, "eval_s": eval_s,
             "speed_s": speed_s, "started_at": started,
-            **quality, **speed, **roof, **_versions(built.library),
+            **quality, **dist, **speed, **roof, **_versions(built.library),
             **{f"load_{k}": v for k, v in load_phase.result.items()}, **infer_phase.result,
         }
     # `write` holds the per-token scores and the row's assembly; the Parquet write itself,

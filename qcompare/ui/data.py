@@ -116,7 +116,12 @@ def model_shape(spec_json: str):
     from qcompare import shapes
     from qcompare.specs import RunSpec
 
-    return shapes.shape_of(RunSpec.from_json(spec_json).model)
+    if not isinstance(spec_json, str):             # a row without its spec: no shape
+        return None
+    try:
+        return shapes.shape_of(RunSpec.from_json(spec_json).model)
+    except Exception:  # noqa: BLE001 - a spec of another protocol version: size by weights only
+        return None
 
 
 def queue_like(spec_json: str, method_args: list[str]) -> list[Submitted]:
@@ -131,3 +136,17 @@ def queue_like(spec_json: str, method_args: list[str]) -> list[Submitted]:
     calib = base.calib or effort.calib_spec(name if name in effort.EFFORTS else "quick", base.corpus)
     methods = [registry.parse_method_arg(m) for m in method_args]
     return _submit(build_specs(base.model, methods, base.corpus, base.eval, calib))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def token_kl(keys: tuple[str, ...], labels: tuple[str, ...], folder: str) -> dict:
+    """label -> the row's per-token KL values (for the distribution chart), rows with them."""
+    from qcompare.tokenscores import TokenScores
+
+    store = TokenScores(folder)
+    out = {}
+    for key, label in zip(keys, labels):
+        scores = store.read(key)
+        if scores is not None and scores["kl"].size:
+            out[label] = scores["kl"]
+    return out

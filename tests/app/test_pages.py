@@ -376,3 +376,39 @@ def test_results_published_layer_is_off_by_default_and_never_on_the_frontier(app
         if any(t["name"] == "Pareto frontier" for t in spec["data"]) else {"x": []}
     assert _length(frontier["x"]) <= 3                       # measured rows only
     assert any("Published layer:" in c.value for c in at.caption)
+
+
+def test_results_shows_the_whole_kl_distribution(app):
+    at = app("pages/results.py")
+    at.sidebar.multiselect(key="f.protocol").set_value(["disjoint"]).run()
+    table = _frame(at, "kld_p999")
+    assert len(table) == 2 and (table["kld_p50"] <= table["kld_p999"]).all()
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
+              for c in at.get("plotly_chart")]
+    assert "Share of tokens with KL divergence above x" in titles
+    assert "KL divergence by the baseline's confidence" in titles
+
+
+def test_rows_from_before_the_distribution_ask_to_be_rerun(tmp_path, monkeypatch):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    state = tmp_path / "state"
+    (state / "results").mkdir(parents=True)
+    base = {"model": "m", "corpus": "c", "protocol": "disjoint", "tokens": 256, "window": 64,
+            "stride": 64, "device": "cpu", "family": "f", "model_fingerprint": "m",
+            "corpus_sha256": "c", "model_source": "local", "options_json": "{}",
+            "reference_key": "r", "weights_mib": 1.0, "ppl": 10.0, "kld_se": 0.01,
+            "effort": "quick", "finished_at": pd.Timestamp("2026-11-01", tz="UTC")}
+    rows = [{**base, "key": "a", "method": "fp32", "method_label": "fp32", "kld_mean": 0.0},
+            {**base, "key": "b", "method": "rtn", "method_label": "rtn", "kld_mean": 0.1}]
+    pq.write_table(pa.Table.from_pylist(rows), state / "results" / "old.parquet")
+    monkeypatch.setenv("QCOMPARE_HOME", str(state))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/results.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Re-run them (Compare) for the distribution" in c.value for c in at.caption)
