@@ -142,7 +142,7 @@ else:
             "KLD": ranked["kld_mean"].map(lambda v: f"{v:.4f}"), "± se": ranked["kld_se"].map(sig),
             "gap to next": ranked["gap_to_next"].map(sig),
             "gap 95 % interval": interval(ranked["ci_lo"], ranked["ci_hi"]),
-            "PPL ratio (next / this)": [("—" if r != r else f"{r:.4f} ") + i for r, i in zip(
+            "PPL ratio (next / this)": ["—" if r != r else f"{r:.4f} {i}" for r, i in zip(
                 ranked["ppl_ratio"], interval(ranked["ppl_lo"], ranked["ppl_hi"], "{:.4f}"))],
             "verdict": ranked["verdict"].replace({"indistinguishable": "not distinguishable "
                                                                        "at this sample size"}),
@@ -168,8 +168,9 @@ else:
                        "kld_max", "kld_share_01", "kld_share_1"]].sort_values("kld_mean"),
                  hide_index=True, column_config={
                      "method_label": "method",
-                     **{c: st.column_config.NumberColumn(label(c), format="%.4f") for c in
-                        ("kld_mean", "kld_p50", "kld_p90", "kld_p99", "kld_p999", "kld_max")},
+                     **{c: st.column_config.NumberColumn(name, format="%.4f") for c, name in
+                        (("kld_mean", "mean"), ("kld_p50", "median"), ("kld_p90", "p90"),
+                         ("kld_p99", "p99"), ("kld_p999", "p99.9"), ("kld_max", "max"))},
                      "kld_share_01": st.column_config.NumberColumn("KL > 0.1", format="percent"),
                      "kld_share_1": st.column_config.NumberColumn("KL > 1", format="percent")})
     curves = token_kl(tuple(have["key"]), tuple(have["method_label"]), str(state_dir()))

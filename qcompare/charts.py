@@ -433,21 +433,24 @@ def kl_survival(curves: dict[str, "object"], points: int = 200) -> go.Figure:
 
     fig = go.Figure()
     positive = [np.asarray(v)[np.asarray(v) > 0] for v in curves.values()]
-    lo = min((float(v.min()) for v in positive if v.size), default=1e-6)
+    lo = min((float(np.percentile(v, 1)) for v in positive if v.size), default=1e-6)
     hi = max((float(v.max()) for v in positive if v.size), default=1.0)
     xs = np.logspace(np.log10(max(lo, 1e-8)), np.log10(hi), points)
     for name, v in curves.items():
         v = np.sort(np.asarray(v, np.float64))
         share = 1.0 - np.searchsorted(v, xs, side="right") / v.size
-        fig.add_trace(go.Scatter(x=xs, y=np.maximum(share, 1.0 / v.size / 10), mode="lines",
+        fig.add_trace(go.Scatter(x=xs, y=np.where(share > 0, share, np.nan), mode="lines",
                                  name=name, line={"color": colour_of(name), "width": 2},
                                  hovertemplate=f"{name}<br>KL > %{{x:.3g}}: %{{y:.2%}}<extra></extra>"))
     for t in (0.1, 1.0):
-        fig.add_vline(x=t, line={"color": "#bbb", "dash": "dot"}, annotation_text=f"KL {t:g}",
-                      annotation_position="top")
+        if xs[0] <= t <= xs[-1]:
+            fig.add_vline(x=t, line={"color": "#bbb", "dash": "dot"})
+            # annotations on a log axis take log10 of the position (plotly's convention)
+            fig.add_annotation(x=np.log10(t), y=1, yref="paper", text=f"KL {t:g}",
+                               showarrow=False, yanchor="bottom", font={"color": "#888"})
     fig.update_layout(title="Share of tokens with KL divergence above x",
                       xaxis={"title": "KL divergence from the baseline (nats)", "type": "log"},
-                      yaxis={"title": "share of tokens (log)", "type": "log", "tickformat": ".1%"},
+                      yaxis={"title": "share of tokens (log)", "type": "log", "tickformat": ".2~%"},
                       height=460, margin={"t": 60, "l": 70, "r": 20, "b": 60})
     return fig
 

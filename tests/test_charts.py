@@ -208,3 +208,20 @@ def test_pairs_that_cannot_be_told_apart_are_joined_on_the_chart():
     fig = charts.tradeoff(_df(), "weights_mib", "ppl", ties=[("a", "b"), ("a", "missing")])
     joined = [t for t in fig.data if t.name == "not distinguishable at this sample size"]
     assert len(joined) == 1 and list(joined[0].x) == [100.0, 150.0]
+
+
+def test_kl_survival_is_the_share_above_each_x_and_buckets_group_by_method():
+    import json
+
+    import numpy as np
+
+    fig = charts.kl_survival({"m": np.array([0.01, 0.1, 1.0, 10.0])}, points=50)
+    (trace,) = fig.data
+    x, y = np.asarray(trace.x), np.asarray(trace.y, dtype=float)
+    i = int(np.argmin(abs(x - 0.5)))
+    assert y[i] == pytest.approx(0.5)                      # two of four tokens above 0.5
+    assert fig.layout.xaxis.type == "log" and np.isnan(y[-1])      # none above the max
+    rows = pd.DataFrame({"method_label": ["a", "b"], "kld_by_confidence_json": [
+        json.dumps([{"lo": 0.0, "hi": 0.5, "tokens": 3, "kld_mean": 0.2}])] * 2})
+    bars = charts.kl_by_confidence(rows)
+    assert [t.name for t in bars.data] == ["a", "b"] and bars.layout.barmode == "group"

@@ -124,6 +124,7 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
         out.update(q.summarize_divergence(kl, np.concatenate(parts["same_top"]),
                                           np.concatenate(parts["dp"])))
         per_token["kl"] = kl
+        per_token["same_top"] = np.concatenate(parts["same_top"])
     return out, per_token
 
 
@@ -210,7 +211,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     call is the job's `startup` phase."""
     import torch
 
-    from qcompare import effort, kldist
+    from qcompare import drift, effort, kldist
     from qcompare.methods.base import BuildContext
     from qcompare.metrics import quality as q
     from qcompare.metrics import roofline
@@ -250,6 +251,8 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     with clock("reference"):
         reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir,
                                       _phase(report, 0.05, 0.40))
+        drift.ensure_pieces(state_dir, spec.reference_key(),
+                            q.token_texts(tokenizer, text, len(ids)), windows)
 
     calib = None
     if method_cls.calibrates(spec.method.options_dict):
@@ -307,7 +310,8 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     with clock("write"):
         dist = {}
         if per_token is not None and "kl" in per_token:
-            TokenScores(state_dir).write(spec.key(), per_token["nll"], per_token["kl"])
+            TokenScores(state_dir).write(spec.key(), per_token["nll"], per_token["kl"],
+                                         per_token.get("same_top"))
             top = kldist.baseline_top(state_dir, spec.reference_key())
             dist = kldist.summary(per_token["kl"], top if top is not None and
                                   len(top) == len(per_token["kl"]) else None)

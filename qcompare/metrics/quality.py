@@ -57,11 +57,32 @@ def plan_windows(n_tokens: int, window: int, protocol: str, stride: int = 0) -> 
 
 
 def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """First `n_tokens` ids of `text` tokenized as one stream, and the UTF-8 bytes each owns.
+    """First `n_tokens` ids of `text` tokenized as one stream, and the UTF-8 bytes each owns."""
+    ids, offsets = _stream(tokenizer, text, n_tokens)
+    nbytes = [len(piece.encode("utf-8")) for piece in _pieces(text, offsets)]
+    return np.asarray(ids, dtype=np.int64), np.asarray(nbytes, dtype=np.int64)
 
-    Only a prefix of a long text is tokenized (for speed); tokens ending near the cut are
-    dropped, so the kept tokens are exactly those of tokenizing the whole text.
-    """
+
+def token_texts(tokenizer, text: str, n_tokens: int) -> list[str]:
+    """The text each of the first `n_tokens` tokens owns (the characters between the previous
+    token's end offset and its own; the bytes `tokenize_stream` counts): joined, they give the
+    evaluated text. For the drift explorer."""
+    return _pieces(text, _stream(tokenizer, text, n_tokens)[1])
+
+
+def _pieces(text: str, offsets) -> list[str]:
+    out, prev_end = [], 0
+    for _start, end in offsets:
+        end = max(end, prev_end)
+        out.append(text[prev_end:end])
+        prev_end = end
+    return out
+
+
+def _stream(tokenizer, text: str, n_tokens: int):
+    """(ids, character offsets) of the first `n_tokens` tokens. Only a prefix of a long text is
+    tokenized (for speed); tokens ending near the cut are dropped, so the kept tokens are
+    exactly those of tokenizing the whole text."""
     margin = 256
     cut = min(len(text), n_tokens * 12 + margin)
     while True:
@@ -73,13 +94,7 @@ def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np
         if len(ids) >= n_tokens or cut >= len(text):
             break
         cut = min(len(text), cut * 2)
-    ids, offsets = ids[:n_tokens], offsets[:n_tokens]
-    nbytes, prev_end = [], 0
-    for _start, end in offsets:
-        end = max(end, prev_end)
-        nbytes.append(len(text[prev_end:end].encode("utf-8")) if end > prev_end else 0)
-        prev_end = end
-    return np.asarray(ids, dtype=np.int64), np.asarray(nbytes, dtype=np.int64)
+    return ids[:n_tokens], offsets[:n_tokens]
 
 
 def window_logits(runtime, ids, w: Window, bos_id: int | None):

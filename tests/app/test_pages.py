@@ -412,3 +412,12 @@ def test_rows_from_before_the_distribution_ask_to_be_rerun(tmp_path, monkeypatch
     at.run()
     assert not at.exception, at.exception
     assert any("Re-run them (Compare) for the distribution" in c.value for c in at.caption)
+
+
+def test_drift_explorer_colours_the_text_of_a_row(app):
+    at = app("pages/drift.py")
+    assert at.title[0].value == "Drift explorer" and not at.warning
+    assert any(e.label.startswith("tokens ") for e in at.expander)
+    at.radio(key="drift.mode").set_value("top token changed").run()
+    assert not at.exception
+    assert any("top token differs" in c.value for c in at.caption)
