@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare import charts, published, ranking, report
+from qcompare import charts, noisefloor, published, ranking, report
 from qcompare.comparability import differing, latest_group
 from qcompare.methods.sequential import DIAGNOSTIC_HELP
 from qcompare.metrics import roofline, table
@@ -83,8 +83,10 @@ layer = published.load() if show_pub else None
 ranked = data_ranked(view, str(state_dir())) if not mixed else pd.DataFrame()
 ties = ([(r["key"], ranked.loc[i + 1, "key"]) for i, r in ranked.iterrows()
          if r["verdict"] == "indistinguishable"] if not ranked.empty else [])
+refs = view["reference_key"].dropna().unique()
+noise = noisefloor.read(state_dir(), refs[0]) if len(refs) == 1 else None
 fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                      published=layer, ties=ties)
+                      published=layer, ties=ties, noise=noise)
 st.plotly_chart(fig, key="tradeoff")
 if layer is not None:
     drawn = len(published.on_axes(layer, x, y))
@@ -111,7 +113,7 @@ if not front.empty:
 def export_figure():
     """Built anew for the file: the shown figure carries Streamlit's rewritten template."""
     return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                           export=True, published=layer, ties=ties)
+                           export=True, published=layer, ties=ties, noise=noise)
 
 
 # --- precision: which differences are real ----------------------------------------------------
@@ -146,10 +148,20 @@ else:
                 ranked["ppl_ratio"], interval(ranked["ppl_lo"], ranked["ppl_hi"], "{:.4f}"))],
             "verdict": ranked["verdict"].replace({"indistinguishable": "not distinguishable "
                                                                        "at this sample size"}),
-            "tokens to separate": ranked["tokens_to_separate"].map(tokens)})
+            "tokens to separate": ranked["tokens_to_separate"].map(tokens),
+            "vs noise floor": ranked["kld_mean"].map(lambda v: noisefloor.versus(v, noise))})
         st.dataframe(shown, hide_index=True)
     else:
         st.caption("Fewer than two methods with a KL divergence here.")
+    if noise is not None:
+        st.caption("Noise floor of this baseline (`qcompare.noisefloor`), the fp32 baseline "
+                   "rerun with numerical noise only: " + "; ".join(
+                       f"{name}: KLD {v['kld_mean']:.2g}, top-1 {v['top1_agree']:.2%}"
+                       for name, v in noise["variants"].items())
+                   + ". A method inside it cannot be told from the baseline by these metrics.")
+    elif len(refs) == 1:
+        st.caption("This baseline's noise floor is not computed yet: it is measured after the "
+                   "next run on this model, corpus and protocol finishes.")
 
 # --- the whole KL distribution ---------------------------------------------------------------
 st.subheader("KL divergence: the whole distribution, not only the mean")

@@ -4,6 +4,8 @@ files (PNG, HTML) are built anew with `export=True`, never taken from a page: St
 the template of a figure it shows."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -119,7 +121,7 @@ def _error_bars(part: pd.DataFrame, metric: str) -> dict | None:
 def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bool = False,
              log_y: bool = False, title: str = "", show_collapsed: bool = False,
              export: bool = False, published: pd.DataFrame | None = None,
-             ties: list[tuple[str, str]] | None = None) -> go.Figure:
+             ties: list[tuple[str, str]] | None = None, noise: dict | None = None) -> go.Figure:
     """Scatter of every measured row with the Pareto frontier.
 
     Every point is labelled (chartstyle.point_label) where its label fits without collisions,
@@ -133,7 +135,8 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     (`qcompare.published.load`) with values on both axes are drawn as hollow markers named
     "published: <source>", after the frontier is computed from the measured rows alone.
     `ties` (pairs of row keys, e.g. neighbours of `qcompare.ranking` whose interval covers 0)
-    are joined by a dotted grey line: not distinguishable at this sample size."""
+    are joined by a dotted grey line: not distinguishable at this sample size. `noise`
+    (`qcompare.noisefloor.read`) shades the baseline's noise floor on a KL or top-1 axis."""
     fig = go.Figure()
     d = df.dropna(subset=[x, y]).copy()
     base = d[d["method"] == BASELINE]
@@ -162,6 +165,14 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
             top = y_range[1] - 0.07 * span
         strip_y = 10 ** top if log_y else top
         band = tuple(10 ** b for b in band) if log_y else band
+    floor = None                        # the noise floor, with the axis taking its edge in
+    if noise is not None and y in ("kld_mean", "kld_p99", "kld_p999") and noise["kld_band"] > 0:
+        edge = math.log10(noise["kld_band"]) if log_y else noise["kld_band"]
+        y_range = (min(y_range[0], edge - 0.1 * abs(edge) if log_y else 0.0), max(y_range[1], edge))
+        floor = (10 ** y_range[0] if log_y else y_range[0], noise["kld_band"])
+    elif noise is not None and y == "top1_agree":
+        y_range = (min(y_range[0], noise["top1_band"]), max(y_range[1], 1.0 + 0.02 * (1 - y_range[0])))
+        floor = (noise["top1_band"], 1.0)
     labels = [point_label(r) for _, r in ok.iterrows()]
     spots = place_labels(ok[x].tolist(), ok[y].tolist(), labels, x_range, y_range, log_x, log_y)
     numbered = []
@@ -207,6 +218,14 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
                 name="not distinguishable at this sample size", legendgroup="ties",
                 showlegend=first))
             first = False
+    if floor is not None and floor[1] > floor[0]:
+        fig.add_hrect(y0=floor[0], y1=floor[1], fillcolor="rgba(31,119,180,0.10)", line_width=0,
+                      layer="below")
+        fig.add_annotation(text="noise floor: the baseline in bf16 / fp16 compute", xref="paper",
+                           x=0, y=math.log10(floor[1] if y != "top1_agree" else floor[0]) if log_y
+                           else (floor[1] if y != "top1_agree" else floor[0]),
+                           xanchor="left", yanchor="bottom" if y != "top1_agree" else "top",
+                           showarrow=False, font={"size": 11, "color": "#1f77b4"})
     if METRICS[y].vs_baseline and not base.empty:
         fig.add_vline(x=float(base[x].iloc[0]), line={"color": "#555", "dash": "dash"},
                       annotation_text=f"{BASELINE} baseline (the reference)",

@@ -3,7 +3,8 @@ when a runner starts.
 
 Every writer names its temporary after its own process: `.<name>-pid<PID>-…` (a baseline's
 log-probabilities, a converted model), `.tmp-pid<PID>-…` (a result row, its per-token scores, a calibration draw) and
-`.<file>.pid<PID>.tmp` (a quantized GGUF file). A temporary is stale when that process no
+`.<file>.pid<PID>.tmp` (a quantized GGUF file), and beside a baseline `.top-pid…`, `.pieces-pid…`,
+`.noise-pid…` (its derived files). A temporary is stale when that process no
 longer runs, or runs but started after the temporary was last written (its pid was reused).
 Temporaries named before owners were recorded are stale when no process holds the lock file
 of what they were writing (`.<name>.lock`, flock).
@@ -19,7 +20,7 @@ from qcompare import locks
 OWNER = re.compile(r"pid(\d+)")
 # where writers put temporaries: folder -> pattern of the temporary names
 PLACES = {"baselines": ".*-*", "models": ".*-*", "results": ".tmp-*", "tokens": ".tmp-*",
-          "calibration": ".tmp-*",
+          "calibration": ".tmp-*", "baselines/*": ".*-pid*",      # top, pieces, noise files
           "machine": ".tmp-*", "work/*": ".*.tmp"}
 
 

@@ -346,8 +346,44 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     row["phases_json"] = json.dumps({k: round(v, 3) for k, v in clock.seconds.items()})
     row["finished_at"] = dt.datetime.now(dt.timezone.utc)
     ResultStore(state_dir).write(row)
+    if os.environ.get("QCOMPARE_NOISE_FLOOR", "1") != "0":      # after the row: charts first
+        _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, reference,
+                            _phase(report, 0.98, 1.0))
     report("done", 1.0)
     return row
+
+
+def _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, reference,
+                        report: Report, variants: dict | None = None) -> dict:
+    """The baseline's noise floor (`qcompare.noisefloor`), computed once per baseline pass."""
+    import torch
+
+    from qcompare import noisefloor
+    from qcompare.reference import ReferenceStore
+    from qcompare.runtime.torch_model import TorchRuntime
+
+    key = spec.reference_key()
+    store = ReferenceStore(state_dir)
+    with store.lock(f"{key}.noise"):
+        have = noisefloor.read(state_dir, key)
+        if have is not None and variants is None:
+            return have
+        out = {}
+        for i, (name, (dtype, round_weights)) in enumerate((variants or noisefloor.VARIANTS).items()):
+            report(f"noise floor: baseline in {name}", i / len(noisefloor.VARIANTS))
+            t0 = time.perf_counter()
+            model = models.load_model(folder, spec.model, dtype, spec.eval.device)
+            if round_weights:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.copy_(p.to(torch.bfloat16).to(p.dtype))
+            quality, _ = _evaluate(TorchRuntime(model, spec.eval.device), ids, nbytes, windows,
+                                   bos_id, lambda s, f: None, reference=reference)
+            out[name] = {k: quality[k] for k in ("kld_mean", "kld_p99", "top1_agree", "ppl")}
+            out[name]["seconds"] = time.perf_counter() - t0
+            del model
+            gc.collect()
+        return noisefloor.write(state_dir, key, out) if variants is None else out
 
 
 def _matmul_dtype(built) -> str:

@@ -387,6 +387,8 @@ def test_results_shows_the_whole_kl_distribution(app):
               for c in at.get("plotly_chart")]
     assert "Share of tokens with KL divergence above x" in titles
     assert "KL divergence by the baseline's confidence" in titles
+    assert any(c.value.startswith("Noise floor of this baseline") for c in at.caption)
+    assert "vs noise floor" in _frame(at, "verdict")
 
 
 def test_rows_from_before_the_distribution_ask_to_be_rerun(tmp_path, monkeypatch):

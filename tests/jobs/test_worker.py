@@ -98,6 +98,7 @@ def test_the_fp32_row_reuses_the_baseline_pass_instead_of_scoring_again(tiny_mod
                                                                         monkeypatch):
     from qcompare.reference import ReferenceStore
 
+    monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "0")       # its 3 passes are counted elsewhere
     calls = []
     real = worker._evaluate
     monkeypatch.setattr(worker, "_evaluate", lambda *a, **kw: calls.append(kw.keys()) or real(*a, **kw))
@@ -124,6 +125,7 @@ def test_a_sweep_shares_its_baseline_and_calibration_draw(tiny_model_dir, state_
     from qcompare.specs import CalibSpec
     from qcompare.tokenscores import TokenScores
 
+    monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "0")       # its 3 passes are counted elsewhere
     passes, draws = [], []
     real_eval, real_draw = worker._evaluate, calibration.draw
     monkeypatch.setattr(worker, "_evaluate", lambda *a, **kw: passes.append("writer" in kw) or real_eval(*a, **kw))

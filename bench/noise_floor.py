@@ -1,0 +1,54 @@
+"""The embedded model's noise floor under the quick and the default (thorough) protocol.
+
+    python bench/noise_floor.py          # writes its section of BENCHMARKS.md
+
+Runs fp32 and bf16 through the worker (real rows, in the state folder), then reads the noise
+floor the first job computed beside the baseline (`qcompare.noisefloor`): the fp32 baseline in
+bf16 compute, fp16 compute, and with bf16-rounded weights, each scored like a method.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import write_section
+from qcompare import effort, noisefloor
+from qcompare.jobs import worker
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.statedir import default_state_dir
+from qcompare.submit import build_specs
+
+
+def main() -> None:
+    state_dir = default_state_dir()
+    lines = ["| effort (tokens) | variant | KLD | KLD p99 | top-1 agreement | PPL | seconds |",
+             "|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for name in ("quick", "thorough"):
+        ev = effort.eval_spec(name, EvalSpec(speed_repeats=0))
+        fp32, bf16 = build_specs(ModelSpec(), [parse_method_arg("fp32"), parse_method_arg("bf16")],
+                                 CorpusSpec(), ev)
+        base = worker.run(fp32, state_dir)
+        row = worker.run(bf16, state_dir)
+        noise = noisefloor.read(state_dir, fp32.reference_key())
+        for variant, v in noise["variants"].items():
+            lines.append(f"| {name} ({ev.tokens}) | {variant} | {v['kld_mean']:.3g} | "
+                         f"{v['kld_p99']:.3g} | {v['top1_agree']:.4f} | {v['ppl']:.4f} | "
+                         f"{v['seconds']:.1f} |")
+        verdicts.append(f"- {name}: fp32 baseline PPL {base['ppl']:.4f}; band KLD ≤ "
+                        f"{noise['kld_band']:.3g}, top-1 ≥ {noise['top1_band']:.4f}; the bf16 "
+                        f"method's row: KLD {row['kld_mean']:.3g} — "
+                        f"{noisefloor.versus(row['kld_mean'], noise)}.")
+        print(lines[-1], flush=True)
+    body = ("`bench/noise_floor.py`. The embedded model's fp32 baseline rerun with numerical "
+            "noise only, scored against itself like a method (`qcompare.noisefloor`); the band "
+            "drawn on KL and top-1 charts is the worst of the three.\n\n"
+            + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
+    write_section("Noise floor of the embedded model", body)
+
+
+if __name__ == "__main__":
+    main()

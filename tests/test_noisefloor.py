@@ -1,0 +1,58 @@
+"""The noise floor: computed once per baseline by the first job, fp32 against itself exactly 0,
+and the bf16 baseline inside the band."""
+import pandas as pd
+
+from qcompare import charts, models, noisefloor
+from qcompare.jobs import worker
+from qcompare.metrics import quality as q
+from qcompare.reference import ReferenceStore
+from qcompare.registry import parse_method_arg
+from qcompare.specs import CorpusSpec
+from qcompare.submit import build_specs
+
+
+def test_noise_floor_once_per_baseline_fp32_rerun_is_zero_and_bf16_is_inside(tiny_model_dir,
+                                                                             state_dir, tiny_eval):
+    model = models.model_from_arg(str(tiny_model_dir))
+    specs = build_specs(model, [parse_method_arg(m) for m in ("rtn:bits=3", "bf16")],
+                        CorpusSpec(), tiny_eval)
+    rtn = worker.run(specs[0], state_dir)
+    noise = noisefloor.read(state_dir, rtn["reference_key"])
+    assert set(noise["variants"]) == set(noisefloor.VARIANTS)
+    assert noise["kld_band"] == max(v["kld_mean"] for v in noise["variants"].values()) > 0
+    assert 0 < noise["top1_band"] <= 1
+    mtime = noisefloor.path(state_dir, rtn["reference_key"]).stat().st_mtime_ns
+    bf16 = worker.run(specs[1], state_dir)
+    assert noisefloor.path(state_dir, rtn["reference_key"]).stat().st_mtime_ns == mtime   # once
+    assert bf16["kld_mean"] <= noise["kld_band"]
+    assert noisefloor.versus(bf16["kld_mean"], noise) == "inside the noise floor"
+    assert noisefloor.versus(rtn["kld_mean"], noise).endswith("x the noise floor")
+
+    # the fp32 baseline rerun against its own stored pass: exactly zero
+    spec = specs[0]
+    folder = models.local_folder(spec.model, state_dir)
+    tok = models.load_tokenizer(folder, spec.model)
+    ids, nbytes = q.tokenize_stream(tok, __import__("qcompare.corpora").corpora.load_text(spec.corpus),
+                                    spec.eval.tokens)
+    windows = q.plan_windows(len(ids), spec.eval.window, spec.eval.protocol, spec.eval.effective_stride)
+    reference = ReferenceStore(state_dir).read(spec.reference_key())
+    again = worker._ensure_noise_floor(spec, folder, ids, nbytes, windows, tok.bos_token_id,
+                                       state_dir, reference, lambda s, f: None,
+                                       variants={"fp32 again": ("float32", False)})
+    assert again["fp32 again"]["kld_mean"] == 0.0 and again["fp32 again"]["top1_agree"] == 1.0
+
+
+def test_the_band_is_drawn_on_kl_and_top1_axes_only():
+    rows = pd.DataFrame([{"method": m, "method_label": m, "key": m, "family": "f", "options_json": "{}",
+                          "model_fingerprint": "m", "corpus_sha256": "c", "protocol": "p",
+                          "tokens": 1, "window": 1, "stride": 1, "device": "cpu",
+                          "weights_mib": w, "kld_mean": k, "top1_agree": t, "ppl": 10.0}
+                         for m, w, k, t in (("fp32", 4.0, 0.0, 1.0), ("a", 1.0, 0.1, 0.8),
+                                            ("b", 2.0, 0.01, 0.95))])
+    noise = {"kld_band": 0.02, "top1_band": 0.97, "variants": {}}
+    kl = charts.tradeoff(rows, "weights_mib", "kld_mean", noise=noise)
+    assert any(s.type == "rect" and s.y1 == 0.02 for s in kl.layout.shapes)
+    top = charts.tradeoff(rows, "weights_mib", "top1_agree", noise=noise)
+    assert any(s.type == "rect" and s.y0 == 0.97 for s in top.layout.shapes)
+    ppl = charts.tradeoff(rows, "weights_mib", "ppl", noise=noise)
+    assert not any(s.type == "rect" for s in ppl.layout.shapes)
