@@ -2,8 +2,17 @@
 model being converted, a baseline being computed."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def exclusive(lock: str | Path):
+    """Hold an exclusive flock on `lock` (created if missing) for the block."""
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def held(lock: str | Path) -> bool:

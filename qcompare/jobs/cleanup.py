@@ -21,6 +21,7 @@ OWNER = re.compile(r"pid(\d+)")
 # where writers put temporaries: folder -> pattern of the temporary names
 PLACES = {"baselines": ".*-*", "models": ".*-*", "results": ".tmp-*", "tokens": ".tmp-*",
           "calibration": ".tmp-*", "baselines/*": ".*-pid*",      # top, pieces, noise files
+          "models/gguf": ".*pid*",                   # a converter's view folder and output
           "machine": ".tmp-*", "work/*": ".*.tmp"}
 
 

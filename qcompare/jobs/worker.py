@@ -266,7 +266,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     ctx = BuildContext(spec=spec, tokenizer=tokenizer, progress=_phase(report, 0.40, 0.50),
                        load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype,
                                                                         ev.device, **kw),
-                       workdir=str(state_dir / "work" / spec.key()),
+                       workdir=str(state_dir / "work" / spec.key()), state_dir=str(state_dir),
                        calibration=calib.tensor if calib else None,
                        calibration_label=calib.label if calib else "")
     with PhasePeak(ev.device) as load_phase, clock("build"):

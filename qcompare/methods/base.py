@@ -126,6 +126,7 @@ class BuildContext:
     tokenizer: Any
     progress: Callable[[str, float], None] = lambda stage, fraction: None
     workdir: str = ""                        # this run's own scratch folder
+    state_dir: str = ""                      # the state folder (shared, cached artefacts)
     calibration: Callable[[], Any] | None = None   # () -> LongTensor [samples, seq_len]
     calibration_label: str = ""
 

@@ -3,9 +3,10 @@
 Build protocol:
 
 1. Source: the model's own .gguf file (the embedded model, or a `--model file.gguf`). A
-   Hugging Face folder has no GGUF to start from: converting one needs llama.cpp's
-   convert_hf_to_gguf.py, which neither the llama-cpp-python wheel nor `gguf` installs, so it
-   is refused with that reason.
+   Hugging Face folder (local, or a hub id in the local cache) is first converted to an F16
+   GGUF by llama.cpp's own converter (`qcompare.hf2gguf`: a private install, run in a child
+   process), once per model fingerprint; without the converter it is refused with the
+   command that installs it.
 2. `llama_model_quantize` (llama-quantize's own code) writes `<type>.gguf` in the job's work
    folder. When the source is already quantized (the embedded model is Q4_1), requantization
    is allowed: llama.cpp dequantizes each tensor to fp32 and quantizes that, which is exactly
@@ -143,9 +144,8 @@ def importance_matrix(model, calibration_ids, progress=lambda frac: None) -> dic
     return {k: (sums[k] / counts[k]).float().cpu().numpy() for k in sums}
 
 
-NO_GGUF_SOURCE = ("GGUF types start from a .gguf file: use the embedded model or --model "
-                  "file.gguf. Converting a Hugging Face folder needs llama.cpp's "
-                  "convert_hf_to_gguf.py, which neither llama-cpp-python nor gguf installs.")
+NO_GGUF_SOURCE = ("GGUF types start from a .gguf file (the embedded model, --model file.gguf) "
+                  "or a Hugging Face folder converted by llama.cpp's converter. ")
 
 
 def quantize(src: Path, dst: Path, type_name: str, threads: int,
@@ -232,13 +232,27 @@ class GGUF(Method):
 
     @classmethod
     def request_problem(cls, spec: RunSpec) -> str | None:
-        """A model with no .gguf file behind it cannot be handed to llama-quantize."""
-        return None if models.source_gguf(spec.model) else NO_GGUF_SOURCE
+        """A Hugging Face model needs llama.cpp's converter installed (`qcompare.hf2gguf`)."""
+        from qcompare import hf2gguf
+
+        if models.source_gguf(spec.model):
+            return None
+        reason = hf2gguf.unavailable_reason()
+        return NO_GGUF_SOURCE + reason if reason else None
 
     def build(self, ctx: BuildContext) -> Built:
         import llama_cpp
 
         src = models.source_gguf(ctx.spec.model)
+        converted = ""
+        if src is None:                       # a Hugging Face folder: llama.cpp's converter
+            from qcompare import hf2gguf
+
+            ctx.progress("converting the Hugging Face folder to F16 GGUF (llama.cpp's converter)", 0.0)
+            folder = models.local_folder(ctx.spec.model, Path(ctx.state_dir))
+            src = hf2gguf.cached_f16(ctx.state_dir, folder, ctx.spec.model.fingerprint)
+            converted = (" (converted from the Hugging Face folder to F16 by llama.cpp's "
+                         "convert_hf_to_gguf, so every type starts from F16-rounded weights)")
         out = Path(ctx.workdir) / f"{self.config.type}.gguf"
         out.parent.mkdir(parents=True, exist_ok=True)
         threads = ctx.spec.eval.threads or os.cpu_count() or 1
@@ -273,7 +287,7 @@ class GGUF(Method):
         return Built(runtime=runtime, weights_bytes=out.stat().st_size,
                      kernel="real", storage="real", compute_dtype="llama.cpp",
                      library="llama_cpp_python",
-                     notes=(f"{self.config.type} from {src.name}{requantized(src)} in "
+                     notes=(f"{self.config.type} from {src.name}{converted}{requantized(src)} in "
                             f"{quant_s:.1f} s; {imatrix_note}; "
                             f"{describe_types(tensor_types(out))}; weights_mib is the GGUF "
                             f"file; {check}"))

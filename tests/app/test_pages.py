@@ -336,7 +336,8 @@ def test_choose_rule_button_queues_the_runs_on_the_measured_protocol(app, seeded
     assert new[0].eval.tokens == TINY.tokens and new[0].eval.protocol == "disjoint"
 
 
-def test_choose_cpu_rule_on_a_folder_model_says_why_it_cannot_queue(app):
+def test_choose_cpu_rule_on_a_folder_model_says_why_it_cannot_queue(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("QCOMPARE_CONVERTER_DIR", str(tmp_path / "no-converter"))
     at = _choose(app)
     next(b for b in at.button if "gguf:type=Q4_K_M" in b.label).click().run()
     assert not at.exception

