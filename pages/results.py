@@ -6,12 +6,13 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare import charts, noisefloor, published, ranking, report
+from qcompare import bootstrap, charts, noisefloor, published, ranking, report
 from qcompare.comparability import differing, latest_group
 from qcompare.methods.sequential import DIAGNOSTIC_HELP
 from qcompare.metrics import roofline, table
 from qcompare.metrics.table import label
 from qcompare.registry import BASELINE
+from qcompare.tokenscores import TokenScores
 from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.data import results, state_dir, token_kl
 from qcompare.ui.navigation import ensure_navigation
@@ -153,6 +154,31 @@ else:
         st.dataframe(shown, hide_index=True)
     else:
         st.caption("Fewer than two methods with a KL divergence here.")
+    pairable = view[view["kld_mean"].notna()]
+    if not mixed and len(pairable) > 1:
+        with st.expander("Any two rows: the paired interval of their difference"):
+            keys = dict(zip(pairable["method_label"], pairable["key"]))   # one row per label
+            c2 = st.columns(2)
+            a = keys[c2[0].selectbox("A", list(keys), key="pair.a")]
+            b = keys[c2[1].selectbox("B", list(keys), index=1, key="pair.b")]
+            sa, sb = (TokenScores(state_dir()).read(k) for k in (a, b))
+            windows = bootstrap.row_windows(pairable[pairable["key"] == a].iloc[0])
+            if a == b:
+                st.caption("Pick two different rows.")
+            elif sa is None or sb is None or windows is None or len(windows) != len(sa["kl"]) \
+                    or len(sa["kl"]) != len(sb["kl"]):
+                st.caption("These two rows have no paired per-token scores (measured before "
+                           "they were stored): re-run them to compare them with an interval.")
+            else:
+                kl = bootstrap.paired_difference(sb["kl"], sa["kl"], windows)
+                ratio = bootstrap.paired_ppl_ratio(sb["nll"], sa["nll"], windows)
+                st.markdown(
+                    f"KLD(B) − KLD(A) = **{kl.estimate:.4g}**, 95 % interval [{kl.lo:.4g}, "
+                    f"{kl.hi:.4g}]; PPL(B) / PPL(A) = **{ratio.estimate:.4f}** [{ratio.lo:.4f}, "
+                    f"{ratio.hi:.4f}] — " + ("distinguishable" if kl.distinguishable else
+                    "not distinguishable at this sample size (about "
+                    f"{kl.tokens_to_separate():,.0f} tokens would separate them)")
+                    + f". Bootstrap over {kl.windows} windows of {kl.tokens:,} paired tokens.")
     if noise is not None:
         st.caption("Noise floor of this baseline (`qcompare.noisefloor`), the fp32 baseline "
                    "rerun with numerical noise only: " + "; ".join(

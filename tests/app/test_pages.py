@@ -424,3 +424,14 @@ def test_drift_explorer_colours_the_text_of_a_row(app):
     at.radio(key="drift.mode").set_value("top token changed").run()
     assert not at.exception
     assert any("top token differs" in c.value for c in at.caption)
+
+
+def test_any_two_rows_get_their_paired_interval(app):
+    at = app("pages/results.py")
+    at.sidebar.multiselect(key="f.protocol").set_value(["disjoint"]).run()
+    assert len(at.selectbox(key="pair.a").options) >= 2
+    at.selectbox(key="pair.b").select_index(0).run()
+    assert any("Pick two different rows" in c.value for c in at.caption)
+    at.selectbox(key="pair.b").select_index(1).run()
+    assert not at.exception
+    assert any("95 % interval" in m.value and "PPL(B) / PPL(A)" in m.value for m in at.markdown)
