@@ -12,7 +12,9 @@ from qcompare.submit import build_specs
 
 
 def test_noise_floor_once_per_baseline_fp32_rerun_is_zero_and_bf16_is_inside(tiny_model_dir,
-                                                                             state_dir, tiny_eval):
+                                                                             state_dir, tiny_eval,
+                                                                             monkeypatch):
+    monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "1")
     model = models.model_from_arg(str(tiny_model_dir))
     specs = build_specs(model, [parse_method_arg(m) for m in ("rtn:bits=3", "bf16")],
                         CorpusSpec(), tiny_eval)
@@ -27,6 +29,13 @@ def test_noise_floor_once_per_baseline_fp32_rerun_is_zero_and_bf16_is_inside(tin
     assert bf16["kld_mean"] <= noise["kld_band"]
     assert noisefloor.versus(bf16["kld_mean"], noise) == "inside the noise floor"
     assert noisefloor.versus(rtn["kld_mean"], noise).endswith("x the noise floor")
+
+    # off: no noise floor is computed (the switch the tests and QCOMPARE_NOISE_FLOOR=0 use)
+    monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "0")
+    other = build_specs(model, [parse_method_arg("fp16")], CorpusSpec(),
+                        __import__("dataclasses").replace(tiny_eval, tokens=192))[0]
+    worker.run(other, state_dir)
+    assert noisefloor.read(state_dir, other.reference_key()) is None
 
     # the fp32 baseline rerun against its own stored pass: exactly zero
     spec = specs[0]
