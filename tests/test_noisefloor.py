@@ -65,3 +65,20 @@ def test_the_band_is_drawn_on_kl_and_top1_axes_only():
     assert any(s.type == "rect" and s.y0 == 0.97 for s in top.layout.shapes)
     ppl = charts.tradeoff(rows, "weights_mib", "ppl", noise=noise)
     assert not any(s.type == "rect" for s in ppl.layout.shapes)
+
+
+def test_a_failing_noise_floor_leaves_the_row_and_the_job_done(tiny_model_dir, state_dir, tiny_eval,
+                                                               monkeypatch):
+    monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "1")
+
+    def broken(*a, **kw):
+        raise MemoryError("no room for a second copy")
+
+    monkeypatch.setattr(worker, "_ensure_noise_floor", broken)
+    stages = []
+    (spec,) = build_specs(models.model_from_arg(str(tiny_model_dir)), [parse_method_arg("rtn:bits=4")],
+                          CorpusSpec(), tiny_eval)
+    row = worker.run(spec, state_dir, report=lambda s, f: stages.append(s))
+    assert row["kld_mean"] > 0 and stages[-1] == "done"
+    assert any(s.startswith("noise floor not computed (MemoryError") for s in stages)
+    assert noisefloor.read(state_dir, spec.reference_key()) is None
