@@ -151,14 +151,18 @@ with tab_rec:
         gone = {e.key: e for e in rec.excluded}
         pts = []
         for _, r in group.iterrows():
-            est = recommend.memory_of(r, shape, cons)
+            try:
+                est = recommend.memory_of(r, shape, cons)
+            except UserError:                   # a method this version does not know: no point
+                continue
             ch = kept.get(r["key"])
-            pts.append({"method_label": r["method_label"], "label": point_label(r),
+            pts.append({"key": r["key"], "method_label": r["method_label"], "label": point_label(r),
                         "family": r["family"],
                         "memory_gib": est.total / GIB, "feasible": ch is not None,
                         "reason": ch.reason if ch else f"excluded: {gone[r['key']].detail}"})
+        increase = dict(zip(group["key"], charts.with_baseline_delta(group, "ppl")["delta_pct"]))
         pts = pd.DataFrame(pts)
-        pts["ppl_increase_pct"] = charts.with_baseline_delta(group, "ppl")["delta_pct"].to_numpy()
+        pts["ppl_increase_pct"] = pts["key"].map(increase)
         pub = published.load() if show_pub else None
         if pub is not None:
             pub = pub.assign(memory_gib=pub["nvml_used_peak_mib"] * MIB / GIB)

@@ -234,10 +234,16 @@ def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constra
     front = set(frontier(group, "weights_mib", "kld_mean")["key"]) if "kld_mean" in group else set()
     ties = _ties(group, state_dir) if c.priority == "quality" else {}
     kept, excluded = [], []
+    from qcompare.errors import UserError
+
     for idx, row in group.iterrows():
-        est = memory_of(row, shape, c)
-        ppl_inc = _num(inc.get(idx))
-        broken = _limits(row, est, ppl_inc, c)
+        try:
+            est = memory_of(row, shape, c)
+            ppl_inc = _num(inc.get(idx))
+            broken = _limits(row, est, ppl_inc, c)
+        except UserError as e:                   # a row of a method this version does not know
+            excluded.append(Excluded(str(row["method_label"]), str(row["key"]), "method", str(e)))
+            continue
         if broken:
             excluded.append(Excluded(str(row["method_label"]), str(row["key"]), *broken))
         else:

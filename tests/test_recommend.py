@@ -114,3 +114,10 @@ def test_a_shape_llama_cpp_cannot_hold_is_said_not_raised():
     odd = ModelShape("odd", 2, 100, 4, 4, 200, 50)             # rows of 100: no GGML block fits
     (rule,) = recommend.rules(odd, Constraints(device="cpu", memory_gib=8))
     assert "cannot be sized" in rule.why and rule.methods == ["gguf:type=Q4_K_M"]
+
+
+def test_a_row_of_an_unknown_method_is_excluded_with_why():
+    rows = pd.concat([ROWS, pd.DataFrame([_row("retired-method", "old", 10.0, 11.0, 0.1, 1.0)])])
+    rec = recommend.recommend(rows, SHAPE, Constraints(device="cpu", context=64))
+    (old,) = [e for e in rec.excluded if e.method_label == "old"]
+    assert old.limit == "method" and "unknown method" in old.detail and len(rec.measured) == 5
