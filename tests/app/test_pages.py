@@ -162,18 +162,24 @@ def test_results_filters_change_the_plotted_rows(app):
     assert len(labels) == (5 if png_unavailable_reason() is None else 4)
 
 
+def _page_on(state, page: str, monkeypatch):
+    """The app on its own state folder (not the seeded one), switched to `page`."""
+    monkeypatch.setenv("QCOMPARE_HOME", str(state))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    return at
+
+
 def test_rows_of_another_token_count_are_filtered_out_by_default(tmp_path, monkeypatch, tiny_model_dir):
     state_dir = tmp_path / "state_dir"
     model = model_from_arg(str(tiny_model_dir))
     fp32 = [parse_method_arg("fp32")]
     for ev in (TINY, replace(TINY, tokens=128)):                  # the 128-token row is newest
         worker.run(submitting.build_specs(model, fp32, CorpusSpec(), ev)[0], state_dir)
-    monkeypatch.setenv("QCOMPARE_HOME", str(state_dir))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("pages/results.py")
-    at.run()
+    at = _page_on(state_dir, "pages/results.py", monkeypatch)
     assert at.sidebar.multiselect(key="f.tokens").value == [128]
     assert _points(at) == 1 and not at.warning
     at.sidebar.multiselect(key="f.tokens").set_value([128, 256]).run()
@@ -416,12 +422,7 @@ def test_rows_from_before_the_distribution_ask_to_be_rerun(tmp_path, monkeypatch
     rows = [{**base, "key": "a", "method": "fp32", "method_label": "fp32", "kld_mean": 0.0},
             {**base, "key": "b", "method": "rtn", "method_label": "rtn", "kld_mean": 0.1}]
     pq.write_table(pa.Table.from_pylist(rows), state / "results" / "old.parquet")
-    monkeypatch.setenv("QCOMPARE_HOME", str(state))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("pages/results.py")
-    at.run()
+    at = _page_on(state, "pages/results.py", monkeypatch)
     assert not at.exception, at.exception
     assert any("Re-run them (Compare) for the distribution" in c.value for c in at.caption)
 
