@@ -38,6 +38,7 @@ METHODS: dict[str, str] = {
     "smoothquant": "qcompare.methods.smoothquant:SmoothQuant",
     "spqr": "qcompare.methods.spqr:SpQR",
     "qat": "qcompare.methods.qat:QAT",
+    "mixed": "qcompare.methods.mixed:Mixed",
 }
 
 
@@ -67,16 +68,32 @@ def all_methods() -> list[type[Method]]:
 
 
 def parse_method_arg(text: str):
-    """'rtn:bits=4,group_size=128' -> MethodSpec with options validated by the method's config."""
+    """'rtn:bits=4,group_size=128' -> MethodSpec with options validated by the method's config.
+    A value may be JSON with commas inside braces ('mixed:bits_map={"0":8,"3":2}')."""
 
     name, _, opts = text.partition(":")
     raw = {}
-    for part in filter(None, (p.strip() for p in opts.split(","))):
+    for part in filter(None, (p.strip() for p in _split_options(opts))):
         key, eq, value = part.partition("=")
         if not eq:
             raise UserError(f"method option {part!r} needs the form key=value.")
         raw[key.strip()] = value.strip()
     return make_method_spec(name.strip(), raw)
+
+
+def _split_options(text: str) -> list[str]:
+    """`text` split at the commas that are not inside {...} or [...]."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def make_method_spec(name: str, raw: dict):

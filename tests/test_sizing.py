@@ -86,6 +86,8 @@ VARIANTS = [
     "torch-dynamic-int8", "torch-dynamic-int8:per_channel=false",
     "hqq", "hqq:bits=3", "hqq:bits=2,group_size=32", "hqq:bits=8,axis=0",
     "llmc-gptq:group_size=32", "llmc-gptq:bits=8,group_size=0", "llmc-awq:group_size=32",
+    'mixed:group_size=32,bits_map={"0":8,"1.down_proj":16,"1.q_proj":2}',
+    'mixed:family=gptq,group_size=0,default_bits=3,bits_map={"1":8}',
 ]
 
 
