@@ -132,3 +132,34 @@ def preset_specs(preset: str = "default", effort_name: str = "quick", device: st
     return build_specs(ModelSpec(), preset_methods(preset, device), corpus, ev,
                        effort.calib_spec(effort_name, corpus),
                        skipped if skipped is not None else [])
+
+
+def resolve_sensitivity(spec):
+    """A SensitivitySpec with its model fingerprint and corpus hashes filled in, so equal
+    sweeps get equal keys (as `build_specs` does for runs)."""
+    from qcompare.sensitivity import SensitivitySpec
+
+    assert isinstance(spec, SensitivitySpec)
+    corpus = corpora.resolve(spec.corpus, min_tokens=spec.eval.tokens)
+    return replace(spec, model=models.resolve(spec.model), corpus=corpus,
+                   calib=replace(spec.calib, corpus=corpora.resolve(spec.calib.corpus)))
+
+
+def submit_sensitivity(spec, state_dir: str | Path, start_runner: bool = True,
+                       runner: str = "local", address: str | None = None) -> Submitted:
+    """Queue a sensitivity sweep (resolved first) unless its table is stored; identical active
+    sweeps run once, like runs."""
+    from qcompare.sensitivity import SensitivityStore
+
+    spec = resolve_sensitivity(spec)
+    store = JobStore.open(state_dir)
+    key = spec.key()
+    if SensitivityStore(state_dir).exists(key):
+        return Submitted(spec, 0, True, False)
+    diskspace.require(state_dir, 0, "the job table and the sensitivity table")
+    lost = drop_lost_jobs(store, key)
+    job_id, new = store.submit(key, spec.label, spec.to_json())
+    if start_runner:
+        ensure_runner(state_dir, runner=runner, address=address)
+    note = f"job #{lost[0]} of this sweep had lost its worker: marked failed, queued anew" if lost else ""
+    return Submitted(spec, job_id, False, new, note)

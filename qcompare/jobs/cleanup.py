@@ -22,7 +22,7 @@ OWNER = re.compile(r"pid(\d+)")
 PLACES = {"baselines": ".*-*", "models": ".*-*", "results": ".tmp-*", "tokens": ".tmp-*",
           "calibration": ".tmp-*", "baselines/*": ".*-pid*",      # top, pieces, noise files
           "models/gguf": ".*pid*",                   # a converter's view folder and output
-          "machine": ".tmp-*", "work/*": ".*.tmp"}
+          "machine": ".tmp-*", "work/*": ".*.tmp", "sensitivity": ".tmp-*"}
 
 
 def _size(p: Path) -> int:

@@ -48,9 +48,10 @@ REPO = Path(__file__).resolve().parents[2]
 def task_resources(spec_json: str, state_dir: Path) -> dict:
     """Ray resources of one job: CPUs, GPUs and memory (bytes), from its spec."""
     from qcompare import models
+    from qcompare.sensitivity import SensitivitySpec, is_sensitivity_json
     from qcompare.specs import RunSpec
 
-    spec = RunSpec.from_json(spec_json)
+    spec = (SensitivitySpec if is_sensitivity_json(spec_json) else RunSpec).from_json(spec_json)
     cpus = spec.eval.threads or int(os.environ.get("QCOMPARE_RAY_CPUS", "1"))
     res = {"num_cpus": cpus, "num_gpus": 1 if spec.eval.device == "cuda" else 0}
     try:

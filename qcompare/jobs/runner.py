@@ -280,19 +280,18 @@ def run_inline(store: JobStore, state_dir: str | Path, job_id: int) -> None:
 
     from qcompare.errors import UserError
     from qcompare.jobs import worker
-    from qcompare.specs import RunSpec
 
     job = store.get(job_id)
     store.mark_running(job_id, os.getpid(), None)
     try:
-        row = worker.run(RunSpec.from_json(job.spec_json), state_dir, store.reporter(job_id))
+        key = worker.run_job(job.spec_json, state_dir, store.reporter(job_id))
     except UserError as e:
         store.finish(job_id, "failed", error=str(e), tb=traceback.format_exc())
         return
     except Exception as e:  # noqa: BLE001 - recorded as a failed row, like a worker's
         store.finish(job_id, "failed", error=f"{type(e).__name__}: {e}", tb=traceback.format_exc())
         return
-    store.finish(job_id, "done", result_key=row["key"])
+    store.finish(job_id, "done", result_key=key)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -408,6 +408,21 @@ def failure_message(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def run_job(spec_json: str, state_dir, report: Report = lambda s, f: None,
+             process_started: float | None = None) -> str:
+    """Run one job of the table by the kind of its spec (a RunSpec, or a sensitivity sweep,
+    `qcompare.sensitivity`); returns the key its result is stored under."""
+    from qcompare import sensitivity
+
+    if sensitivity.is_sensitivity_json(spec_json):
+        from qcompare.jobs import sensitivity_job
+
+        return sensitivity_job.run(sensitivity.SensitivitySpec.from_json(spec_json), state_dir,
+                                   _with_test_pause(report))["key"]
+    return run(RunSpec.from_json(spec_json), state_dir, report,
+               process_started=process_started)["key"]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry of a spawned worker: run one job of the table and record the outcome there. When
     the table itself cannot be written (a full disk), the worker exits non-zero and the runner
@@ -428,9 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import psutil
 
-        row = run(RunSpec.from_json(job.spec_json), args.state_dir, reporter,
-                  process_started=psutil.Process().create_time())
-        outcome: tuple = ("done", None, None, row["key"])
+        key = run_job(job.spec_json, args.state_dir, reporter,
+                      process_started=psutil.Process().create_time())
+        outcome: tuple = ("done", None, None, key)
         code = 0
     except BaseException as e:  # noqa: BLE001 - every failure becomes a readable row
         outcome = ("failed", failure_message(e), traceback.format_exc(), None)
