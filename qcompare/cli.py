@@ -1,5 +1,5 @@
 """The pipeline without a browser: `python -m qcompare methods | run | sweep | results | jobs |
-cancel | recommend | report`.
+cancel | recommend | report | sensitivity | recipe` (the last two: `qcompare.cli_recipes`).
 
 The CLI never imports torch: work runs in worker processes started by the runner.
 """
@@ -492,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", action="store_true", help="include the published layer")
     p.add_argument("--title", default="qcompare report")
     p.set_defaults(func=cmd_report)
+
+    from qcompare.cli_recipes import add_commands
+    add_commands(sub)
     return ap
 
 
