@@ -150,3 +150,33 @@ def token_kl(keys: tuple[str, ...], labels: tuple[str, ...], folder: str) -> dic
         if scores is not None and scores["kl"].size:
             out[label] = scores["kl"]
     return out
+
+
+def submit_sweep(spec) -> Submitted:
+    """Queue a sensitivity sweep (qcompare.sensitivity) unless its table is stored."""
+    from qcompare.submit import submit_sensitivity
+
+    runner, address = runner_choice()
+    return submit_sensitivity(spec, state_dir(), start_runner=start_runner(), runner=runner,
+                              address=address)
+
+
+def submit_runs(specs) -> list[Submitted]:
+    """Queue ready RunSpecs (a recipe's verification) like any submission."""
+    return _submit(specs)
+
+
+@st.cache_data(show_spinner=False, ttl=10)
+def sweeps(folder: str, signature: tuple):
+    """The stored sensitivity sweeps (`qcompare.budget.sweeps`), re-read when a file changes."""
+    from qcompare import budget
+
+    return budget.sweeps(folder)
+
+
+def stored_sweeps():
+    from qcompare.sensitivity import SensitivityStore
+
+    store = SensitivityStore(state_dir())
+    files = sorted(store.dir.glob("*.json")) if store.dir.exists() else []
+    return sweeps(str(state_dir()), tuple((p.name, p.stat().st_mtime_ns) for p in files))
