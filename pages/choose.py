@@ -14,6 +14,7 @@ from qcompare.sizing import GIB, MIB
 from qcompare.ui.data import model_shape, queue_like, results, state_dir
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
+from qcompare.ui.recipe_offer import offer
 
 ensure_navigation("pages/choose.py")
 st.title("Choose a method")
@@ -176,6 +177,13 @@ with tab_rec:
         if pub is not None:
             st.caption("Hollow markers: published figures for 7B models (GPU memory as the "
                        "sources report it), not measured here; never ranked.")
+
+    if model in models:
+        st.subheader("Mixed precision for a size")
+        top = rec.measured[0] if rec.measured else None
+        top_row = group[group["key"] == top.key] if top is not None else group.iloc[:0]
+        offer(group, float(top_row["weights_mib"].iloc[0]) if not top_row.empty else None,
+              "choose.recipe")
 
     st.subheader("From rules of thumb")
     st.caption("The source guide's rules, sized for this model by the calculator: **rule of "

@@ -16,6 +16,7 @@ from qcompare.tokenscores import TokenScores
 from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.data import results, state_dir, token_kl
 from qcompare.ui.navigation import ensure_navigation
+from qcompare.ui.recipe_offer import offer
 
 ensure_navigation("pages/results.py")
 st.title("Results")
@@ -116,6 +117,10 @@ def export_figure():
     return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
                            export=True, published=layer, ties=ties, noise=noise)
 
+
+with st.expander("Mixed precision: the best recipe within a size"):
+    offer(view, float(view["weights_mib"].median()) if view["weights_mib"].notna().any() else None,
+          "results.recipe")
 
 # --- precision: which differences are real ----------------------------------------------------
 st.subheader("Ranking by KL divergence, with its noise")

@@ -90,3 +90,35 @@ def test_a_target_too_small_says_what_to_do(swept, monkeypatch):
     at.radio(key="recipe.by").set_value("bits per weight").run()
     at.number_input(key="recipe.bpw").set_value(2.0).run()
     assert any("Nothing fits" in e.value and "Raise the target" in e.value for e in at.error)
+
+
+def test_results_and_choose_offer_the_recipe_of_a_swept_model(swept, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_HOME", str(swept))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    for page in ("pages/results.py", "pages/choose.py"):
+        at = AppTest.from_file(APP, default_timeout=90)
+        at.run()
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, at.exception)
+        offer = [m.value for m in at.markdown if m.value.startswith("**Mixed rtn recipe:**")]
+        assert offer and "predicted KLD" in offer[0], page
+        assert any(n.proto.label.startswith("Weights within") for n in at.number_input), page
+
+
+def test_a_model_without_a_sweep_is_pointed_to_the_recipe_page(tmp_path, monkeypatch, tiny_model_dir):
+    from qcompare.specs import MethodSpec, RunSpec
+    from qcompare.submit import build_specs
+
+    spec = build_specs(model_from_arg(str(tiny_model_dir)), [MethodSpec.of("fp32")],
+                       sensitivity.CorpusSpec(), TINY)[0]
+    assert isinstance(spec, RunSpec)
+    worker.run(spec, tmp_path)
+    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("pages/results.py")
+    at.run()
+    assert not at.exception
+    assert any("No sensitivity sweep of this model yet" in c.value for c in at.caption)
