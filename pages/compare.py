@@ -135,7 +135,7 @@ for family, classes in by_family.items():
             else:
                 text = col.text_input(o["label"], str(o["default"]), key=key,
                                       help=hint + "; comma-separated for several values")
-                values[o["name"]] = [v.strip() for v in text.split(",") if v.strip()]
+                values[o["name"]] = [v.strip() for v in registry.split_top_level(text) if v.strip()]
             if not values[o["name"]]:
                 col.error(f"pick at least one value for {o['label'].lower()}")
                 option_errors = True

@@ -73,7 +73,7 @@ def parse_method_arg(text: str):
 
     name, _, opts = text.partition(":")
     raw = {}
-    for part in filter(None, (p.strip() for p in _split_options(opts))):
+    for part in filter(None, (p.strip() for p in split_top_level(opts))):
         key, eq, value = part.partition("=")
         if not eq:
             raise UserError(f"method option {part!r} needs the form key=value.")
@@ -81,7 +81,7 @@ def parse_method_arg(text: str):
     return make_method_spec(name.strip(), raw)
 
 
-def _split_options(text: str) -> list[str]:
+def split_top_level(text: str) -> list[str]:
     """`text` split at the commas that are not inside {...} or [...]."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):

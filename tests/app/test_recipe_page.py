@@ -122,3 +122,25 @@ def test_a_model_without_a_sweep_is_pointed_to_the_recipe_page(tmp_path, monkeyp
     at.run()
     assert not at.exception
     assert any("No sensitivity sweep of this model yet" in c.value for c in at.caption)
+
+
+def test_compare_takes_a_typed_bits_map(tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    at.checkbox(key="m.fp32").uncheck().run()
+    at.checkbox(key="m.mixed").check().run()
+    at.text_input(key="o.mixed.bits_map").input('{"0": 8, "1.down_proj": 2}').run()
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()
+    at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
+    submit = next(b for b in at.button if b.label.startswith("Submit"))
+    assert submit.label == "Submit 1 run(s)", [e.value for e in at.error]
+    submit.click().run()
+    assert not at.exception and not at.error
+    (job,) = JobStore.open(tmp_path).list(("queued",))
+    opts = json.loads(job.spec_json)["method"]["options"]
+    assert json.loads(opts["bits_map"]) == {"0": 8, "1.down_proj": 2}
