@@ -27,12 +27,14 @@ st.markdown(
     "KLDs: it assumes their effects add up) within a size, found exactly. **Verify**: a recipe "
     "is a `mixed` run like any other, measured on the evaluated text beside the uniform "
     "setting of the same size.")
-st.caption("The embedded SmolLM2-135M was stored as Q4_1 (4-bit, blocks of 32, asymmetric) "
-           "before it was dequantized for us. The sweeps here use symmetric codes with groups "
-           "of 128 by default: not that grid, so no setting is a lossless re-quantization of it.")
-
 df, _ = results()
 all_sweeps = stored_sweeps()
+if st.session_state.get("recipe.model", "embedded") == "embedded" or any(
+        s.spec.model.source == "embedded" for s in all_sweeps):
+    st.caption("ℹ️ The embedded SmolLM2-135M was stored as Q4_1 (4-bit, blocks of 32, "
+               "asymmetric) before it was dequantized for us. The sweeps here use symmetric codes "
+               "with groups of 128 by default: not that grid, so no setting is a lossless "
+               "re-quantization of it.")
 tab_measure, tab_sens, tab_recipe = st.tabs(["Measure sensitivity", "Where the loss happens",
                                              "Recipe for a size"])
 

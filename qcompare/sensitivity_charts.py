@@ -40,8 +40,8 @@ def bars(table: pd.DataFrame, bits: int, top: int = 25) -> go.Figure:
                            error_x={"type": "data", "array": 2 * part["kld_se"], "visible": True},
                            hovertemplate="%{y}: KLD %{x:.3g}<extra></extra>",
                            marker_color="#E15F99"))
-    fig.update_layout(title=f"Most sensitive units at {bits} bits (bars: ±2 standard errors "
-                            "over positions)", xaxis_title="KL divergence (nats, log scale)",
+    fig.update_layout(title=f"Most sensitive units at {bits} bits",
+                      xaxis_title="KL divergence (nats, log; bars ±2 s.e. over positions)",
                       xaxis_type="log", yaxis_title="unit (layer.projection)",
                       height=max(320, 20 * len(part) + 120), margin={"t": 50})
     return fig
@@ -85,7 +85,7 @@ def frontier(front: pd.DataFrame, uniform: pd.DataFrame, measured: pd.DataFrame 
                 marker={"size": 13, "symbol": symbol},
                 hovertemplate="%{text}: %{x:.2f} MiB, KLD %{y:.4g}<extra>measured</extra>"))
     if target_mib:
-        fig.add_vline(x=target_mib, line_dash="dash", annotation_text=f"target {target_mib:g} MiB")
+        fig.add_vline(x=target_mib, line_dash="dash", annotation_text=f"target {target_mib:.2f} MiB")
     fig.update_layout(title="Size against KL divergence: predicted recipes, and what was measured",
                       xaxis_title="weights (MiB, stored)", yaxis_title="KL divergence (nats, log)",
                       yaxis_type="log", height=480, margin={"t": 50},

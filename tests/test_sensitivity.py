@@ -59,7 +59,7 @@ def test_spec_round_trips_and_is_checked(tiny_model_dir):
 def test_the_replayed_pass_equals_a_full_forward(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    from qcompare.jobs.sensitivity_job import Sweep
+    from qcompare.jobs.sensitivity_job import Replay
 
     def _kl_rows(base_logp, logits):                 # the direct sum, in float64
         logp = torch.log_softmax(logits.double(), dim=-1)
@@ -67,7 +67,7 @@ def test_the_replayed_pass_equals_a_full_forward(tiny_model_dir):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     ids = torch.randint(0, 380, (5, 40), generator=torch.Generator().manual_seed(1))
-    sweep = Sweep(model, ids)
+    sweep = Replay(model, ids)
     for start in range(len(sweep.layers)):
         assert np.abs(sweep.kl_from(start)).max() < 1e-6        # nothing changed: KL 0
     with torch.no_grad():

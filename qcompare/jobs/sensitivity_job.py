@@ -44,7 +44,7 @@ class _Baseline:
         return self.neg_entropy - (self.p * z).sum(-1) + torch.logsumexp(z, dim=-1)
 
 
-class Sweep:
+class Replay:
     """A baseline model with every decoder layer's inputs on the scoring slice kept, so that a
     pass with one layer changed runs only that layer and the ones after it."""
 
@@ -144,7 +144,7 @@ def run(spec: SensitivitySpec, state_dir, report=lambda s, f: None) -> dict:
     report("calibration inputs of every Linear (baseline)", 0.03)
     hessians = _hessians(model, calib_ids, lambda s, f: report(f"Hessians: {s}", 0.03 + 0.05 * f))
     report("baseline pass on the scoring slice", 0.08)
-    sweep = Sweep(model, score_ids)
+    sweep = Replay(model, score_ids)
     linears = {n: m for n, m in model.named_modules()
                if isinstance(m, torch.nn.Linear) and parse_name(n)}
     by_unit: dict[str, list[str]] = {}

@@ -28,12 +28,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    state_dir = tmp_path / "state_dir"
-    _seed_collapsed_run(state_dir)
+def _serve(state_dir, tmp_path):
+    """A real `streamlit run app.py` on `state_dir`: yields its URL, stops it afterwards."""
     port = _free_port()
     env = {**os.environ, "QCOMPARE_HOME": str(state_dir), "QCOMPARE_RUNNER_IDLE_EXIT_S": "5"}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
@@ -50,13 +46,23 @@ def server(tmp_path):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise AssertionError((tmp_path / "streamlit.log").read_text()) from e
             time.sleep(0.5)
-    yield url, state_dir
+    yield url
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(10)
     from qcompare.jobs.runner import runner_pid
     pid = runner_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def server(tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    state_dir = tmp_path / "state_dir"
+    _seed_collapsed_run(state_dir)
+    for url in _serve(state_dir, tmp_path):
+        yield url, state_dir
 
 
 def _seed_collapsed_run(state_dir) -> None:
@@ -174,3 +180,56 @@ def _open_offline(browser, report: Path, shot: Path) -> dict:
                  ".scatterlayer .points path.point").count(), "requests": requests}
     context.close()
     return drawn
+
+
+@pytest.fixture
+def swept_server(tmp_path, tiny_model_dir):
+    """A state with a sensitivity sweep of the tiny model and the runs verifying one recipe."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from qcompare import budget
+    from qcompare.jobs import worker
+    from qcompare.jobs.runner import run_inline
+    from qcompare.jobs.store import JobStore
+    from qcompare.models import model_from_arg
+    from qcompare.sensitivity import SensitivitySpec
+    from qcompare.specs import CalibSpec, EvalSpec
+    from qcompare.submit import submit_sensitivity
+
+    state_dir = tmp_path / "state_dir"
+    ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+    spec = SensitivitySpec(model=model_from_arg(str(tiny_model_dir)), bits=(2, 4, 8), group_size=32,
+                           eval=ev, calib=CalibSpec(samples=4, seq_len=64), score_samples=2)
+    sub = submit_sensitivity(spec, state_dir, start_runner=False)
+    run_inline(JobStore.open(state_dir), state_dir, sub.job_id)
+    for run in budget.plan_verification(budget.find(state_dir), bits=[4]):
+        worker.run(run, state_dir)
+    for url in _serve(state_dir, tmp_path):
+        yield url
+
+
+def test_the_recipe_page_draws_its_heatmap_and_frontier_in_a_real_browser(swept_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(swept_server + "/recipe")
+        page.get_by_role("tab", name="Where the loss happens").click()
+        page.wait_for_selector(".js-plotly-plot .hm", timeout=60_000)     # the heatmap drawn
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "recipe-sensitivity.png"))
+        cells = page.locator(".js-plotly-plot .hm").count()
+        page.get_by_role("tab", name="Recipe for a size").click()
+        page.get_by_text("Best recipe:").first.wait_for(timeout=30_000)
+        page.get_by_text("Size against KL divergence").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "recipe-frontier.png"))
+        measured = page.locator(".js-plotly-plot", has_text="Size against KL divergence").first \
+            .locator(".scatterlayer .trace").count()
+        browser.close()
+    assert cells >= 1
+    assert measured >= 3          # the predicted line, uniform predicted, and measured points
+    assert (out / "recipe-frontier.png").stat().st_size > 10_000

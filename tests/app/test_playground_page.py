@@ -1,0 +1,44 @@
+"""The playground page under AppTest, on a model folder in the state folder's models/."""
+import shutil
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from qcompare import playground as pg
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def _open(state, monkeypatch):
+    monkeypatch.setenv("QCOMPARE_HOME", str(state))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/playground.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_two_settings_side_by_side_on_a_real_tensor(tmp_path, monkeypatch, tiny_model_dir):
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny")
+    at = _open(tmp_path, monkeypatch)
+    assert at.selectbox(key="pg.model").value == "tiny"
+    at.selectbox(key="pg.layer").set_value(1).run()
+    at.selectbox(key="pg.proj").set_value("mlp.up_proj").run()
+    at.select_slider(key="pg.A.bits").set_value(3).run()
+    at.radio(key="pg.B.cal").set_value("kl").run()
+    assert not at.exception
+    x = pg.read_tensor(tmp_path / "models" / "tiny" / "model.safetensors", "model.layers.1.mlp.up_proj.weight")
+    want_a = pg.quantize(x, pg.Setting(bits=3))
+    want_b = pg.quantize(x, pg.Setting(bits=4, calibrator="kl"))
+    sqnr = [m.value for m in at.metric if m.label == "SQNR"]
+    assert sqnr == [f"{want_a.sqnr_db:.2f} dB", f"{want_b.sqnr_db:.2f} dB"]
+    assert len(at.get("plotly_chart")) == 4          # a histogram and the scales per side
+    assert any("3-bit sym g128 minmax" in c.value for c in at.caption)
+
+
+def test_without_a_model_folder_it_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr("qcompare.models.embedded_gguf", lambda: tmp_path / "missing.gguf")
+    at = _open(tmp_path, monkeypatch)
+    assert any("No model folder with safetensors yet" in i.value for i in at.info)
