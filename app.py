@@ -17,6 +17,7 @@ pages = [
     st.Page("pages/results.py", title="Results", icon="📈"),
     st.Page("pages/choose.py", title="Choose", icon="🧭"),
     st.Page("pages/recipe.py", title="Recipe", icon="🧩"),
+    st.Page("pages/generate.py", title="Generate", icon="✍️"),
     st.Page("pages/playground.py", title="Playground", icon="🎛️"),
     st.Page("pages/drift.py", title="Drift", icon="🔎"),
 ]

@@ -67,3 +67,16 @@ def test_a_batch_is_queued_cheapest_first_with_the_reference_before_all():
     order = [names[i] for i in queue_order([spec(n) for n in names])]
     assert order == ["fp32", "rtn:bits=4", "bf16", "bnb-nf4", "gguf:type=Q8_0", "gptq", "awq",
                      "gguf:type=Q4_K_M,imatrix=true"]
+
+
+@pytest.mark.parametrize("module", ["qcompare.budget", "qcompare.recipe", "qcompare.sensitivity",
+                                    "qcompare.sensitivity_charts", "qcompare.playground",
+                                    "qcompare.playground_charts", "qcompare.generation",
+                                    "qcompare.jobs.generation_worker", "qcompare.cli_recipes"])
+def test_what_the_pages_import_stays_torch_free(module):
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", module

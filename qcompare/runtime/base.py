@@ -11,6 +11,9 @@ or anything else that can score and generate:
 * `generate(prompt_ids, new_tokens)`: greedy decoding from the prompt, end-of-sequence ignored,
   exactly `new_tokens` new ids returned as a list (the speed protocol of `metrics.speed` times
   these calls).
+* `start(prompt_ids)` then `advance(token_id)`: step-by-step decoding for the generation page;
+  each returns the fp32 logits [vocab_size] of the next token. The default re-scores the whole
+  sequence every step (right for any runtime, slow); runtimes with a KV cache override both.
 * `synchronize()`: waits for queued device work, before a clock is read.
 * `memory_phase()`: a context manager measuring peak memory while the runtime works
   (`metrics.memory.PhasePeak` on the runtime's device).
@@ -41,6 +44,20 @@ class Runtime(ABC):
     @abstractmethod
     def generate(self, prompt_ids, new_tokens: int) -> list[int]:
         """Exactly `new_tokens` greedy new ids after `prompt_ids` (EOS ignored)."""
+
+    def start(self, prompt_ids):
+        """Begin step-by-step decoding: logits [vocab] of the token after the prompt."""
+        import torch
+
+        self._sequence = [int(t) for t in prompt_ids]
+        return self.logits(torch.as_tensor(self._sequence, dtype=torch.long), 1)[-1]
+
+    def advance(self, token_id: int):
+        """Append one token: logits [vocab] of the token after it."""
+        import torch
+
+        self._sequence.append(int(token_id))
+        return self.logits(torch.as_tensor(self._sequence, dtype=torch.long), 1)[-1]
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook: a CPU has nothing to wait for
         """Wait for queued device work (nothing to wait for on a CPU)."""

@@ -44,6 +44,21 @@ class LlamaCppRuntime(Runtime):
         rows = np.array(self.scorer.scores[len(tokens) - keep:len(tokens)], dtype=np.float32)
         return torch.from_numpy(rows)
 
+    def start(self, prompt_ids):
+        """The prompt evaluated by the scoring context (it keeps every position's logits);
+        llama.cpp's KV cache then carries the sequence for `advance`."""
+        import torch
+
+        self.scorer.reset()
+        self.scorer.eval([int(t) for t in prompt_ids])
+        return torch.from_numpy(np.array(self.scorer.scores[self.scorer.n_tokens - 1], dtype=np.float32))
+
+    def advance(self, token_id: int):
+        import torch
+
+        self.scorer.eval([int(token_id)])
+        return torch.from_numpy(np.array(self.scorer.scores[self.scorer.n_tokens - 1], dtype=np.float32))
+
     def generate(self, prompt_ids, new_tokens: int) -> list[int]:
         """Greedy (temperature 0), EOS ignored: llama.cpp's own sampling loop, stopped after
         exactly `new_tokens` tokens. `reset()` first, so no KV cache of an earlier call is

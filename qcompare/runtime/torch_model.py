@@ -37,6 +37,25 @@ class TorchRuntime(Runtime):
                                       max_new_tokens=new_tokens, pad_token_id=0, num_beams=1)
         return out[0, x.shape[1]:].tolist()
 
+    def start(self, prompt_ids):
+        """The prompt through the model once, its KV cache kept for `advance`."""
+        import torch
+
+        x = torch.as_tensor([int(t) for t in prompt_ids], dtype=torch.long).reshape(1, -1)
+        with torch.inference_mode():
+            out = self.model(input_ids=x.to(self.device), use_cache=True, logits_to_keep=1)
+        self._cache = out.past_key_values
+        return out.logits[0, -1].float()
+
+    def advance(self, token_id: int):
+        import torch
+
+        x = torch.tensor([[int(token_id)]], dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=x, past_key_values=self._cache, use_cache=True)
+        self._cache = out.past_key_values
+        return out.logits[0, -1].float()
+
     def cost_model(self):
         from qcompare.metrics.roofline import torch_cost_model
 
