@@ -5,10 +5,13 @@ from qcompare.errors import UserError
 from qcompare.jobs.ray_runner import known_address
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
+from qcompare.ui import presenter
 from qcompare.ui.data import ray_cluster, results, state_dir
 from qcompare.ui.navigation import DEEPLINK, NAV_FLAG
 
-st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide")
+st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide",
+                   initial_sidebar_state="collapsed" if presenter.active() else "auto")
+presenter.apply()
 
 pages = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
@@ -68,7 +71,10 @@ def runner_picker() -> None:
 
 
 with st.sidebar:
+    presenter.toggle()
     runner_picker()
     sidebar_status()
 
+if presenter.active():
+    presenter.demo_script(presenter.steps(), expanded=nav.url_path in ("", "home"))
 nav.run()

@@ -11,6 +11,7 @@ from qcompare.chartstyle import point_label
 from qcompare.comparability import largest_group
 from qcompare.errors import UserError
 from qcompare.sizing import GIB, MIB
+from qcompare.ui import presenter
 from qcompare.ui.data import model_shape, queue_like, results, state_dir
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
@@ -170,7 +171,7 @@ with tab_rec:
         x_limit = min(v for v in (memory * (gpus if device == "cuda" else 1), max_mem) if v)
         fig = charts.choice_chart(pts, "memory_gib", "ppl_increase_pct", "Memory needed (GiB)",
                                   "Perplexity increase (%)", x_limit, max_ppl, pub)
-        st.plotly_chart(fig, key="choose.chart")
+        presenter.chart(fig, key="choose.chart")
         if fig.layout.meta and fig.layout.meta.get("numbered"):
             st.caption("Numbered points: " + " · ".join(
                 f"**{i}** {t}" for i, t in enumerate(fig.layout.meta["numbered"], 1)))

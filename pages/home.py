@@ -8,6 +8,7 @@ from qcompare.errors import UserError
 from qcompare.methods.presets import preset_families
 from qcompare.models import EMBEDDED_NOTE
 from qcompare.registry import BASELINE, get
+from qcompare.ui import presenter
 from qcompare.ui.data import embedded_state, preset_plan, results, state_dir, submit_preset
 from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.navigation import ensure_navigation
@@ -68,7 +69,7 @@ def latest_tradeoff() -> None:
                f"{first['tokens']} tokens, window {first['window']} · {first['device']} · "
                f"effort {efforts}")
     fig = charts.tradeoff(group, "weights_mib", "ppl")
-    st.plotly_chart(fig, key="home_tradeoff")
+    presenter.chart(fig, key="home_tradeoff")
     if (fig.layout.meta or {}).get("collapsed"):
         st.caption("Runs whose perplexity collapsed are drawn in the strip at the top with their "
                    "value; the axis is fitted to the others (Results can show them on the scale).")

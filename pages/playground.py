@@ -10,6 +10,7 @@ import streamlit as st
 from qcompare import models, playground_charts
 from qcompare import playground as pg
 from qcompare.errors import UserError
+from qcompare.ui import presenter
 from qcompare.ui.data import state_dir
 from qcompare.ui.navigation import ensure_navigation
 
@@ -105,8 +106,8 @@ for i, (col, s) in enumerate(zip(cols, settings)):
         m[3].metric("Clipped", f"{q.clipped:.2%}")
         st.caption(f"{s.label}: clip ratio {q.ratio:.3f}; {q.scale.size:,} scales"
                    + ("" if s.symmetric else " and zero points") + f"; computed in {ms:.0f} ms.")
-        st.plotly_chart(playground_charts.histogram(x, q, s), width="stretch", key=f"pg.hist.{i}")
+        presenter.chart(playground_charts.histogram(x, q, s), width="stretch", key=f"pg.hist.{i}")
         if q.scale.size > 1:
-            st.plotly_chart(playground_charts.scales(q), width="stretch", key=f"pg.scales.{i}")
+            presenter.chart(playground_charts.scales(q), width="stretch", key=f"pg.scales.{i}")
         with st.expander("The 10 largest weights and what became of them"):
             st.dataframe(pd.DataFrame(playground_charts.outliers(x, q)), hide_index=True)

@@ -13,6 +13,7 @@ from qcompare.jobs.store import JobStore
 from qcompare.methods.mixed import ROLES
 from qcompare.specs import CorpusSpec, ModelSpec, RunSpec
 from qcompare.submit import resolve_sensitivity
+from qcompare.ui import presenter
 from qcompare.ui.data import results, state_dir, stored_sweeps, submit_runs, submit_sweep
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
@@ -124,8 +125,8 @@ with tab_sens:
     st.caption(f"Scored on {sweep.meta['slice']} ({sweep.meta['tokens']:,} positions); "
                f"{sweep.meta['units']} units, {sweep.meta['seconds']:.0f} s in all.")
     left, right = st.columns([3, 2])
-    left.plotly_chart(sensitivity_charts.heatmap(sweep.table, b), width="stretch")
-    right.plotly_chart(sensitivity_charts.bars(sweep.table, b), width="stretch")
+    presenter.chart(sensitivity_charts.heatmap(sweep.table, b), left, width="stretch")
+    presenter.chart(sensitivity_charts.bars(sweep.table, b), right, width="stretch")
     st.subheader("Does the cheap estimator agree?")
     agree = sweep.meta.get("agreement", {})
     st.markdown("The reconstruction error tr(ΔW H ΔWᵀ) (what GPTQ minimises, from calibration "
@@ -134,7 +135,7 @@ with tab_sens:
                                             f"**{v:+.2f}**" for k, v in agree.items()
                                             if v == v) + ". It is shown beside the "
                 "measurement, never instead of it.")
-    st.plotly_chart(sensitivity_charts.estimator_scatter(sweep.table), width="stretch")
+    presenter.chart(sensitivity_charts.estimator_scatter(sweep.table), width="stretch")
     st.subheader("Do the effects add up?")
     add = pd.DataFrame([{"width": f"{k}-bit", "every unit at once (measured)": v["measured"],
                          "sum of single units (predicted)": v["predicted"],
@@ -189,7 +190,7 @@ with tab_recipe:
         run = budget.recipe_run(sweep, r)
         st.code("python -m qcompare run --method 'mixed:" + ",".join(
             f"{k}={v}" for k, v in run.method.options) + "'", language="bash")
-    st.plotly_chart(sensitivity_charts.frontier(front, uniform, measured,
+    presenter.chart(sensitivity_charts.frontier(front, uniform, measured,
                                                 r.size_mib if r is not None else None), width="stretch")
     st.caption("Line: the best predicted recipe for every size (exact multiple-choice knapsack). "
                "Hollow circles: the uniform settings as predicted; filled: measured runs on the "
@@ -225,5 +226,5 @@ with tab_recipe:
     if r is not None:
         layers = sweep.meta["layers"]
         with st.expander("Bits per unit of this recipe"):
-            st.plotly_chart(sensitivity_charts.recipe_map(r.bits_map, layers), width="stretch")
+            presenter.chart(sensitivity_charts.recipe_map(r.bits_map, layers), width="stretch")
             st.caption(f"Units: {', '.join(ROLES) if sweep.spec.unit == 'linear' else 'decoder layers'}.")

@@ -13,6 +13,7 @@ from qcompare.metrics import roofline, table
 from qcompare.metrics.table import label
 from qcompare.registry import BASELINE
 from qcompare.tokenscores import TokenScores
+from qcompare.ui import presenter
 from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.data import results, state_dir, token_kl
 from qcompare.ui.navigation import ensure_navigation
@@ -89,7 +90,7 @@ refs = view["reference_key"].dropna().unique()
 noise = noisefloor.read(state_dir(), refs[0]) if len(refs) == 1 else None
 fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
                       published=layer, ties=ties, noise=noise)
-st.plotly_chart(fig, key="tradeoff")
+presenter.chart(fig, key="tradeoff")
 if layer is not None:
     drawn = len(published.on_axes(layer, x, y))
     st.caption(f"Published layer: {drawn} of {len(layer)} published figures have values on "
@@ -218,10 +219,10 @@ else:
                      "kld_share_1": st.column_config.NumberColumn("KL > 1", format="percent")})
     curves = token_kl(tuple(have["key"]), tuple(have["method_label"]), str(state_dir()))
     if curves:
-        st.plotly_chart(charts.kl_survival(curves), key="kl_survival")
+        presenter.chart(charts.kl_survival(curves), key="kl_survival")
     conf = have.dropna(subset=["kld_by_confidence_json"])
     if not conf.empty:
-        st.plotly_chart(charts.kl_by_confidence(conf), key="kl_confidence")
+        presenter.chart(charts.kl_by_confidence(conf), key="kl_confidence")
 if not old_rows.empty and not have.empty:
     st.caption("Re-run for the distribution: " + ", ".join(old_rows["method_label"])
                + " (measured before it was stored).")
@@ -265,7 +266,7 @@ BAR_CHOICES = [c for c in X_CHOICES + Y_CHOICES if not table.BY_NAME[c].vs_basel
 metric = st.selectbox("metric", BAR_CHOICES, format_func=label)
 bars = charts.delta_bars(view, metric)
 if bars.data and len(bars.data[0].x):
-    st.plotly_chart(bars, key="bars")
+    presenter.chart(bars, key="bars")
 else:
     st.info(f"No {BASELINE} baseline row under the same model, corpus and protocol: run "
             f"{BASELINE} to see changes.")
@@ -295,7 +296,7 @@ with st.expander("Per-layer diagnostics of one row"):
         metric = st.selectbox("heatmap of", metrics, key="layers_metric",
                               help="; ".join(f"{k}: {DIAGNOSTIC_HELP[k]}" for k in metrics
                                              if k in DIAGNOSTIC_HELP))
-        st.plotly_chart(charts.layer_heatmap(layers, metric), key="layers_heatmap")
+        presenter.chart(charts.layer_heatmap(layers, metric), key="layers_heatmap")
         st.dataframe(layers, hide_index=True)
     else:
         st.caption("This method records no per-layer diagnostics.")

@@ -1,0 +1,63 @@
+"""Presenter mode under AppTest: `?present=1` turns it on, restyles the charts for a projector,
+and shows the demo script with where each step's numbers come from."""
+import json
+from pathlib import Path
+
+import plotly.graph_objects as go
+from streamlit.testing.v1 import AppTest
+
+from qcompare.ui import presenter
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def test_the_theme_is_large_and_high_contrast():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4], mode="lines+markers", marker={"size": 8}))
+    out = presenter.theme(fig)
+    assert out.layout.font.size == 22 and out.layout.plot_bgcolor == "#FFFFFF"
+    assert out.data[0].marker.size == 16 and out.data[0].line.width == 4
+    assert out.layout.xaxis.linewidth == 2
+
+
+def _open(tmp_path, monkeypatch, page=None, present=True):
+    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
+    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
+    at = AppTest.from_file(APP, default_timeout=60)
+    if present:
+        at.query_params["present"] = "1"
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_present_1_turns_it_on_with_the_demo_script(tmp_path, monkeypatch):
+    at = _open(tmp_path, monkeypatch)
+    assert at.toggle(key="present").value is True
+    assert any("font-size: 22px" in h.proto.body for h in at.get("html"))
+    script = [m.value for m in at.markdown if m.value.startswith("**1. The default comparison**")]
+    assert script and "runs stored" in script[0]           # says what is cached, never a number made up
+    assert any(m.value.startswith("**4. The playground**") for m in at.markdown)
+
+
+def test_charts_use_the_presenter_theme_and_it_switches_off(tmp_path, monkeypatch, tiny_model_dir):
+    from qcompare.jobs import worker
+    from qcompare.models import model_from_arg
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec
+    from qcompare.submit import build_specs
+
+    ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+    for spec in build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32"),
+                            parse_method_arg("rtn:bits=8")], CorpusSpec(), ev):
+        worker.run(spec, tmp_path)
+    at = _open(tmp_path, monkeypatch, "pages/results.py")
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["font"]["size"] == 22
+    at.session_state["present"] = False            # what the sidebar toggle sets
+    at.run()
+    assert not any("font-size: 22px" in h.proto.body for h in at.get("html"))
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout.get("font", {}).get("size") != 22
