@@ -58,7 +58,9 @@ layers = sorted({int(n.split(".layers.")[1].split(".")[0]) for n in weights})
 layer = c[1].selectbox("Layer", layers, key="pg.layer")
 names = [n for n in weights if f".layers.{layer}." in n]
 short = {n.split(f".layers.{layer}.")[1].removesuffix(".weight"): n for n in names}
-proj = c[2].selectbox("Projection", list(short), index=min(len(short) - 1, 6), key="pg.proj")
+largest = max(short, key=lambda k: weights[short[k]][1][0] * weights[short[k]][1][1])
+proj = c[2].selectbox("Projection", list(short), index=list(short).index(largest), key="pg.proj",
+                      help="the largest Linear of the layer first")
 name = short[proj]
 path, shape = weights[name]
 x = _tensor(path, name)
@@ -99,11 +101,11 @@ for i, (col, s) in enumerate(zip(cols, settings)):
     q = pg.quantize(x, s)
     ms = (time.perf_counter() - t0) * 1000
     with col:
-        m = st.columns(4)
-        m[0].metric("SQNR", f"{q.sqnr_db:.2f} dB")
+        m = st.columns(2) + st.columns(2)
+        m[0].metric("SQNR", f"{q.sqnr_db:.2f} dB", help="10 log10(Σx² / Σ(x − x̂)²)")
         m[1].metric("MSE", f"{q.mse:.3g}")
         m[2].metric("Max |error|", f"{q.max_abs_err:.3g}")
-        m[3].metric("Clipped", f"{q.clipped:.2%}")
+        m[3].metric("Clipped", f"{q.clipped:.2%}", help="values outside their block's grid")
         st.caption(f"{s.label}: clip ratio {q.ratio:.3f}; {q.scale.size:,} scales"
                    + ("" if s.symmetric else " and zero points") + f"; computed in {ms:.0f} ms.")
         presenter.chart(playground_charts.histogram(x, q, s), width="stretch", key=f"pg.hist.{i}")

@@ -25,6 +25,7 @@ def test_two_settings_side_by_side_on_a_real_tensor(tmp_path, monkeypatch, tiny_
     at = _open(tmp_path, monkeypatch)
     assert at.selectbox(key="pg.model").value == "tiny"
     at.selectbox(key="pg.layer").set_value(1).run()
+    assert at.selectbox(key="pg.proj").value.startswith("mlp.")      # a largest Linear first
     at.selectbox(key="pg.proj").set_value("mlp.up_proj").run()
     at.select_slider(key="pg.A.bits").set_value(3).run()
     at.radio(key="pg.B.cal").set_value("kl").run()
