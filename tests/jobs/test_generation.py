@@ -108,3 +108,16 @@ def test_bad_requests_are_refused_with_a_reason(tmp_path, tiny_model_dir):
         generation.submit(tmp_path, "  ", Decoding(), _columns(tiny_model_dir, "fp32"))
     with pytest.raises(ValueError, match="at most 3 variants"):
         generation.submit(tmp_path, "x", Decoding(), _columns(tiny_model_dir, "fp32") * 5)
+
+
+def test_the_default_step_api_rescores_and_agrees_with_the_kv_cache(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from qcompare.runtime.base import Runtime
+    from qcompare.runtime.torch_model import TorchRuntime
+
+    rt = TorchRuntime(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval())
+    a = [rt.start([5, 6, 7])] + [rt.advance(t) for t in (8, 9)]
+    b = [Runtime.start(rt, [5, 6, 7])] + [Runtime.advance(rt, t) for t in (8, 9)]
+    for x, y in zip(a, b):
+        assert torch.allclose(x, y, atol=1e-4)

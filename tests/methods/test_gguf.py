@@ -54,6 +54,14 @@ def test_runtime_returns_the_kept_logits_and_greedy_continuations():
     assert rt.generate([1, 2], 3) == [3, 4, 5]
 
 
+def test_step_by_step_decoding_follows_the_scoring_context():
+    rt = LlamaCppRuntime(FakeLlama())
+    first = rt.start([1, 2])
+    assert int(first.argmax()) == 3 and first.dtype == torch.float32
+    assert int(rt.advance(3).argmax()) == 4 and int(rt.advance(7).argmax()) == 8
+    assert rt.scorer.n_tokens == 4                       # the prompt and two tokens, no re-feed
+
+
 def test_tokenizer_agreement_reports_the_first_difference():
     class Tok:
         bos_token_id = None
