@@ -26,9 +26,9 @@ def heatmap(table: pd.DataFrame, bits: int) -> go.Figure:
                                hovertext=text, hoverinfo="text",
                                colorbar={"title": {"text": "log10 KLD"}}))
     fig.update_layout(title=f"KL divergence of quantizing each unit alone at {bits} bits",
-                      xaxis_title="projection", yaxis_title="decoder layer",
+                      xaxis={"title": {"text": "projection"}, "side": "top"}, yaxis_title="decoder layer",
                       yaxis={"autorange": "reversed", "type": "category"},
-                      height=max(320, 18 * len(grid) + 140), margin={"t": 50})
+                      height=max(320, 18 * len(grid) + 160), margin={"t": 110})
     return fig
 
 
@@ -86,6 +86,9 @@ def frontier(front: pd.DataFrame, uniform: pd.DataFrame, measured: pd.DataFrame 
                 hovertemplate="%{text}: %{x:.2f} MiB, KLD %{y:.4g}<extra>measured</extra>"))
     if target_mib:
         fig.add_vline(x=target_mib, line_dash="dash", annotation_text=f"target {target_mib:.2f} MiB")
+    positive = [v for v in list(front["predicted_kld"]) + list(uniform["predicted_kld"]) if v > FLOOR]
+    if positive:          # the all-16-bit end (KLD 0) would stretch the log axis to the floor
+        fig.update_yaxes(range=[np.log10(min(positive) / 3), np.log10(max(positive) * 3)])
     fig.update_layout(title="Size against KL divergence: predicted recipes, and what was measured",
                       xaxis_title="weights (MiB, stored)", yaxis_title="KL divergence (nats, log)",
                       yaxis_type="log", height=480, margin={"t": 50},

@@ -233,3 +233,61 @@ def test_the_recipe_page_draws_its_heatmap_and_frontier_in_a_real_browser(swept_
     assert cells >= 1
     assert measured >= 3          # the predicted line, uniform predicted, and measured points
     assert (out / "recipe-frontier.png").stat().st_size > 10_000
+
+
+@pytest.fixture
+def demo_server(tmp_path, tiny_model_dir):
+    """Two measured rows of the tiny model, the model folder in the state's models/ (for the
+    playground), and a real generation worker allowed to start."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from qcompare.jobs import worker
+    from qcompare.models import model_from_arg
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec
+    from qcompare.submit import build_specs
+
+    state_dir = tmp_path / "state_dir"
+    ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+    for spec in build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32"),
+                            parse_method_arg("rtn:bits=2,granularity=channel")], CorpusSpec(), ev):
+        worker.run(spec, state_dir)
+    shutil.copytree(tiny_model_dir, state_dir / "models" / "tiny")
+    os.environ["QCOMPARE_GEN_IDLE_EXIT_S"] = "5"
+    try:
+        for url in _serve(state_dir, tmp_path):
+            yield url
+    finally:
+        os.environ.pop("QCOMPARE_GEN_IDLE_EXIT_S", None)
+
+
+def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_server, tmp_path):
+    """The demo path on a projector: ?present=1, generation streamed and coloured, the
+    playground's histogram drawn. Screenshots: presenter-*.png."""
+    from playwright.sync_api import sync_playwright
+
+    out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(demo_server + "/?present=1")
+        page.get_by_text("The default comparison").first.wait_for(timeout=60_000)
+        assert page.locator("[data-testid='stToolbarActions'] >> text=Deploy").count() == 0
+        page.screenshot(path=str(out / "presenter-home.png"))
+        page.goto(demo_server + "/generate?present=1")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("done.").first.wait_for(timeout=120_000)
+        page.locator("span[title^='KL ']").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "presenter-generate.png"))
+        coloured = page.locator("span[title^='KL ']").count()
+        page.goto(demo_server + "/playground?present=1")
+        page.wait_for_selector(".js-plotly-plot .bars", timeout=60_000)
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "presenter-playground.png"))
+        font = page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize")
+        browser.close()
+    assert coloured > 0                      # tokens of both columns carry their KL
+    assert float(font.removesuffix("px")) >= 60          # 3rem at a 22 px root
