@@ -16,7 +16,9 @@ bits, scales included) and value v[u, k] (predicted kld), minimise sum v subject
 fixed + sum c <= budget. It is solved exactly by dynamic programming over the budget in cells
 of `resolution` bits, each cost rounded up to whole cells, so a recipe never exceeds its budget
 and is optimal up to that rounding; what the rounding leaves unused is then spent greedily
-(the change of width that lowers the prediction most and still fits, repeated). (A Lagrangian sweep, minimising v + lambda c per unit,
+(the change of width that lowers the prediction most and still fits, repeated). Every uniform
+recipe that fits is a candidate too (rounding can leave out one that fits exactly), so a
+recipe is never predicted worse than the uniform width of its size. (A Lagrangian sweep, minimising v + lambda c per unit,
 only finds the recipes on the convex hull of the frontier; the DP finds the points between.)
 One DP over the largest budget gives the best recipe for every smaller budget too: that is the
 predicted frontier, size against predicted kld.
@@ -136,7 +138,14 @@ class Solver:
             k = int(self.pick[u, c])
             chosen[u] = k
             c -= int(self.weight[u, k])
-        return make_recipe(self.ch, self.fixed, self._top_up(chosen, budget_bits))
+        # the rounding of costs up to cells can leave out a recipe that fits exactly (every
+        # unit at one width, at that width's own size): such uniform recipes are candidates too
+        candidates = [chosen]
+        for k in range(len(self.ch.bits)):
+            if np.isfinite(self.ch.cost[:, k]).all() and self.fixed + self.ch.cost[:, k].sum() <= budget_bits:
+                candidates.append([k] * len(self.ch.units))
+        out = [make_recipe(self.ch, self.fixed, self._top_up(list(c), budget_bits)) for c in candidates]
+        return min(out, key=lambda r: r.predicted_kld)
 
     def _top_up(self, chosen: list[int], budget_bits: float) -> list[int]:
         """Spend what the rounding of costs up to whole cells left unused: repeatedly take the

@@ -91,3 +91,20 @@ def test_uniform_and_the_map_for_mixed():
     assert u4.predicted_kld == pytest.approx(0.13)
     r = recipe.recipe_for(HAND, FIXED, target_mib=2400 / recipe.MIB_BITS, allow_kept=False)
     assert r.default_bits == 4 and r.compact_map() == {"2": 2}
+
+
+def test_at_a_uniform_widths_own_size_the_recipe_is_never_predicted_worse():
+    # every unit at 8 bits fits its own size exactly; rounded up to cells, the same costs do
+    # not, and any unit moved down to 4 bits costs far more than 16 bits anywhere saves
+    rows = []
+    for u in range(50):
+        p = 1009 + 7 * u
+        for b, kld in ((2, 10.0), (4, 1.0), (8, 0.001)):
+            rows.append((str(u), u, b, kld, b * p + 16 * (p // 32 + 1), p))
+    table = pd.DataFrame(rows, columns=HAND.columns)
+    for cells in (300, recipe.CELLS):
+        solver = recipe.Solver(recipe.choices(table), 1000, cells=cells)
+        for b in (2, 4, 8):
+            u = recipe.uniform(table, 1000, b)
+            r = solver.best(u.size_bits)
+            assert r.size_bits <= u.size_bits and r.predicted_kld <= u.predicted_kld + 1e-15, (cells, b)
