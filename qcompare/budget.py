@@ -22,6 +22,8 @@ from qcompare import recipe as recipes
 from qcompare.errors import UserError
 from qcompare.sensitivity import Cost, SensitivitySpec, SensitivityStore, estimate_cost
 
+SAME = "the recipe is the uniform setting (nothing predicted better fits)"
+
 
 @dataclass
 class Sweep:
@@ -148,10 +150,14 @@ def compare(sweep: Sweep, results: pd.DataFrame, state_dir, allow_kept: bool = T
             row[f"{side}_mib"] = float(hit["weights_mib"]) if hit is not None else np.nan
             row[f"{side}_ppl"] = float(hit["ppl"]) if hit is not None else np.nan
         row.update(diff=np.nan, diff_lo=np.nan, diff_hi=np.nan, verdict="not measured yet")
+        same = r.counts == {b: len(r.bits_map)}
+        if same:
+            row["verdict"] = SAME
         if ku in by_key.index and kr in by_key.index:
             ci = kl_interval(state_dir, by_key.loc[kr], kr, ku)
             if ci is not None:
-                row.update(diff=ci.estimate, diff_lo=ci.lo, diff_hi=ci.hi, verdict=verdict(ci))
+                row.update(diff=ci.estimate, diff_lo=ci.lo, diff_hi=ci.hi,
+                           verdict=SAME if same else verdict(ci))
             else:
                 row["verdict"] = "measured, but the per-token scores are missing"
         rows.append(row)
