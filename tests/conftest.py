@@ -81,3 +81,26 @@ def build_context():
                             **kw)
 
     return make
+
+
+@pytest.fixture
+def cli(state_dir):
+    """`python -m qcompare --home <state_dir> ...` as a real process: run(*args, check=True);
+    the runner it may have started is killed afterwards."""
+    import signal
+    import subprocess
+    import sys
+
+    from qcompare.jobs.runner import runner_pid
+
+    def run(*args, check=True):
+        env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}     # as the test has set it
+        out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(state_dir), *args],
+                             capture_output=True, text=True, env=env, timeout=300)
+        if check and out.returncode != 0:
+            raise AssertionError(f"exit {out.returncode}: {out.stderr}")
+        return out
+    yield run
+    pid = runner_pid(state_dir)
+    if pid:
+        os.kill(pid, signal.SIGKILL)

@@ -1,32 +1,11 @@
 """The CLI as a user runs it: a real process per command, a real runner and worker."""
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from qcompare.jobs.runner import runner_pid
-
 TINY = ["--tokens", "256", "--window", "64", "--speed-prompt", "16", "--speed-new-tokens", "4",
         "--speed-repeats", "1"]
-
-
-@pytest.fixture
-def cli(state_dir):
-    def run(*args, check=True):
-        env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}     # as the test has set it
-        out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(state_dir), *args],
-                             capture_output=True, text=True, env=env, timeout=300)
-        if check and out.returncode != 0:
-            raise AssertionError(f"exit {out.returncode}: {out.stderr}")
-        return out
-    yield run
-    pid = runner_pid(state_dir)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 def test_methods_lists_every_method_with_options_and_reasons(cli):

@@ -1,30 +1,10 @@
-"""`sensitivity` and `recipe` as a user runs them: real processes, a real runner and worker."""
+"""`sensitivity` and `recipe` as a user runs them: real processes, a real runner and worker
+(the `cli` fixture of tests/conftest.py)."""
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
-from qcompare.jobs.runner import runner_pid
-
 TINY = ["--tokens", "256", "--window", "64", "--calib-samples", "4"]
-
-
-@pytest.fixture
-def cli(state_dir):
-    def run(*args, check=True):
-        env = {**os.environ, "QCOMPARE_RUNNER_IDLE_EXIT_S": "2"}
-        out = subprocess.run([sys.executable, "-m", "qcompare", "--home", str(state_dir), *args],
-                             capture_output=True, text=True, env=env, timeout=300)
-        if check and out.returncode != 0:
-            raise AssertionError(f"exit {out.returncode}: {out.stderr}")
-        return out
-    yield run
-    pid = runner_pid(state_dir)
-    if pid:
-        os.kill(pid, signal.SIGKILL)
 
 
 def test_a_sweep_then_a_verified_recipe(cli, tiny_model_dir):

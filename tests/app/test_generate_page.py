@@ -1,9 +1,5 @@
 """The generation page under AppTest: a request from the page, served by the worker's code
 inline (the page starts no worker in tests), then drawn side by side."""
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
-
 from qcompare import generation
 from qcompare.jobs import generation_worker as gw
 from qcompare.jobs import worker
@@ -11,8 +7,8 @@ from qcompare.models import model_from_arg
 from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec, EvalSpec
 from qcompare.submit import build_specs
+from tests.app.pagetest import page_on
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
 
 
@@ -21,13 +17,7 @@ def test_generate_streams_columns_and_colours_the_variant(tmp_path, monkeypatch,
     for spec in build_specs(model, [parse_method_arg("fp32"), parse_method_arg("rtn:bits=2,granularity=channel")],
                             CorpusSpec(), TINY):
         worker.run(spec, tmp_path)
-    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page("pages/generate.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = page_on(tmp_path, "pages/generate.py", monkeypatch)
     assert at.radio(key="gen.prompt_choice").value == "昔々、あるところに"
     assert len(at.multiselect(key="gen.variants").value) == 1
     at.number_input(key="gen.max").set_value(8).run()
@@ -51,12 +41,7 @@ def test_a_typed_method_beyond_three_variants_is_refused(tmp_path, monkeypatch, 
     methods = ["fp32", "rtn:bits=8", "rtn:bits=4,group_size=32", "rtn:bits=2,granularity=channel"]
     for spec in build_specs(model, [parse_method_arg(m) for m in methods], CorpusSpec(), TINY):
         worker.run(spec, tmp_path)
-    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page("pages/generate.py")
-    at.run()
+    at = page_on(tmp_path, "pages/generate.py", monkeypatch)
     at.multiselect(key="gen.variants").set_value(at.multiselect(key="gen.variants").options[:3]).run()
     at.text_input(key="gen.typed").input("rtn:bits=3").run()
     at.button(key="gen.go").click().run()

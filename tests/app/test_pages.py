@@ -16,6 +16,7 @@ from qcompare.jobs.store import JobStore
 from qcompare.models import model_from_arg
 from qcompare.registry import parse_method_arg
 from qcompare.specs import CorpusSpec, EvalSpec
+from tests.app.pagetest import page_on
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
@@ -164,13 +165,7 @@ def test_results_filters_change_the_plotted_rows(app):
 
 def _page_on(state, page: str, monkeypatch):
     """The app on its own state folder (not the seeded one), switched to `page`."""
-    monkeypatch.setenv("QCOMPARE_HOME", str(state))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page)
-    at.run()
-    return at
+    return page_on(state, page, monkeypatch, timeout=60)
 
 
 def test_rows_of_another_token_count_are_filtered_out_by_default(tmp_path, monkeypatch, tiny_model_dir):

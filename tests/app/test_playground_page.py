@@ -1,23 +1,12 @@
 """The playground page under AppTest, on a model folder in the state folder's models/."""
 import shutil
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
 
 from qcompare import playground as pg
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+from tests.app.pagetest import page_on
 
 
 def _open(state, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_HOME", str(state))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("pages/playground.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return page_on(state, "pages/playground.py", monkeypatch)
 
 
 def test_two_settings_side_by_side_on_a_real_tensor(tmp_path, monkeypatch, tiny_model_dir):

@@ -1,14 +1,11 @@
 """Presenter mode under AppTest: `?present=1` turns it on, restyles the charts for a projector,
 and shows the demo script with where each step's numbers come from."""
 import json
-from pathlib import Path
 
 import plotly.graph_objects as go
-from streamlit.testing.v1 import AppTest
 
 from qcompare.ui import presenter
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+from tests.app.pagetest import page_on
 
 
 def test_the_theme_is_large_and_high_contrast():
@@ -19,18 +16,8 @@ def test_the_theme_is_large_and_high_contrast():
     assert out.layout.xaxis.linewidth == 2
 
 
-def _open(tmp_path, monkeypatch, page=None, present=True):
-    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=60)
-    if present:
-        at.query_params["present"] = "1"
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, at.exception
-    return at
+def _open(tmp_path, monkeypatch, page=None):
+    return page_on(tmp_path, page, monkeypatch, query={"present": "1"})
 
 
 def test_present_1_turns_it_on_with_the_demo_script(tmp_path, monkeypatch):

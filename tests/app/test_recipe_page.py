@@ -2,10 +2,8 @@
 cost, and a state seeded by the real pipeline (a sensitivity sweep and the runs verifying one
 recipe, on the tiny model)."""
 import json
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from qcompare import budget, sensitivity
 from qcompare.jobs import worker
@@ -15,8 +13,8 @@ from qcompare.models import model_from_arg
 from qcompare.results import ResultStore
 from qcompare.specs import CalibSpec, EvalSpec
 from qcompare.submit import submit_sensitivity
+from tests.app.pagetest import page_on
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
 
 
@@ -38,14 +36,7 @@ def swept(tmp_path_factory, tiny_model_dir):
 
 
 def _open(state, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_HOME", str(state))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page("pages/recipe.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return page_on(state, "pages/recipe.py", monkeypatch)
 
 
 def test_an_empty_state_shows_the_cost_and_queues_a_sweep(tmp_path, monkeypatch):
@@ -93,14 +84,8 @@ def test_a_target_too_small_says_what_to_do(swept, monkeypatch):
 
 
 def test_results_and_choose_offer_the_recipe_of_a_swept_model(swept, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_HOME", str(swept))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
     for page in ("pages/results.py", "pages/choose.py"):
-        at = AppTest.from_file(APP, default_timeout=90)
-        at.run()
-        at.switch_page(page)
-        at.run()
-        assert not at.exception, (page, at.exception)
+        at = page_on(swept, page, monkeypatch)
         offer = [m.value for m in at.markdown if m.value.startswith("**Mixed rtn recipe:**")]
         assert offer and "predicted KLD" in offer[0], page
         assert any(n.proto.label.startswith("Weights within") for n in at.number_input), page
@@ -114,23 +99,12 @@ def test_a_model_without_a_sweep_is_pointed_to_the_recipe_page(tmp_path, monkeyp
                        sensitivity.CorpusSpec(), TINY)[0]
     assert isinstance(spec, RunSpec)
     worker.run(spec, tmp_path)
-    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page("pages/results.py")
-    at.run()
-    assert not at.exception
+    at = page_on(tmp_path, "pages/results.py", monkeypatch)
     assert any("No sensitivity sweep of this model yet" in c.value for c in at.caption)
 
 
 def test_compare_takes_a_typed_bits_map(tmp_path, monkeypatch, tiny_model_dir):
-    monkeypatch.setenv("QCOMPARE_HOME", str(tmp_path))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page("pages/compare.py")
-    at.run()
+    at = page_on(tmp_path, "pages/compare.py", monkeypatch)
     at.checkbox(key="m.fp32").uncheck().run()
     at.checkbox(key="m.mixed").check().run()
     at.text_input(key="o.mixed.bits_map").input('{"0": 8, "1.down_proj": 2}').run()
