@@ -4,14 +4,18 @@ no torch, no job: every change is computed in the page."""
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from qcompare import models, playground_charts
+from qcompare import effort, generation, models, playground_charts, registry
 from qcompare import playground as pg
 from qcompare.errors import UserError
+from qcompare.jobs.generation_worker import ensure_worker
+from qcompare.specs import CorpusSpec, ModelSpec
+from qcompare.submit import build_specs
 from qcompare.ui import presenter
-from qcompare.ui.data import state_dir
+from qcompare.ui.data import start_runner, state_dir
 from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/playground.py")
@@ -113,3 +117,70 @@ for i, (col, s) in enumerate(zip(cols, settings)):
             presenter.chart(playground_charts.scales(q), width="stretch", key=f"pg.scales.{i}")
         with st.expander("The 10 largest weights and what became of them"):
             st.dataframe(pd.DataFrame(playground_charts.outliers(x, q)), hide_index=True)
+
+
+# --- activations: why SmoothQuant and LLM.int8 exist ----------------------------------------------
+st.subheader("The activations this Linear sees")
+st.markdown("Weights are tame; the inputs of a Linear often are not: a few channels carry values "
+            "far above the rest, so one int8 scale for the whole tensor wastes its grid on them. "
+            "LLM.int8 keeps those channels in 16 bits; SmoothQuant moves their scale into the "
+            "weights. Capture what this Linear receives while the model reads a sentence (a "
+            "worker runs the fp32 model; the page stays free of torch).")
+SENTENCE = ("The quick brown fox jumps over the lazy dog. Quantization maps real numbers to a "
+            "small set of integers, and the scale decides which ones survive.")
+text = st.text_area("Sentence", SENTENCE, key="pg.act.text")
+module = name.removesuffix(".weight")
+
+
+@st.cache_data(show_spinner=False)
+def _baseline_json(model_label: str, folder: str) -> str:
+    spec = ModelSpec() if model_label.startswith("embedded") else models.model_from_arg(folder)
+    return build_specs(spec, [registry.make_method_spec(registry.BASELINE, {})], CorpusSpec(),
+                       effort.eval_spec("quick"))[0].to_json()
+
+
+if st.button("Capture the activations", key="pg.act.go"):
+    try:
+        st.session_state["pg.act.request"] = generation.submit_activations(
+            state_dir(), text, _baseline_json(label, folders[label]), module)
+        if start_runner():
+            ensure_worker(state_dir())
+    except (UserError, ValueError) as e:
+        st.error(str(e))
+
+
+@st.fragment(run_every=1.0)
+def _activations() -> None:
+    rid = st.session_state.get("pg.act.request")
+    if not rid:
+        return
+    state = generation.read_state(state_dir(), rid)
+    if state is None or state.get("status") not in generation.FINISHED:
+        st.info("⏳ The worker is reading the sentence (the first time, it loads the model).")
+        return
+    if state["status"] == "failed":
+        st.error(f"The capture failed: {state.get('error')}")
+        return
+    acts = generation.activations(state_dir(), rid)
+    if acts is None:
+        return
+    peaks = np.abs(acts).max(axis=0)
+    ratio = float(peaks.max() / max(np.median(peaks), 1e-30))
+    st.caption(f"`{state['module']}` input: {acts.shape[0]} tokens × {acts.shape[1]} channels; the "
+               f"largest channel peaks at {ratio:.0f}× the median channel's peak (for the weight "
+               f"above: {float(np.abs(x).max() / max(np.median(np.abs(x).max(axis=1)), 1e-30)):.1f}× "
+               "the median row's).")
+    presenter.chart(playground_charts.channel_peaks(acts), width="stretch", key="pg.act.peaks")
+    rows = []
+    for what, arr in (("activations", acts), ("weight", x)):
+        for gran, words in (("tensor", "one scale for all"), ("channel", "one scale per row")):
+            q = pg.quantize(arr, pg.Setting(bits=8, granularity=gran))
+            rows.append({"tensor": what, "int8 scale": words + (" (per token)" if what == "activations"
+                                                                 and gran == "channel" else ""),
+                         "SQNR (dB)": round(q.sqnr_db, 2), "max |error|": q.max_abs_err})
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption("int8 symmetric min-max. Per-tensor int8 of the activations loses to per-token "
+               "int8 by the outlier channels' margin; the weight barely cares.")
+
+
+_activations()

@@ -64,6 +64,29 @@ def submit(state_dir, prompt: str, decoding: Decoding, columns: list[tuple[str, 
     return rid
 
 
+def submit_activations(state_dir, text: str, spec_json: str, module: str) -> str:
+    """Queue a capture of the inputs of one Linear (`module`, e.g. model.layers.3.mlp.down_proj)
+    while the model reads `text` (the playground's activation view). Returns its id; the worker
+    writes `<id>/activations.npy` ([tokens, input features], float32) and the token texts."""
+    if not text.strip():
+        raise ValueError("type a sentence first")
+    rid = time.strftime("%Y%m%d-%H%M%S-act-") + uuid.uuid4().hex[:6]
+    _write_json(folder(state_dir) / "requests" / f"{rid}.json",
+                {"id": rid, "kind": "activations", "text": text, "spec_json": spec_json,
+                 "module": module, "created": time.time()})
+    return rid
+
+
+def activations(state_dir, rid: str):
+    """The captured inputs ([tokens, features] float32 NumPy) of a finished capture, or None."""
+    import numpy as np
+
+    try:
+        return np.load(folder(state_dir) / rid / "activations.npy")
+    except (OSError, ValueError):
+        return None
+
+
 def pending(state_dir) -> list[dict]:
     """Requests without a finished state, oldest first."""
     out = []

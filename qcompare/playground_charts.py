@@ -72,3 +72,18 @@ def outliers(x: np.ndarray, q: pg.Quantized, n: int = 10) -> list[dict]:
              "error": float(q.x_hat[r, c] - x[r, c]),
              "× median |x|": float(abs(x[r, c]) / max(np.median(flat), 1e-30))}
             for r, c in zip(rows, cols)]
+
+
+def channel_peaks(x: np.ndarray, title: str = "") -> go.Figure:
+    """max |x| of every input channel over the tokens (activations [tokens, channels]), with
+    the median channel's level: outlier channels stand out as spikes."""
+    peaks = np.abs(x).max(axis=0)
+    med = float(np.median(peaks))
+    fig = go.Figure(go.Bar(x=np.arange(len(peaks)), y=peaks, marker_color="#2E91E5",
+                           hovertemplate="channel %{x}: max |x| %{y:.3g}<extra></extra>"))
+    fig.add_hline(y=med, line_dash="dash", line_color="#FB0D0D",
+                  annotation_text=f"median channel {med:.3g}")
+    fig.update_layout(title=title or "Largest |activation| of each input channel",
+                      xaxis_title="input channel", yaxis_title="max |x| over the tokens",
+                      height=380, margin={"t": 50}, bargap=0)
+    return fig

@@ -102,9 +102,33 @@ class Server:
             self.models[key] = build_runtime(spec, self.state_dir, report)
         return self.models[key]
 
+    def capture(self, req: dict) -> None:
+        """The inputs of one Linear while the model reads the request's text."""
+        import torch
+
+        rid = req["id"]
+        state = {"status": "loading", "kind": "activations", "module": req["module"]}
+        generation.write_state(self.state_dir, rid, state)
+        runtime, tok, _ = self.model(RunSpec.from_json(req["spec_json"]), lambda s, f: None)
+        module = runtime.model.get_submodule(req["module"])
+        ids = tok(req["text"])["input_ids"]
+        seen = []
+        handle = module.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+        try:
+            runtime.logits(torch.as_tensor(ids, dtype=torch.long), 1)
+        finally:
+            handle.remove()
+        x = seen[0].reshape(-1, seen[0].shape[-1]).float().cpu().numpy()
+        out = generation.folder(self.state_dir) / rid / "activations.npy"
+        np.save(out, x)
+        state.update(status="done", shape=list(x.shape), pieces=_pieces(tok, ids))
+        generation.write_state(self.state_dir, rid, state)
+
     def handle(self, req: dict) -> None:
         import torch
 
+        if req.get("kind") == "activations":
+            return self.capture(req)
         rid = req["id"]
         d = Decoding(**req["decoding"])
         cols = [{"label": c["label"], "status": "waiting", "tokens": [], "text": "", "pieces": [],

@@ -32,3 +32,23 @@ def test_without_a_model_folder_it_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr("qcompare.models.embedded_gguf", lambda: tmp_path / "missing.gguf")
     at = _open(tmp_path, monkeypatch)
     assert any("No model folder with safetensors yet" in i.value for i in at.info)
+
+
+def test_the_activation_view_shows_outlier_channels_and_int8_per_tensor_vs_per_token(
+        tmp_path, monkeypatch, tiny_model_dir):
+    from qcompare import generation
+    from qcompare.jobs import generation_worker as gw
+
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny")
+    at = _open(tmp_path, monkeypatch)
+    at.button(key="pg.act.go").click().run()
+    (req,) = generation.pending(tmp_path)
+    assert req["kind"] == "activations" and req["module"].startswith("model.layers.0.mlp.")
+    gw.Server(tmp_path).handle(req)
+    at.run()
+    assert not at.exception
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Largest |activation| of each input channel" in t for t in titles)
+    table = at.dataframe[-1].value
+    assert list(table["tensor"]) == ["activations", "activations", "weight", "weight"]
+    assert any("peaks at" in c.value and "median channel" in c.value for c in at.caption)

@@ -121,3 +121,23 @@ def test_the_default_step_api_rescores_and_agrees_with_the_kv_cache(tiny_model_d
     b = [Runtime.start(rt, [5, 6, 7])] + [Runtime.advance(rt, t) for t in (8, 9)]
     for x, y in zip(a, b):
         assert torch.allclose(x, y, atol=1e-4)
+
+
+def test_a_capture_stores_what_the_linear_receives(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    (_, spec_json), = _columns(tiny_model_dir, "fp32")
+    rid = generation.submit_activations(tmp_path, "def main(): return 1", spec_json,
+                                        "model.layers.1.mlp.down_proj")
+    gw.Server(tmp_path).handle(generation.pending(tmp_path)[0])
+    st = generation.read_state(tmp_path, rid)
+    x = generation.activations(tmp_path, rid)
+    assert st["status"] == "done" and list(x.shape) == st["shape"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = AutoTokenizer.from_pretrained(tiny_model_dir)("def main(): return 1", return_tensors="pt")
+    seen = []
+    model.model.layers[1].mlp.down_proj.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    with torch.no_grad():
+        model(**ids)
+    assert x.shape == (ids["input_ids"].shape[1], 128)
+    assert torch.allclose(torch.from_numpy(x), seen[0][0], atol=1e-5)
