@@ -146,7 +146,7 @@ with tab_sens:
                "the units' errors compound when all are quantized together.")
 
 with tab_recipe:
-    sweep = titles[st.session_state.get("recipe.sweep", next(iter(titles)))]
+    sweep = titles.get(st.session_state.get("recipe.sweep"), next(iter(titles.values())))
     st.caption(f"From: {sweep.meta['label']}")
     least = recipes.smallest_mib(sweep.table, sweep.fixed_bits)
     full = recipes.uniform(sweep.table, sweep.fixed_bits, 16).size_mib

@@ -156,12 +156,9 @@ def run(spec: SensitivitySpec, state_dir, report=lambda s, f: None) -> dict:
     cfg = MixedConfig(family=spec.family, symmetric=spec.symmetric, group_size=spec.group_size,
                       damp=spec.damp)
     originals = {n: m.weight.data.clone() for n, m in linears.items()}
-    cache: dict[tuple[str, int], object] = {}
 
-    def quantized(name, bits):
-        if (name, bits) not in cache:
-            cache[(name, bits)] = quantize(originals[name], hessians[name], bits)
-        return cache[(name, bits)]
+    def quantized(name, bits):          # computed again where needed: a cache of every Linear
+        return quantize(originals[name], hessians[name], bits)       # at every width is 4x the model
 
     rows, total, done, pass_s = [], len(units) * len(spec.bits), 0, []
     for u in units:
