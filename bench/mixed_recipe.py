@@ -76,7 +76,8 @@ def main() -> None:
             "(exact knapsack on the sum of single-unit KLDs from the sweep) whose stored size is "
             "at most the uniform setting's; both are measured by the worker on the evaluated "
             "text. The interval is the paired bootstrap over windows (2,000 draws). Sizes are the "
-            "rows' measured `weights_mib`.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(facts) + "\n")
+            "rows' measured `weights_mib`. A sweep's time is the wall time of the run that stored "
+            "it, on a machine that may have been doing other work meanwhile.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(facts) + "\n")
     write_section("Mixed-precision recipes against uniform settings", body)
 
 
