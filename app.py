@@ -7,6 +7,9 @@ from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
 from qcompare.ui import presenter
 from qcompare.ui.data import ray_cluster, results, state_dir
+from qcompare.ui.lang import current as current_lang
+from qcompare.ui.lang import picker as language_picker
+from qcompare.ui.lang import t
 from qcompare.ui.navigation import DEEPLINK, NAV_FLAG
 
 st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide",
@@ -14,15 +17,15 @@ st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide",
 presenter.apply()
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/compare.py", title="Compare", icon="🧪"),
-    st.Page("pages/jobs.py", title="Jobs", icon="⏱️"),
-    st.Page("pages/results.py", title="Results", icon="📈"),
-    st.Page("pages/choose.py", title="Choose", icon="🧭"),
-    st.Page("pages/recipe.py", title="Recipe", icon="🧩"),
-    st.Page("pages/generate.py", title="Generate", icon="✍️"),
-    st.Page("pages/playground.py", title="Playground", icon="🎛️"),
-    st.Page("pages/drift.py", title="Drift", icon="🔎"),
+    st.Page("pages/home.py", title=t("nav.home"), icon="🏠", default=True),
+    st.Page("pages/compare.py", title=t("nav.compare"), icon="🧪"),
+    st.Page("pages/jobs.py", title=t("nav.jobs"), icon="⏱️"),
+    st.Page("pages/results.py", title=t("nav.results"), icon="📈"),
+    st.Page("pages/choose.py", title=t("nav.choose"), icon="🧭"),
+    st.Page("pages/recipe.py", title=t("nav.recipe"), icon="🧩"),
+    st.Page("pages/generate.py", title=t("nav.generate"), icon="✍️"),
+    st.Page("pages/playground.py", title=t("nav.playground"), icon="🎛️"),
+    st.Page("pages/drift.py", title=t("nav.drift"), icon="🔎"),
 ]
 st.session_state[NAV_FLAG] = True
 nav = st.navigation(pages)
@@ -36,15 +39,15 @@ def sidebar_status() -> None:
         store = JobStore.open(state_dir())
         jobs = store.list(("queued", "running"))
         running = sum(j.state == "running" for j in jobs)
-        st.caption(f"**Jobs:** {running} running, {len(jobs) - running} queued · "
-                   f"runner {'on' if runner_running(state_dir()) else 'idle'}")
+        st.caption(t("sidebar.jobs", running=running, queued=len(jobs) - running,
+                     runner=t("sidebar.runner_on") if runner_running(state_dir()) else t("sidebar.runner_idle")))
         if store.recovered:
             st.warning(store.recovered)
         elif store.broken_copies():
-            st.caption(f"An unreadable job table was kept aside as `{store.broken_copies()[-1].name}`.")
+            st.caption(t("sidebar.broken_table", name=store.broken_copies()[-1].name))
     except UserError as e:
         st.error(str(e))
-    st.caption(f"**Results stored:** {len(results()[0])} · state in `{state_dir()}`")
+    st.caption(t("sidebar.results", n=len(results()[0]), folder=state_dir()))
 
 
 def runner_picker() -> None:
@@ -56,21 +59,21 @@ def runner_picker() -> None:
     summary, error = ray_cluster(address)
     if summary is None:
         st.session_state["runner"] = "local"
-        st.caption(f"Ray: {error} Jobs run on this machine.")
+        st.caption(t("sidebar.ray_unreachable", error=error))
         return
-    choice = st.radio("Run jobs on", ("local", "ray"), horizontal=True, key="runner",
-                      format_func=lambda r: "this machine" if r == "local" else f"Ray ({address})",
-                      help="Takes effect when no runner is serving the state folder: the "
-                           "sidebar's 'runner idle'.")
+    choice = st.radio(t("sidebar.run_on"), ("local", "ray"), horizontal=True, key="runner",
+                      format_func=lambda r: t("sidebar.this_machine") if r == "local" else f"Ray ({address})",
+                      help=t("sidebar.run_on_help"))
     st.session_state["ray_address"] = address
     if choice == "ray":
-        st.caption(f"Ray cluster: {summary['nodes']} node(s), {summary['cpus']:.0f} CPUs, "
-                   f"{summary['gpus']:.0f} GPUs ({summary['free_gpus']:.0f} free), "
-                   f"{summary['free_memory_gb']:.1f} GB free memory. The state folder must be "
-                   "shared with every node.")
+        st.caption(t("sidebar.ray_summary", nodes=summary["nodes"], cpus=summary["cpus"],
+                     gpus=summary["gpus"], free_gpus=summary["free_gpus"], mem=summary["free_memory_gb"]))
 
 
 with st.sidebar:
+    language_picker()
+    if current_lang() == "ja":
+        st.caption(t("sidebar.partial"))
     presenter.toggle()
     runner_picker()
     sidebar_status()

@@ -12,16 +12,13 @@ from qcompare.jobs.generation_worker import ensure_worker, running
 from qcompare.specs import EvalSpec, ModelSpec, RunSpec
 from qcompare.submit import build_specs
 from qcompare.ui.data import results, start_runner, state_dir
+from qcompare.ui.lang import t
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import user_error
 
 ensure_navigation("pages/generate.py")
-st.title("Generation side by side")
-st.markdown("The same prompt and the same decoding for the baseline and up to three quantized "
-            "variants, streamed token by token. When all are done, each variant's text is "
-            "coloured by its KL divergence from the baseline at every token (the baseline scores "
-            "the variant's own text), and **▍** marks where its tokens first depart from the "
-            "baseline's. Models stay loaded in a generation worker between prompts.")
+st.title(t("generate.title"))
+st.markdown(t("generate.intro"))
 
 df, _ = results()
 models: dict[str, RunSpec] = {}
@@ -36,46 +33,48 @@ if not models:
     models["embedded"] = RunSpec(model=ModelSpec(), method=registry.make_method_spec("fp32", {}),
                                  eval=effort.eval_spec("quick", EvalSpec()))
 c = st.columns([2, 3])
-model_label = c[0].selectbox("Model", list(models), key="gen.model")
+model_label = c[0].selectbox(t("generate.model"), list(models), key="gen.model")
 newest = models[model_label]
 rows = df[df["model"] == model_label] if not df.empty else df
 measured = {}
 for _, r in rows.sort_values("finished_at", ascending=False).iterrows():
     if r["method"] != registry.BASELINE and r["method_label"] not in measured:
         measured[r["method_label"]] = r["spec_json"]
-picked = c[1].multiselect("Variants (measured rows of this model)", list(measured),
+picked = c[1].multiselect(t("generate.variants"), list(measured),
                           default=list(measured)[:2], max_selections=3, key="gen.variants")
-typed = c[1].text_input("…or a method to build (e.g. rtn:bits=4,group_size=128)", "", key="gen.typed",
-                        help="built on the newest row's protocol; it does not need a measured row")
-prompt_choice = st.radio("Prompt", list(generation.DEFAULT_PROMPTS) + ["your own"], horizontal=True,
-                         key="gen.prompt_choice")
-prompt = (st.text_area("Your prompt", "", key="gen.prompt") if prompt_choice == "your own"
+typed = c[1].text_input(t("generate.typed"), "", key="gen.typed", help=t("generate.typed_help"))
+OWN = "own"
+prompt_choice = st.radio(t("generate.prompt"), list(generation.DEFAULT_PROMPTS) + [OWN], horizontal=True,
+                         key="gen.prompt_choice",
+                         format_func=lambda p: t("generate.own") if p == OWN else p)
+prompt = (st.text_area(t("generate.own_prompt"), "", key="gen.prompt") if prompt_choice == OWN
           else prompt_choice)
 c = st.columns(5)
-max_new = int(c[0].number_input("Max new tokens", 1, 512, 48, key="gen.max"))
-mode = c[1].radio("Decoding", ("greedy", "sampling"), horizontal=True, key="gen.mode")
-temp = c[2].number_input("Temperature", 0.05, 2.0, 0.8, step=0.05, key="gen.temp", disabled=mode == "greedy")
-seed = int(c[3].number_input("Shared seed", 0, 2**31 - 1, 0, key="gen.seed", disabled=mode == "greedy"))
-rep = c[4].number_input("Repetition penalty", 1.0, 2.0, 1.0, step=0.05, key="gen.rep")
+max_new = int(c[0].number_input(t("generate.max_new"), 1, 512, 48, key="gen.max"))
+mode = c[1].radio(t("generate.decoding"), ("greedy", "sampling"), horizontal=True, key="gen.mode",
+                  format_func=lambda m: t(f"generate.{m}"))
+temp = c[2].number_input(t("generate.temperature"), 0.05, 2.0, 0.8, step=0.05, key="gen.temp",
+                         disabled=mode == "greedy")
+seed = int(c[3].number_input(t("generate.seed"), 0, 2**31 - 1, 0, key="gen.seed", disabled=mode == "greedy"))
+rep = c[4].number_input(t("generate.penalty"), 1.0, 2.0, 1.0, step=0.05, key="gen.rep")
 
 
 def _columns() -> list[tuple[str, str]]:
     base = build_specs(newest.model, [registry.make_method_spec(registry.BASELINE, {})],
                        newest.corpus, newest.eval)[0]
-    cols = [(f"{registry.BASELINE} (baseline)", base.to_json())]
+    cols = [(t("generate.baseline", name=registry.BASELINE), base.to_json())]
     cols += [(label, measured[label]) for label in picked]
     if typed.strip():
         spec = build_specs(newest.model, [registry.parse_method_arg(typed.strip())], newest.corpus,
                            newest.eval, newest.calib or effort.calib_spec("quick", newest.corpus))[0]
         cols.append((spec.method.label, spec.to_json()))
     if len(cols) > generation.MAX_COLUMNS:
-        raise UserError(f"the baseline and at most {generation.MAX_COLUMNS - 1} variants: "
-                        "untick one or clear the typed method.")
+        raise UserError(t("generate.too_many", n=generation.MAX_COLUMNS - 1))
     return cols
 
 
 b = st.columns([1, 1, 4])
-if b[0].button("Generate", type="primary", key="gen.go"):
+if b[0].button(t("generate.go"), type="primary", key="gen.go"):
     try:
         d = Decoding(max_new_tokens=max_new, sample=mode == "sampling", temperature=temp, seed=seed,
                      repetition_penalty=rep)
@@ -85,7 +84,7 @@ if b[0].button("Generate", type="primary", key="gen.go"):
     except (UserError, ValueError) as e:
         user_error(UserError(str(e)))
 rid = st.session_state.get("gen.request")
-if rid and b[1].button("Cancel", key="gen.cancel"):
+if rid and b[1].button(t("generate.cancel"), key="gen.cancel"):
     generation.cancel(state_dir(), rid)
 
 
@@ -97,16 +96,15 @@ def prompt_html(state) -> str:
 @st.fragment(run_every=0.5)
 def _stream() -> None:
     if not rid:
-        st.caption("Pick the variants and press Generate.")
+        st.caption(t("generate.pick"))
         return
     state = generation.read_state(state_dir(), rid)
     if state is None:
-        st.info("⏳ Waiting for the generation worker" + ("" if running(state_dir()) else
-                                                        " to start") + " (the first prompt builds each model once).")
+        st.info(t("generate.waiting") if running(state_dir()) else t("generate.waiting_start"))
         return
     if state.get("status") == "failed":
-        st.error(f"Generation failed: {state.get('error')}")
-        with st.expander("Traceback"):
+        st.error(t("generate.failed", error=state.get("error")))
+        with st.expander(t("generate.traceback")):
             st.code(state.get("traceback", ""))
         return
     cols = st.columns(len(state["columns"]))
@@ -116,26 +114,26 @@ def _stream() -> None:
         with col:
             st.markdown(f"**{c['label']}**")
             m = st.columns(3)
-            m[0].metric("TTFT", f"{c['ttft_ms']:.0f} ms" if c["ttft_ms"] else "—")
-            m[1].metric("tok/s", f"{c['tok_s']:.1f}" if c["tok_s"] else "—")
-            m[2].metric("weights", f"{c['weights_mib']:.0f} MiB" if c["weights_mib"] else "—")
+            m[0].metric(t("generate.ttft"), f"{c['ttft_ms']:.0f} ms" if c["ttft_ms"] else "—")
+            m[1].metric(t("generate.tok_s"), f"{c['tok_s']:.1f}" if c["tok_s"] else "—")
+            m[2].metric(t("generate.weights"), (f"{c['weights_mib']:.0f} MiB" if c["weights_mib"] >= 10 else f"{c['weights_mib']:.2f} MiB")
+                        if c["weights_mib"] else "—")
             if c["error"]:
                 st.error(c["error"])
             elif c["kl"] is not None and c["pieces"]:
                 st.html(f"<div style='line-height:1.8'>{prompt_html(state)}"
                         f"{generation.html_tokens(c['pieces'], c['kl'], c['first_divergence'], scale)}</div>")
                 split = c["first_divergence"]
-                st.caption("identical to the baseline" if split is None and c is not state["columns"][0]
-                           else "" if c is state["columns"][0] else f"departs at token {split + 1}; "
-                           f"mean KL {sum(c['kl']) / len(c['kl']):.3g}")
+                st.caption(t("generate.identical") if split is None and c is not state["columns"][0]
+                           else "" if c is state["columns"][0] else
+                           t("generate.departs", i=split + 1, kl=sum(c["kl"]) / len(c["kl"])))
             else:
                 st.markdown(c["text"] + (" ▌" if c["status"] == "generating" else ""))
-                st.caption(c["status"])
+                st.caption(t(f"generate.status_{c['status']}"))
             if c.get("peak_rss_mib"):
-                st.caption(f"process peak RSS {c['peak_rss_mib']:.0f} MiB (all loaded models)")
+                st.caption(t("generate.peak", mib=c["peak_rss_mib"]))
     if state["status"] in generation.FINISHED:
-        st.caption(f"{state['status']}. KL colour: full red at {scale:.3g} nats (the 95th percentile "
-                   "of the variants' values); hover a token for its value.")
+        st.caption(t("generate.finished", status=t(f"generate.status_{state['status']}"), scale=scale))
 
 
 _stream()

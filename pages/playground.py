@@ -16,15 +16,15 @@ from qcompare.specs import CorpusSpec, ModelSpec
 from qcompare.submit import build_specs
 from qcompare.ui import presenter
 from qcompare.ui.data import start_runner, state_dir
+from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/playground.py")
-st.title("Quantization playground")
-st.markdown("What scale, zero point, group size and the range calibrator do to a **real weight "
-            "tensor** of the model: pick a Linear, set two quantizers side by side, and read the "
-            "grid over the values, what is clipped, the error and the scales. The formulas are "
-            "the guide's: q = clamp(round(x / scale) + zero_point, q_min, q_max), x̂ = scale · "
-            "(q − zero_point).")
+st.title(t("playground.title"))
+st.markdown(t("playground.intro"))
+
+
+EMBEDDED = "embedded"
 
 
 @st.cache_data(show_spinner=False)
@@ -35,7 +35,7 @@ def _folders(folder: str) -> dict[str, str]:
         gguf = models.embedded_gguf()
         d = models.converted_dir(Path(folder), gguf, models._file_sha256(gguf))
         if (d / "config.json").is_file():
-            out["embedded (SmolLM2-135M, dequantized from Q4_1)"] = str(d)
+            out[EMBEDDED] = str(d)
     except (UserError, OSError):          # the package, or its file, is not installed here
         pass
     for f in models.discover(Path(folder)):
@@ -51,51 +51,55 @@ def _tensor(path: str, name: str):
 
 folders = _folders(str(state_dir()))
 if not folders:
-    st.info("No model folder with safetensors yet: the embedded model is converted on its first "
-            "run (run the default comparison on the Home page), or put a model in the state "
-            "folder's models/.")
+    st.info(t("playground.no_model"))
     st.stop()
 c = st.columns([2, 1, 1])
-label = c[0].selectbox("Model", list(folders), key="pg.model")
+label = c[0].selectbox(t("playground.model"), list(folders), key="pg.model",
+                       format_func=lambda m: t("playground.embedded") if m == EMBEDDED else m)
 weights = pg.weight_tensors(folders[label])
 layers = sorted({int(n.split(".layers.")[1].split(".")[0]) for n in weights})
-layer = c[1].selectbox("Layer", layers, key="pg.layer")
+layer = c[1].selectbox(t("playground.layer"), layers, key="pg.layer")
 names = [n for n in weights if f".layers.{layer}." in n]
 short = {n.split(f".layers.{layer}.")[1].removesuffix(".weight"): n for n in names}
 largest = max(short, key=lambda k: weights[short[k]][1][0] * weights[short[k]][1][1])
-proj = c[2].selectbox("Projection", list(short), index=list(short).index(largest), key="pg.proj",
-                      help="the largest Linear of the layer first")
+proj = c[2].selectbox(t("playground.projection"), list(short), index=list(short).index(largest),
+                      key="pg.proj", help=t("playground.projection_help"))
 name = short[proj]
 path, shape = weights[name]
 x = _tensor(path, name)
-if "embedded" in label:
-    st.caption("ℹ️ This model was stored as Q4_1 (4-bit, blocks of 32, asymmetric) before it was "
-               "dequantized: at 4 bits, asymmetric, groups of 32 the grid can coincide with the "
-               "original one, and the error then says little about a 16-bit model.")
-st.caption(f"`{name}`: {shape[0]} × {shape[1]} = {x.size:,} values, min {x.min():.4g}, max "
-           f"{x.max():.4g}, mean |x| {abs(x).mean():.4g}.")
+if label == EMBEDDED:
+    st.caption(t("playground.q4_note"))
+st.caption(t("playground.tensor", name=name, rows=shape[0], cols=shape[1], n=x.size, lo=x.min(),
+             hi=x.max(), mean=abs(x).mean()))
 
 
 def _setting(col, side: str, default_bits: int, default_cal: str) -> pg.Setting:
     with col:
-        st.markdown(f"**Setting {side}**")
+        st.markdown(t("playground.setting", side=side))
         a, b = st.columns(2)
-        bits = a.select_slider("Bits", options=[2, 3, 4, 5, 6, 7, 8], value=default_bits, key=f"pg.{side}.bits")
-        sym = b.radio("Zero point", ("symmetric", "asymmetric"), horizontal=True,
-                      key=f"pg.{side}.sym") == "symmetric"
-        gran = a.radio("Granularity", pg.GRANULARITIES, index=2, horizontal=True, key=f"pg.{side}.gran",
-                       help="one scale for the whole tensor, per output row, or per group of inputs")
-        group = b.select_slider("Group size", options=[16, 32, 64, 128, 256], value=128,
+        bits = a.select_slider(t("playground.bits"), options=[2, 3, 4, 5, 6, 7, 8], value=default_bits,
+                               key=f"pg.{side}.bits")
+        sym = b.radio(t("playground.zero"), ("symmetric", "asymmetric"), horizontal=True,
+                      key=f"pg.{side}.sym", format_func=lambda v: t(f"playground.{v}")) == "symmetric"
+        gran = a.radio(t("playground.granularity"), pg.GRANULARITIES, index=2, horizontal=True,
+                       key=f"pg.{side}.gran", help=t("playground.granularity_help"),
+                       format_func=lambda g: t(f"playground.{g}_g"))
+        group = b.select_slider(t("playground.group"), options=[16, 32, 64, 128, 256], value=128,
                                 key=f"pg.{side}.group", disabled=gran != "group")
-        cal = a.radio("Range (calibrator)", pg.CALIBRATORS, index=pg.CALIBRATORS.index(default_cal),
-                      horizontal=True, key=f"pg.{side}.cal",
-                      help="minmax: the whole range; percentile: clip at a percentile of |x|; "
-                           "kl: TensorRT's entropy threshold (2048 bins); mse: the clip ratio "
-                           "with the least squared error")
-        pct = b.number_input("Percentile of |x|", min_value=90.0, max_value=100.0, value=99.9,
+        cal = a.radio(t("playground.calibrator"), pg.CALIBRATORS, index=pg.CALIBRATORS.index(default_cal),
+                      horizontal=True, key=f"pg.{side}.cal", help=t("playground.calibrator_help"))
+        pct = b.number_input(t("playground.percentile"), min_value=90.0, max_value=100.0, value=99.9,
                              step=0.1, key=f"pg.{side}.pct", disabled=cal != "percentile")
     return pg.Setting(bits=bits, symmetric=sym, granularity=gran, group_size=group,
                       calibrator=cal, percentile=pct)
+
+
+def _label(s: pg.Setting) -> str:
+    gran = (f"g{s.group_size}" if s.granularity == "group" else
+            t("playground.per_tensor") if s.granularity == "tensor" else t("playground.per_channel"))
+    cal = f"p{s.percentile:g}" if s.calibrator == "percentile" else s.calibrator
+    return t("playground.setting_label", bits=s.bits, gran=gran, cal=cal,
+             zero=t("playground.sym_short") if s.symmetric else t("playground.asym_short"))
 
 
 cols = st.columns(2)
@@ -106,40 +110,34 @@ for i, (col, s) in enumerate(zip(cols, settings)):
     ms = (time.perf_counter() - t0) * 1000
     with col:
         m = st.columns(2) + st.columns(2)
-        m[0].metric("SQNR", f"{q.sqnr_db:.2f} dB", help="10 log10(Σx² / Σ(x − x̂)²)")
-        m[1].metric("MSE", f"{q.mse:.3g}")
-        m[2].metric("Max |error|", f"{q.max_abs_err:.3g}")
-        m[3].metric("Clipped", f"{q.clipped:.2%}", help="values outside their block's grid")
-        st.caption(f"{s.label}: clip ratio {q.ratio:.3f}; {q.scale.size:,} scales"
-                   + ("" if s.symmetric else " and zero points") + f"; computed in {ms:.0f} ms.")
-        presenter.chart(playground_charts.histogram(x, q, s), width="stretch", key=f"pg.hist.{i}")
+        m[0].metric(t("playground.sqnr"), f"{q.sqnr_db:.2f} dB", help=t("playground.sqnr_help"))
+        m[1].metric(t("playground.mse"), f"{q.mse:.3g}")
+        m[2].metric(t("playground.max_err"), f"{q.max_abs_err:.3g}")
+        m[3].metric(t("playground.clipped"), f"{q.clipped:.2%}", help=t("playground.clipped_help"))
+        st.caption(t("playground.summary", label=_label(s), ratio=q.ratio, n=q.scale.size, ms=ms,
+                     zeros="" if s.symmetric else t("playground.and_zeros")))
+        presenter.chart(playground_charts.histogram(x, q, s, current(), _label(s)), width="stretch", key=f"pg.hist.{i}")
         if q.scale.size > 1:
-            presenter.chart(playground_charts.scales(q), width="stretch", key=f"pg.scales.{i}")
-        with st.expander("The 10 largest weights and what became of them"):
-            st.dataframe(pd.DataFrame(playground_charts.outliers(x, q)), hide_index=True)
+            presenter.chart(playground_charts.scales(q, current()), width="stretch", key=f"pg.scales.{i}")
+        with st.expander(t("playground.largest")):
+            st.dataframe(pd.DataFrame(playground_charts.outliers(x, q, lang=current())), hide_index=True)
 
 
 # --- activations: why SmoothQuant and LLM.int8 exist ----------------------------------------------
-st.subheader("The activations this Linear sees")
-st.markdown("Weights are tame; the inputs of a Linear often are not: a few channels carry values "
-            "far above the rest, so one int8 scale for the whole tensor wastes its grid on them. "
-            "LLM.int8 keeps those channels in 16 bits; SmoothQuant moves their scale into the "
-            "weights. Capture what this Linear receives while the model reads a sentence (a "
-            "worker runs the fp32 model; the page stays free of torch).")
-SENTENCE = ("The quick brown fox jumps over the lazy dog. Quantization maps real numbers to a "
-            "small set of integers, and the scale decides which ones survive.")
-text = st.text_area("Sentence", SENTENCE, key="pg.act.text")
+st.subheader(t("playground.act_title"))
+st.markdown(t("playground.act_intro"))
+text = st.text_area(t("playground.sentence"), t("playground.default_sentence"), key="pg.act.text")
 module = name.removesuffix(".weight")
 
 
 @st.cache_data(show_spinner=False)
 def _baseline_json(model_label: str, folder: str) -> str:
-    spec = ModelSpec() if model_label.startswith("embedded") else models.model_from_arg(folder)
+    spec = ModelSpec() if model_label == EMBEDDED else models.model_from_arg(folder)
     return build_specs(spec, [registry.make_method_spec(registry.BASELINE, {})], CorpusSpec(),
                        effort.eval_spec("quick"))[0].to_json()
 
 
-if st.button("Capture the activations", key="pg.act.go"):
+if st.button(t("playground.capture"), key="pg.act.go"):
     try:
         st.session_state["pg.act.request"] = generation.submit_activations(
             state_dir(), text, _baseline_json(label, folders[label]), module)
@@ -156,31 +154,31 @@ def _activations() -> None:
         return
     state = generation.read_state(state_dir(), rid)
     if state is None or state.get("status") not in generation.FINISHED:
-        st.info("⏳ The worker is reading the sentence (the first time, it loads the model).")
+        st.info(t("playground.reading"))
         return
     if state["status"] == "failed":
-        st.error(f"The capture failed: {state.get('error')}")
+        st.error(t("playground.capture_failed", error=state.get("error")))
         return
     acts = generation.activations(state_dir(), rid)
     if acts is None:
         return
     peaks = np.abs(acts).max(axis=0)
     ratio = float(peaks.max() / max(np.median(peaks), 1e-30))
-    st.caption(f"`{state['module']}` input: {acts.shape[0]} tokens × {acts.shape[1]} channels; the "
-               f"largest channel peaks at {ratio:.0f}× the median channel's peak (for the weight "
-               f"above: {float(np.abs(x).max() / max(np.median(np.abs(x).max(axis=1)), 1e-30)):.1f}× "
-               "the median row's).")
-    presenter.chart(playground_charts.channel_peaks(acts), width="stretch", key="pg.act.peaks")
+    wratio = float(np.abs(x).max() / max(np.median(np.abs(x).max(axis=1)), 1e-30))
+    st.caption(t("playground.act_caption", module=state["module"], tokens=acts.shape[0],
+                 channels=acts.shape[1], ratio=ratio, wratio=wratio))
+    presenter.chart(playground_charts.channel_peaks(acts, current()), width="stretch", key="pg.act.peaks")
     rows = []
     for what, arr in (("activations", acts), ("weight", x)):
-        for gran, words in (("tensor", "one scale for all"), ("channel", "one scale per row")):
+        for gran, words in (("tensor", "one_scale"), ("channel", "per_row")):
             q = pg.quantize(arr, pg.Setting(bits=8, granularity=gran))
-            rows.append({"tensor": what, "int8 scale": words + (" (per token)" if what == "activations"
-                                                                 and gran == "channel" else ""),
-                         "SQNR (dB)": round(q.sqnr_db, 2), "max |error|": q.max_abs_err})
+            scale = t(f"playground.{words}") + (t("playground.per_token") if what == "activations"
+                                                and gran == "channel" else "")
+            rows.append({t("playground.col_tensor"): t(f"playground.{what}"),
+                         t("playground.col_scale"): scale,
+                         t("playground.col_sqnr"): round(q.sqnr_db, 2), t("playground.col_err"): q.max_abs_err})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.caption("int8 symmetric min-max. Per-tensor int8 of the activations loses to per-token "
-               "int8 by the outlier channels' margin; the weight barely cares.")
+    st.caption(t("playground.act_note"))
 
 
 _activations()

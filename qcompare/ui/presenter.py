@@ -7,6 +7,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from qcompare.ui.lang import t
+
 KEY = "present"
 CSS = """
 <style>
@@ -32,8 +34,7 @@ def active() -> bool:
 
 def toggle() -> None:
     """The sidebar switch; the URL follows it, so a reload keeps the mode."""
-    on = st.toggle("Presenter mode", key=KEY, help="large type and charts for a projector; "
-                                                   "?present=1 in the address does the same")
+    on = st.toggle(t("presenter.toggle"), key=KEY, help=t("presenter.toggle_help"))
     if on:
         st.query_params[KEY] = "1"
     elif KEY in st.query_params:
@@ -52,16 +53,16 @@ def theme(fig: go.Figure) -> go.Figure:
                       title_font={"size": 28}, legend_font={"size": 20})
     fig.update_xaxes(**AXIS)
     fig.update_yaxes(**AXIS)
-    for t in fig.data:
-        if t.type == "scatter":
-            if t.marker is not None:
-                size = t.marker.size
+    for trace in fig.data:
+        if trace.type == "scatter":
+            if trace.marker is not None:
+                size = trace.marker.size
                 if size is None or isinstance(size, (int, float)):
-                    t.marker.size = max(size or 0, 16)
-            if t.line is not None:
-                t.line.width = max(t.line.width or 0, 4)
-            if t.textfont is not None:
-                t.textfont.size = 20
+                    trace.marker.size = max(size or 0, 16)
+            if trace.line is not None:
+                trace.line.width = max(trace.line.width or 0, 4)
+            if trace.textfont is not None:
+                trace.textfont.size = 20
     return fig
 
 
@@ -78,7 +79,7 @@ def chart(fig: go.Figure, where=None, **kw) -> None:
 
 def demo_script(steps: list[dict], expanded: bool) -> None:
     """The prepared steps: title, what it shows, where its numbers come from, a link."""
-    with st.expander("Demo script", expanded=expanded):
+    with st.expander(t("presenter.script"), expanded=expanded):
         for i, s in enumerate(steps, 1):
             c = st.columns([4, 2])
             c[0].markdown(f"**{i}. {s['title']}** — {s['what']}  \n{s['source']}")
@@ -97,27 +98,22 @@ def steps() -> list[dict]:
     try:
         plan = preset_plan("default", "quick")
         have = sum(s.key() in stored for s in plan)
-        comparison = (f"answered from the cache: all {len(plan)} runs are stored" if have == len(plan)
-                      else f"{have} of {len(plan)} runs stored; the button measures the other "
-                           f"{len(plan) - have} live")
+        comparison = (t("presenter.s1_all", n=len(plan)) if have == len(plan) else
+                      t("presenter.s1_some", have=have, n=len(plan), missing=len(plan) - have))
     except UserError as e:
-        comparison = f"cannot run here: {e}"
-    rows = len(df)
+        comparison = t("presenter.s1_refused", error=e)
     done = list((generation.folder(state_dir()) / "requests").glob("*.json"))
     state, _ = embedded_state(str(state_dir()))
     return [
-        {"title": "The default comparison", "page": "pages/home.py", "link": "Home", "icon": "🏠",
-         "what": "one click: the baseline and one method of each family on the embedded model",
-         "source": comparison},
-        {"title": "The trade-off", "page": "pages/results.py", "link": "Results", "icon": "📈",
-         "what": "quality against size and speed, the Pareto frontier, which gaps are real",
-         "source": f"from {rows} stored rows" if rows else "nothing stored yet: run step 1 first"},
-        {"title": "Generation side by side", "page": "pages/generate.py", "link": "Generate", "icon": "✍️",
-         "what": "「昔々、あるところに」 continued by the baseline and quantized models, coloured by KL",
-         "source": ("generated live; models stay loaded between prompts"
-                    + (f" ({len(done)} prompts so far)" if done else ""))},
-        {"title": "The playground", "page": "pages/playground.py", "link": "Playground", "icon": "🎛️",
-         "what": "scale, zero point and group size on a real weight tensor",
-         "source": "computed live from the model's own tensors" if state == "ready"
-         else "needs the embedded model converted (step 1 does it)"},
+        {"title": t("presenter.s1_title"), "page": "pages/home.py", "link": t("nav.home"),
+         "icon": "🏠", "what": t("presenter.s1_what"), "source": comparison},
+        {"title": t("presenter.s2_title"), "page": "pages/results.py", "link": t("nav.results"),
+         "icon": "📈", "what": t("presenter.s2_what"),
+         "source": t("presenter.s2_rows", n=len(df)) if len(df) else t("presenter.s2_none")},
+        {"title": t("presenter.s3_title"), "page": "pages/generate.py", "link": t("nav.generate"),
+         "icon": "✍️", "what": t("presenter.s3_what"),
+         "source": t("presenter.s3_source") + (t("presenter.s3_count", n=len(done)) if done else "")},
+        {"title": t("presenter.s4_title"), "page": "pages/playground.py", "link": t("nav.playground"),
+         "icon": "🎛️", "what": t("presenter.s4_what"),
+         "source": t("presenter.s4_ready") if state == "ready" else t("presenter.s4_waiting")},
     ]

@@ -263,7 +263,8 @@ def demo_server(tmp_path, tiny_model_dir):
 
 def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_server, tmp_path):
     """The demo path on a projector: ?present=1, generation streamed and coloured, the
-    playground's histogram drawn. Screenshots: presenter-*.png."""
+    playground's histogram drawn; then the same pages for a browser whose locale is Japanese.
+    Screenshots: presenter-*.png, presenter-*-ja.png."""
     from playwright.sync_api import sync_playwright
 
     out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
@@ -288,6 +289,20 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
         page.wait_for_timeout(1000)
         page.screenshot(path=str(out / "presenter-playground.png"))
         font = page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize")
+        # a Japanese browser gets the Japanese pages (st.context.locale), in presenter mode too
+        ja = browser.new_context(locale="ja-JP", viewport={"width": 1600, "height": 1000}).new_page()
+        ja.goto(demo_server + "/generate?present=1")
+        ja.get_by_role("heading", name="生成を並べて比較").wait_for(timeout=60_000)
+        ja.get_by_role("button", name="生成").first.click()
+        ja.get_by_text("完了。").first.wait_for(timeout=120_000)
+        ja.locator("span[title^='KL ']").first.scroll_into_view_if_needed()
+        ja.wait_for_timeout(1000)
+        ja.screenshot(path=str(out / "presenter-generate-ja.png"))
+        ja.goto(demo_server + "/playground?present=1")
+        ja.get_by_role("heading", name="量子化プレイグラウンド").first.wait_for(timeout=60_000)
+        ja.wait_for_selector(".js-plotly-plot .bars", timeout=60_000)
+        ja.wait_for_timeout(1000)
+        ja.screenshot(path=str(out / "presenter-playground-ja.png"))
         browser.close()
     assert coloured > 0                      # tokens of both columns carry their KL
     assert float(font.removesuffix("px")) >= 60          # 3rem at a 22 px root

@@ -1,0 +1,46 @@
+"""The message catalogue: every translated user-facing string by key, in English and Japanese
+(`qcompare/locales/en.toml`, `ja.toml`). Torch- and Streamlit-free; the pages reach it through
+`qcompare.ui.lang`, which knows the session's language.
+
+A key is `section.name` (TOML tables flattened); a message may hold `{placeholders}` that
+`t(key, lang, **values)` fills with str.format. A key missing in one language falls back to
+English (the catalogue test forbids that, so it never ships)."""
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+LANGS = ("en", "ja")
+NAMES = {"en": "English", "ja": "日本語"}
+DIR = Path(__file__).resolve().parent / "locales"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = str(v)
+    return out
+
+
+@lru_cache(maxsize=None)
+def catalogue(lang: str) -> dict[str, str]:
+    with open(DIR / f"{lang}.toml", "rb") as f:
+        return _flatten(tomllib.load(f))
+
+
+def t(key: str, lang: str = "en", **values) -> str:
+    """The message `key` in `lang`, placeholders filled."""
+    text = catalogue(lang if lang in LANGS else "en").get(key)
+    if text is None:
+        text = catalogue("en")[key]
+    return text.format(**values) if values else text
+
+
+def from_locale(locale: str | None) -> str:
+    """The language for a browser locale ('ja-JP' -> 'ja'); English otherwise."""
+    return "ja" if (locale or "").lower().startswith("ja") else "en"

@@ -1,0 +1,105 @@
+"""The message catalogue: the same keys and placeholders in both languages, no key unused, and
+the translated pages render in Japanese without English-only text outside technical names."""
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from qcompare import i18n
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "qcompare").rglob("*.py"))]
+
+
+def _fields(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def test_both_catalogues_have_the_same_keys_and_placeholders():
+    en, ja = i18n.catalogue("en"), i18n.catalogue("ja")
+    assert set(en) == set(ja), sorted(set(en) ^ set(ja))
+    for key in en:
+        assert _fields(en[key]) == _fields(ja[key]), key
+        assert ja[key].strip(), key
+
+
+def test_every_key_is_used_and_every_used_key_exists():
+    code = "\n".join(p.read_text(encoding="utf-8") for p in SOURCES)
+    literal = set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+\.[a-z0-9_]+)["']""", code))
+    prefixes = set(re.findall(r"""\bt\(\s*f["']([a-z0-9_]+\.[a-z0-9_]*)\{""", code))
+    keys = set(i18n.catalogue("en"))
+    assert literal <= keys, sorted(literal - keys)
+    unused = {k for k in keys - literal if not any(k.startswith(p) for p in prefixes)}
+    assert not unused, sorted(unused)
+
+
+def test_locale_and_fallback():
+    assert i18n.from_locale("ja-JP") == "ja" and i18n.from_locale("en-US") == "en"
+    assert i18n.from_locale(None) == "en"
+    assert i18n.t("nav.home", "ja") == "ホーム" and i18n.t("nav.home", "xx") == "Home"
+    assert "3" in i18n.t("generate.too_many", "ja", n=3)
+
+
+# words that stay in English in Japanese text: technical names, units, symbols of the field
+TECHNICAL = {
+    "gptq", "awq", "rtn", "nf4", "fp4", "fp32", "fp16", "bf16", "int8", "int4", "kl", "kld", "sqnr",
+    "mse", "ppl", "linear", "llm", "smoothquant", "tensorrt", "minmax", "percentile", "torch",
+    "mib", "gib", "nats", "rss", "safetensors", "smollm2", "ray", "gpu", "cpu", "cuda", "q4_1",
+    "ms", "dB", "db", "tok", "bits", "group_size", "present", "log10", "clamp", "round", "scale",
+    "zero_point", "q_min", "q_max", "max", "min", "mean", "median", "models", "int",
+    "ttft", "qcompare", "embedded", "baseline", "module", "input", "proj", "layers", "model",
+}
+
+
+def english_words(text: str) -> set[str]:
+    text = re.sub(r"`[^`]*`", " ", text)                    # code spans: names, paths, specs
+    text = re.sub(r"\S*[/\\]\S*", " ", text)                 # paths
+    words = set(re.findall(r"[A-Za-z][A-Za-z_]{2,}", text))
+    return {w for w in words if w.lower() not in TECHNICAL and not re.search(r"\d", w)}
+
+
+def test_the_detector_finds_english_and_spares_technical_names():
+    assert english_words("Run the default comparison") == {"Run", "the", "default", "comparison"}
+    assert english_words("GPTQ と NF4 の KL を SQNR で比べる `model.layers.0.mlp`") == set()
+
+
+def _visible(at) -> list[str]:
+    """Static texts a person reads: titles, prose, captions, notices, widget and metric labels."""
+    out = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "error",
+                                "warning", "success") for e in at.get(kind)]
+    for kind in ("selectbox", "multiselect", "radio", "text_input", "text_area", "number_input",
+                 "button", "select_slider", "toggle", "checkbox"):
+        out += [w.label for w in at.get(kind)]
+    out += [m.label for m in at.metric]
+    out += [e.label for e in at.get("expander")]
+    return out
+
+
+@pytest.mark.parametrize("page", ["pages/generate.py", "pages/playground.py"])
+def test_translated_pages_render_in_japanese(page, tmp_path, monkeypatch, tiny_model_dir):
+    import json
+    import shutil
+
+    from qcompare.jobs import worker
+    from qcompare.models import model_from_arg
+    from qcompare.registry import parse_method_arg
+    from qcompare.specs import CorpusSpec, EvalSpec
+    from qcompare.submit import build_specs
+    from tests.app.pagetest import page_on
+
+    ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+    for spec in build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32"),
+                            parse_method_arg("rtn:bits=8")], CorpusSpec(), ev):
+        worker.run(spec, tmp_path)
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny")
+    at = page_on(tmp_path, None, monkeypatch)
+    at.session_state["lang"] = "ja"
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    leftovers = {w for text in _visible(at) for w in english_words(text)}
+    assert not leftovers, sorted(leftovers)
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert all(not english_words(x) for x in titles), titles
