@@ -9,6 +9,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from qcompare import i18n
 from qcompare.chartstyle import colour_of, place_labels, point_label, symbol_of
 from qcompare.comparability import COMPARABLE
 from qcompare.metrics.table import METRICS, SPEED_SPREAD, label, pareto_mask
@@ -121,8 +122,9 @@ def _error_bars(part: pd.DataFrame, metric: str) -> dict | None:
 def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bool = False,
              log_y: bool = False, title: str = "", show_collapsed: bool = False,
              export: bool = False, published: pd.DataFrame | None = None,
-             ties: list[tuple[str, str]] | None = None, noise: dict | None = None) -> go.Figure:
-    """Scatter of every measured row with the Pareto frontier.
+             ties: list[tuple[str, str]] | None = None, noise: dict | None = None,
+             lang: str = "en") -> go.Figure:
+    """Scatter of every measured row with the Pareto frontier (its words in `lang`).
 
     Every point is labelled (chartstyle.point_label) where its label fits without collisions,
     else numbered, the numbers listed in `fig.layout.meta["numbered"]`; each method variant
@@ -183,14 +185,15 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
         one = ok.loc[[r.name]]
         fig.add_trace(go.Scatter(
             x=one[x], y=one[y], mode="markers+text", name=point_label(r), text=[text],
-            textposition=pos, legendgroup=str(r["family"]), legendgrouptitle_text=str(r["family"]),
+            textposition=pos, legendgroup=str(r["family"]),
+            legendgrouptitle_text=i18n.family(str(r["family"]), lang),
             marker={"size": 13, "color": colour_of(str(r["method_label"])),
                     "symbol": symbol_of(str(r["family"])), "line": {"width": 1, "color": "white"}},
             error_x=_error_bars(one, x), error_y=_error_bars(one, y),
             hovertext=[_hover(r)], hoverinfo="text", customdata=[r["key"]]))
     if not broken.empty:
         fig.add_trace(go.Scatter(
-            x=broken[x], y=[strip_y] * len(broken), mode="markers+text", name="collapsed",
+            x=broken[x], y=[strip_y] * len(broken), mode="markers+text", name=i18n.t("chart.collapsed", lang),
             marker={"size": 13, "symbol": "triangle-up" if not METRICS[y].higher_is_better
                     else "triangle-down", "color": "#888888"},
             text=[f"{point_label(r)}: {r[y]:.3g}" for _, r in broken.iterrows()],
@@ -199,12 +202,12 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
             hovertext=[_hover(r) for _, r in broken.iterrows()], hoverinfo="text"))
         fig.add_hrect(y0=band[0], y1=band[1], fillcolor="rgba(120,120,120,0.10)", line_width=0,
                       layer="below")
-        fig.add_annotation(text=f"collapsed runs ({label(y)} off the scale), values written out",
+        fig.add_annotation(text=i18n.t("chart.collapsed_note", lang, label=label(y, lang)),
                            xref="paper", yref="paper", x=1, y=1.0, xanchor="right",
                            yanchor="bottom", showarrow=False, font={"size": 11, "color": "#666"})
     f = frontier(ok, x, y)
     if len(f) > 1:
-        fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name="Pareto frontier",
+        fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name=i18n.t("chart.frontier", lang),
                                  line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
     if pub is not None and not pub.empty:
         add_published(fig, pub, x, y)
@@ -215,13 +218,13 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
             fig.add_trace(go.Scatter(
                 x=[where[a][0], where[b][0]], y=[where[a][1], where[b][1]], mode="lines",
                 line={"dash": "dot", "color": "#999", "width": 2}, hoverinfo="skip",
-                name="not distinguishable at this sample size", legendgroup="ties",
+                name=i18n.t("chart.ties", lang), legendgroup="ties",
                 showlegend=first))
             first = False
     if floor is not None and floor[1] > floor[0]:
         fig.add_hrect(y0=floor[0], y1=floor[1], fillcolor="rgba(31,119,180,0.10)", line_width=0,
                       layer="below")
-        fig.add_annotation(text="noise floor: the baseline in bf16 / fp16 compute", xref="paper",
+        fig.add_annotation(text=i18n.t("chart.noise", lang), xref="paper",
                            x=0, y=math.log10(floor[1] if y != "top1_agree" else floor[0]) if log_y
                            else (floor[1] if y != "top1_agree" else floor[0]),
                            xanchor="left", yanchor="bottom" if y != "top1_agree" else "top",
@@ -231,15 +234,15 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
                       annotation_text=f"{BASELINE} baseline (the reference)",
                       annotation_position="top left")
     wide = [r for (_, r), s in zip(d.iterrows(), _worst_spread(d, x, y)) if s > SPREAD_WARN]
-    better_x = "→ better" if METRICS[x].higher_is_better else "← better"
-    better_y = "↑ better" if METRICS[y].higher_is_better else "↓ better"
+    better_x = i18n.t("chart.better_right" if METRICS[x].higher_is_better else "chart.better_left", lang)
+    better_y = i18n.t("chart.better_up" if METRICS[y].higher_is_better else "chart.better_down", lang)
     fig.update_layout(
-        title=title or f"{label(y)} vs {label(x)}",
-        xaxis={"title": f"{label(x)}  ({better_x})", "type": "log" if log_x else "linear",
+        title=title or i18n.t("chart.vs", lang, y=label(y, lang), x=label(x, lang)),
+        xaxis={"title": f"{label(x, lang)}  ({better_x})", "type": "log" if log_x else "linear",
                "range": list(x_range), "automargin": True},
-        yaxis={"title": f"{label(y)}  ({better_y})", "type": "log" if log_y else "linear",
+        yaxis={"title": f"{label(y, lang)}  ({better_y})", "type": "log" if log_y else "linear",
                "range": list(y_range), "automargin": True},
-        legend={"title": "method", "groupclick": "toggleitem"}, height=560,
+        legend={"title": i18n.t("chart.method", lang), "groupclick": "toggleitem"}, height=560,
         margin={"t": 70, "l": 70, "r": 20, "b": 60},
         meta={"numbered": numbered, "collapsed": broken["key"].tolist(),
               "wide_spread": [point_label(r) for r in wide]})

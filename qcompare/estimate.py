@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from qcompare import i18n
 from qcompare.effort import effort_of
 from qcompare.reference import ReferenceStore
 from qcompare.registry import BASELINE
@@ -29,7 +30,11 @@ class Estimate:
     seconds: float | None
     runs: int              # runs that will compute
     cached: int            # runs answered from the cache
-    basis: str             # how the estimate was made, in words
+    basis_key: str         # how the estimate was made: a message of qcompare.i18n ("estimate.*")
+    basis_values: tuple = ()
+
+    def basis(self, lang: str = "en") -> str:
+        return i18n.t(self.basis_key, lang, **dict(self.basis_values))
 
 
 def _medians(rows: pd.DataFrame) -> tuple[float, float, float]:
@@ -43,11 +48,11 @@ def plan(specs, rows: pd.DataFrame, state_dir: str | Path) -> Estimate:
     todo = [s for s in specs if not results.has(s.key())]
     cached = len(specs) - len(todo)
     if not todo:
-        return Estimate(0.0, 0, cached, "every run is already in the cache")
+        return Estimate(0.0, 0, cached, "estimate.basis_cached")
     device = todo[0].eval.device
     past = rows[(rows["device"] == device) & rows["eval_s"].notna()] if not rows.empty else rows
     if past.empty:
-        return Estimate(None, len(todo), cached, f"no earlier run on {device} to learn from")
+        return Estimate(None, len(todo), cached, "estimate.basis_none", (("device", device),))
     overall = _medians(past)
     total, own = 0.0, 0
     for s in todo:
@@ -62,20 +67,20 @@ def plan(specs, rows: pd.DataFrame, state_dir: str | Path) -> Estimate:
     per_token = _medians(base)[1] if not base.empty else overall[1]
     total += sum(per_token * next(s.eval.tokens for s in todo if s.reference_key() == k)
                  for k in refs_missing)
-    basis = (f"from {len(past)} earlier run(s) on {device}: the recorded load + quantize, "
-             f"evaluation per token and speed times of the same method for {own} of "
-             f"{len(todo)} run(s), of all methods for the rest"
-             + (f"; plus {len(refs_missing)} baseline pass(es)" if refs_missing else ""))
-    return Estimate(total, len(todo), cached, basis)
+    values = (("past", len(past)), ("device", device), ("own", own), ("runs", len(todo)),
+              ("refs", len(refs_missing)))
+    return Estimate(total, len(todo), cached,
+                    "estimate.basis_refs" if refs_missing else "estimate.basis_runs", values)
 
 
-def describe(e: Estimate) -> str:
+def describe(e: Estimate, lang: str = "en") -> str:
     """'about 4.2 min for 11 runs (2 cached)' and the basis."""
     if e.runs == 0:
-        return f"all {e.cached} run(s) are already in the cache: submitting shows them at once."
-    cached = f" ({e.cached} cached)" if e.cached else ""
+        return i18n.t("estimate.all_cached", lang, cached=e.cached)
+    cached = i18n.t("estimate.cached", lang, n=e.cached) if e.cached else ""
     if e.seconds is None:
-        return f"{e.runs} run(s){cached}; no time estimate yet: {e.basis}."
+        return i18n.t("estimate.no_estimate", lang, runs=e.runs, cached=cached, basis=e.basis(lang))
     minutes = e.seconds / 60
-    when = f"about {minutes:.1f} min" if minutes >= 1 else f"about {e.seconds:.0f} s"
-    return f"{when} for {e.runs} run(s){cached}, {e.basis}."
+    when = (i18n.t("estimate.minutes", lang, v=minutes) if minutes >= 1
+            else i18n.t("estimate.seconds", lang, v=e.seconds))
+    return i18n.t("estimate.plan", lang, when=when, runs=e.runs, cached=cached, basis=e.basis(lang))

@@ -44,3 +44,17 @@ def t(key: str, lang: str = "en", **values) -> str:
 def from_locale(locale: str | None) -> str:
     """The language for a browser locale ('ja-JP' -> 'ja'); English otherwise."""
     return "ja" if (locale or "").lower().startswith("ja") else "en"
+
+
+# a method family's name (Method.family) -> its message key
+FAMILIES = {"baseline": "baseline", "round-to-nearest": "round_to_nearest",
+            "float8 (simulated)": "float8", "bitsandbytes": "bitsandbytes", "torchao": "torchao",
+            "PyTorch (torch.ao)": "torch_ao", "HQQ": "hqq", "GGUF / llama.cpp": "gguf",
+            "llm-compressor": "llm_compressor", "built-in (inspectable)": "built_in",
+            "mixed precision": "mixed"}
+
+
+def family(name: str, lang: str = "en") -> str:
+    """A method family's name in `lang` (an unknown family keeps its own name)."""
+    key = FAMILIES.get(name)
+    return t(f"family.{key}", lang) if key else name

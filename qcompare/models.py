@@ -338,17 +338,18 @@ def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str, **from_pr
 
 
 def embedded_state(state_dir: Path) -> tuple[str, str]:
-    """('ready' | 'converting' | 'not converted' | 'missing', a sentence for the page)."""
+    """('ready' | 'converting' | 'not converted' | 'missing', detail): the converted folder when
+    ready, why when missing, '' otherwise (the page words it: qcompare.i18n "home.state_*")."""
     try:
         gguf = embedded_gguf()
     except UserError as e:
         return "missing", str(e)
     target = converted_dir(state_dir, gguf, _file_sha256(gguf))
     if (target / "config.json").is_file():
-        return "ready", f"converted once to safetensors in {target}"
+        return "ready", str(target)
     if locks.held(target.parent / f".{target.name}.lock"):
-        return "converting", "a worker is converting the GGUF to safetensors (about a minute)"
-    return "not converted", "it is converted from GGUF on the first run (about a minute, once)"
+        return "converting", ""
+    return "not converted", ""
 
 
 def discover(state_dir: Path) -> list[str]:

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from qcompare import i18n
 from qcompare.tokenscores import TokenScores
 
 Z = 2.0
@@ -93,19 +94,19 @@ def rank(group: pd.DataFrame, state_dir, metric: str = "kld_mean") -> pd.DataFra
     return pd.DataFrame(out)
 
 
-def summary(ranked: pd.DataFrame) -> str:
+def summary(ranked: pd.DataFrame, lang: str = "en") -> str:
     """One sentence on how many neighbouring pairs are told apart."""
     pairs = ranked[ranked["verdict"] != ""]
     if pairs.empty:
-        return "fewer than two methods to rank"
+        return i18n.t("ranking.few", lang)
     known = pairs[pairs["verdict"] != "unknown"]
     if known.empty:
-        return "no per-token scores stored for these rows: rerun them to rank with error bars"
+        return i18n.t("ranking.no_scores", lang)
     tied = known[known["verdict"] == "indistinguishable"]
-    how = ("their 95 % paired bootstrap interval excludes 0" if known["ci_lo"].notna().all()
-           else f"by more than {Z:g} paired standard errors")
-    text = f"{len(known) - len(tied)} of {len(known)} neighbouring pairs differ ({how})"
+    how = (i18n.t("ranking.bootstrap", lang) if known["ci_lo"].notna().all()
+           else i18n.t("ranking.se", lang, z=Z))
+    text = i18n.t("ranking.pairs", lang, differ=len(known) - len(tied), known=len(known), how=how)
     if not tied.empty:
         names = "; ".join(f"{r.method_label} ≈ {r.next_label}" for r in tied.itertuples())
-        text += f"; indistinguishable on these tokens: {names}"
+        text += i18n.t("ranking.tied", lang, names=names)
     return text

@@ -24,7 +24,7 @@ def test_each_method_is_estimated_from_its_own_rows_else_from_all(tiny_model_dir
     # 51 + 0.15 x 256 + 5; and one baseline pass (fp32's 0.1 s a token x 256)
     assert e.runs == 2 and e.cached == 0
     assert e.seconds == 100 + 51.2 + 6 + 51 + 0.15 * 256 + 5 + 25.6
-    assert "same method for 1 of 2" in e.basis and "1 baseline pass" in e.basis
+    assert "same method for 1 of 2" in e.basis() and "1 baseline pass" in e.basis()
     assert estimate.describe(e).startswith("about 4.6 min for 2 run(s)")
 
 

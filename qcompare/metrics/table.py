@@ -133,11 +133,15 @@ def names(**flags) -> list[str]:
     return [c.name for c in COLUMNS if all(getattr(c, k) == v for k, v in flags.items())]
 
 
-def label(column: str) -> str:
+def label(column: str, lang: str = "en") -> str:
+    """'Weights size (MiB)': the column's label (in `lang` where the catalogue has it) and unit."""
+    from qcompare import i18n
+
     m = BY_NAME.get(column)
     if m is None or not m.label:
         return column
-    return f"{m.label} ({m.unit})" if m.unit else m.label
+    text = i18n.t(f"metric.{column}", lang) if f"metric.{column}" in i18n.catalogue("en") else m.label
+    return f"{text} ({m.unit})" if m.unit else text
 
 
 def pareto_mask(xs, ys, x_higher_better: bool, y_higher_better: bool) -> list[bool]:

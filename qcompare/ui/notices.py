@@ -5,6 +5,7 @@ import streamlit as st
 
 from qcompare.errors import UserError
 from qcompare.submit import Submitted
+from qcompare.ui.lang import t
 
 
 def show_submitted(subs: list[Submitted]) -> None:
@@ -12,13 +13,13 @@ def show_submitted(subs: list[Submitted]) -> None:
         if s.note:
             st.warning(f"{s.spec.method.label}: {s.note}")
         if s.cached:
-            st.success(f"✓ {s.spec.method.label}: already measured (cache hit), shown in Results.")
+            st.success(t("notices.cached", label=s.spec.method.label))
         elif s.new:
-            st.info(f"⏳ {s.spec.method.label}: queued as job #{s.job_id}.")
+            st.info(t("notices.queued", label=s.spec.method.label, id=s.job_id))
         else:
-            st.info(f"⏳ {s.spec.method.label}: identical job #{s.job_id} is already queued or running.")
+            st.info(t("notices.joined", label=s.spec.method.label, id=s.job_id))
     if any(not s.cached for s in subs):
-        st.page_link("pages/jobs.py", label="Watch the jobs", icon="⏱️")
+        st.page_link("pages/jobs.py", label=t("notices.watch"), icon="⏱️")
 
 
 def user_error(e: UserError) -> None:
