@@ -368,7 +368,7 @@ def with_baseline_delta(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 BAR_CAP_PCT = 1000.0
 
 
-def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
+def delta_bars(df: pd.DataFrame, metric: str, lang: str = "en") -> go.Figure:
     """Bars of each row's change vs the baseline in %, green where the change is better.
     Bars are cut at ±BAR_CAP_PCT so one collapsed method does not flatten the rest; their
     text keeps the true value."""
@@ -381,9 +381,9 @@ def delta_bars(df: pd.DataFrame, metric: str) -> go.Figure:
         marker_color=["#2ca02c" if g else "#d62728" for g in good],
         text=[f"{v:+.1f}%" for v in d["delta_pct"]], textposition="auto",
         hovertext=[_hover(r) for _, r in d.iterrows()], hoverinfo="text"))
-    cut = " (bars cut at ±1000%)" if (d["delta_pct"].abs() > BAR_CAP_PCT).any() else ""
-    fig.update_layout(title=f"{label(metric)}: change vs {BASELINE} baseline (%){cut}",
-                      xaxis_title="% change", margin={"t": 60, "l": 10, "r": 10, "b": 10},
+    cut = i18n.t("kl.delta_cut", lang) if (d["delta_pct"].abs() > BAR_CAP_PCT).any() else ""
+    fig.update_layout(title=i18n.t("kl.delta_title", lang, label=label(metric, lang), baseline=BASELINE, cut=cut),
+                      xaxis_title=i18n.t("kl.delta_x", lang), margin={"t": 60, "l": 10, "r": 10, "b": 10},
                       height=max(240, 60 + 36 * len(d)))
     return fig
 
@@ -448,7 +448,7 @@ def layer_heatmap(layers: list[dict], metric: str, title: str = "") -> go.Figure
     return fig
 
 
-def kl_survival(curves: dict[str, "object"], points: int = 200) -> go.Figure:
+def kl_survival(curves: dict[str, "object"], points: int = 200, lang: str = "en") -> go.Figure:
     """For each method (label -> its per-token KL values), the share of tokens whose KL exceeds
     x, on log axes: the whole distribution at a glance, its tail on the right."""
     import numpy as np
@@ -470,14 +470,14 @@ def kl_survival(curves: dict[str, "object"], points: int = 200) -> go.Figure:
             # annotations on a log axis take log10 of the position (plotly's convention)
             fig.add_annotation(x=np.log10(t), y=1, yref="paper", text=f"KL {t:g}",
                                showarrow=False, yanchor="bottom", font={"color": "#888"})
-    fig.update_layout(title="Share of tokens with KL divergence above x",
-                      xaxis={"title": "KL divergence from the baseline (nats)", "type": "log"},
-                      yaxis={"title": "share of tokens (log)", "type": "log", "tickformat": ".2~%"},
+    fig.update_layout(title=i18n.t("kl.survival_title", lang),
+                      xaxis={"title": i18n.t("kl.survival_x", lang), "type": "log"},
+                      yaxis={"title": i18n.t("kl.survival_y", lang), "type": "log", "tickformat": ".2~%"},
                       height=460, margin={"t": 60, "l": 70, "r": 20, "b": 60})
     return fig
 
 
-def kl_by_confidence(rows: pd.DataFrame) -> go.Figure:
+def kl_by_confidence(rows: pd.DataFrame, lang: str = "en") -> go.Figure:
     """Mean KL per bucket of the baseline's top-token probability, one bar group per method,
     from each row's `kld_by_confidence_json`; the token count of each bucket on hover."""
     import json
@@ -491,8 +491,7 @@ def kl_by_confidence(rows: pd.DataFrame) -> go.Figure:
             customdata=[e["tokens"] for e in b],
             hovertemplate=f"{r['method_label']}<br>baseline p(top) %{{x}}<br>mean KL %{{y:.4f}}"
                           "<br>%{customdata} tokens<extra></extra>"))
-    fig.update_layout(title="KL divergence by the baseline's confidence",
-                      xaxis_title="baseline's top-token probability",
-                      yaxis={"title": "mean KL divergence (nats, log)", "type": "log"},
+    fig.update_layout(title=i18n.t("kl.conf_title", lang), xaxis_title=i18n.t("kl.conf_x", lang),
+                      yaxis={"title": i18n.t("kl.conf_y", lang), "type": "log"},
                       barmode="group", height=420, margin={"t": 60, "l": 70, "r": 20, "b": 60})
     return fig

@@ -53,14 +53,17 @@ def write(state_dir: str | os.PathLike, reference_key: str, variants: dict) -> d
     return data
 
 
-def versus(value: float, noise: dict | None, metric: str = "kld_mean") -> str:
+def versus(value: float, noise: dict | None, metric: str = "kld_mean", lang: str = "en") -> str:
     """'inside the noise floor' or '12x the noise floor' for a row's KL (or top-1) value."""
+    from qcompare import i18n
+
     if noise is None or value != value:
         return "—"
     if metric == "top1_agree":
         band = noise["top1_band"]
-        return "inside the noise floor" if value >= band else f"{(1 - value) / max(1 - band, 1e-12):.0f}x the noise floor's disagreement"
+        return (i18n.t("noisefloor.inside", lang) if value >= band else
+                i18n.t("noisefloor.times_top1", lang, x=(1 - value) / max(1 - band, 1e-12)))
     band = noise["kld_band"]
     if value <= band:
-        return "inside the noise floor"
-    return f"{value / band:.0f}x the noise floor" if band > 0 else "above a zero noise floor"
+        return i18n.t("noisefloor.inside", lang)
+    return i18n.t("noisefloor.times", lang, x=value / band) if band > 0 else i18n.t("noisefloor.zero", lang)

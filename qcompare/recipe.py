@@ -63,10 +63,12 @@ class Recipe:
     def default_bits(self) -> int:
         return max(self.counts, key=lambda b: (self.counts[b], -b)) if self.counts else 4
 
-    def describe(self) -> str:
-        mix = ", ".join(f"{n} at {b}-bit" for b, n in sorted(self.counts.items()))
-        return (f"{self.size_mib:.2f} MiB ({self.bits_per_weight:.2f} bits per weight in the "
-                f"quantized Linears): {mix}; predicted KLD {self.predicted_kld:.4g}")
+    def describe(self, lang: str = "en") -> str:
+        from qcompare import i18n
+
+        mix = ", ".join(i18n.t("recipe.mix", lang, n=n, b=b) for b, n in sorted(self.counts.items()))
+        return i18n.t("recipe.describe", lang, mib=self.size_mib, bpw=self.bits_per_weight, mix=mix,
+                      kld=self.predicted_kld)
 
 
 @dataclass
