@@ -9,10 +9,11 @@ from qcompare.jobs import status
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.store import JobStore
 from qcompare.ui.data import start_runner, state_dir
+from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
 
 ensure_navigation("pages/jobs.py")
-st.title("Jobs")
+st.title(t("jobs.title"))
 ICONS = {"queued": "🕓", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⛔", "lost": "❌"}
 
 
@@ -33,18 +34,17 @@ def job_table() -> None:
         return
     now = time.time()
     if not jobs:
-        st.info("No jobs yet — start one on the Compare page, or run the default comparison on Home.")
+        st.info(t("jobs.none"))
         return
     if any(j.state == "queued" for j in jobs) and start_runner():
         ensure_runner(state_dir())
-    st.markdown(f"### {status.batch_summary(jobs, now)}")
+    st.markdown(f"### {status.batch_summary(jobs, now, current())}")
     top = st.columns([2, 4])
-    if top[0].button("Clear finished", help="remove done, failed and cancelled jobs from this list "
-                     "(their results stay)"):
+    if top[0].button(t("jobs.clear"), help=t("jobs.clear_help")):
         store.clear_finished()
         st.rerun()
     counts = {s: sum(j.state == s for j in jobs) for s in ICONS}
-    top[1].caption(" · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n))
+    top[1].caption(" · ".join(f"{ICONS[s]} {n} {t(f'jobs.s_{s}')}" for s, n in counts.items() if n))
     retried = st.session_state.setdefault("retried", {})
     for j in status.display_order(jobs):
         alive = process_alive(j.pid, j.pid_start) if j.state == "running" else None
@@ -53,24 +53,25 @@ def job_table() -> None:
             c = st.columns([5, 2, 2, 1])
             elapsed = ((j.finished or now) - j.started) if j.started else None
             if j.state == "done":
-                what = "from the result cache" if j.cached else f"done in {_duration(elapsed)}"
+                what = t("jobs.cached") if j.cached else t("jobs.done_in", t=_duration(elapsed))
             elif j.state in ("failed", "cancelled"):
-                what = f"{state} after {_duration(elapsed)}" if elapsed else state
+                word = t(f"jobs.s_{state}")
+                what = t("jobs.after", state=word, t=_duration(elapsed)) if elapsed else word
             else:
-                what = f"`{state}` · {j.stage or '—'}"
+                what = f"`{t(f'jobs.s_{state}')}` · {j.stage or '—'}"
             c[0].markdown(f'<span id="job-{j.id}"></span>{ICONS.get(state, "")} **#{j.id}** '
                           f"{j.label}  \n{what}", unsafe_allow_html=True)
             if j.state == "running":
                 c[0].progress(min(max(j.progress, 0.0), 1.0))
-                c[1].caption(f"elapsed {_duration(elapsed)}  \nETA {_duration(status.eta_seconds(j, now))}")
+                c[1].caption(t("jobs.elapsed", t=_duration(elapsed), eta=_duration(status.eta_seconds(j, now))))
             if j.state in ("queued", "running"):
-                if c[3].button("Cancel", key=f"cancel{j.id}"):
+                if c[3].button(t("jobs.cancel"), key=f"cancel{j.id}"):
                     cancel(store, j.id)
                     st.rerun()
             elif j.id in retried:
-                c[3].markdown(f"↻ retried as [#{retried[j.id]}](#job-{retried[j.id]})")
+                c[3].markdown(t("jobs.retried", id=retried[j.id]))
             elif j.state in ("failed", "cancelled") or state == "lost":
-                if c[3].button("Retry", key=f"retry{j.id}"):
+                if c[3].button(t("jobs.retry"), key=f"retry{j.id}"):
                     retried[j.id] = store.retry(j.id)
                     if start_runner():
                         ensure_runner(state_dir())
@@ -78,7 +79,7 @@ def job_table() -> None:
             if j.error:
                 st.error(j.error)
             if j.traceback or j.log:
-                with st.expander("log and traceback"):
+                with st.expander(t("jobs.log")):
                     if j.log:
                         st.code(j.log[-4000:], language=None)
                     if j.traceback:

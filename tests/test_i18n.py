@@ -83,7 +83,8 @@ def _visible(at) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("page", ["pages/home.py", "pages/results.py", "pages/generate.py",
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/results.py", "pages/jobs.py", "pages/drift.py",
+                                  "pages/generate.py",
                                   "pages/playground.py"])
 def test_translated_pages_render_in_japanese(page, tmp_path, monkeypatch, tiny_model_dir):
     import json

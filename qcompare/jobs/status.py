@@ -67,7 +67,7 @@ def batch(jobs: list[Job], gap_s: float = 60.0) -> list[Job]:
     return [j for j in order if j.id in picked]
 
 
-def batch_summary(jobs: list[Job], now: float) -> str:
+def batch_summary(jobs: list[Job], now: float, lang: str = "en") -> str:
     """'8 of 11 done, 1 failed, about 4 min left' for the current sweep; the time left is the
     running jobs' ETA plus, for each queued job, the median duration of the sweep's finished
     computed jobs (none: no estimate)."""
@@ -76,7 +76,10 @@ def batch_summary(jobs: list[Job], now: float) -> str:
         return ""
     done = sum(j.state == "done" for j in b)
     failed = sum(j.state in ("failed", "cancelled") for j in b)
-    parts = [f"{done} of {len(b)} done"] + ([f"{failed} failed or cancelled"] if failed else [])
+    from qcompare import i18n
+
+    parts = [i18n.t("jobs.b_done", lang, done=done, n=len(b))] + (
+        [i18n.t("jobs.b_failed", lang, n=failed)] if failed else [])
     active = [j for j in b if j.state in ("queued", "running")]
     if active:
         took = sorted(j.finished - j.started for j in b
@@ -85,7 +88,8 @@ def batch_summary(jobs: list[Job], now: float) -> str:
         if took and all(e is not None for e in etas):
             median = took[len(took) // 2]
             left = sum(etas) + median * sum(j.state == "queued" for j in active)
-            parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")
+            parts.append(i18n.t("jobs.b_minutes", lang, v=left / 60) if left >= 90
+                         else i18n.t("jobs.b_seconds", lang, v=left))
         else:
-            parts.append("time left: known once a job of this sweep has finished")
-    return ", ".join(parts)
+            parts.append(i18n.t("jobs.b_unknown", lang))
+    return ", ".join(parts) if lang == "en" else "、".join(parts)
