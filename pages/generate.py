@@ -2,6 +2,8 @@
 prompt with the same decoding, streamed token by token from the generation worker
 (`qcompare.jobs.generation_worker`), then coloured by each variant's KL divergence from the
 baseline and marked where its tokens first depart. The page never imports torch."""
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -81,6 +83,7 @@ if b[0].button(t("generate.go"), type="primary", key="gen.go"):
         st.session_state["gen.request"] = generation.submit(state_dir(), prompt, d, _columns())
         if start_runner():
             ensure_worker(state_dir())
+            st.session_state["gen.started"] = time.time()
     except (UserError, ValueError) as e:
         user_error(UserError(str(e)))
 rid = st.session_state.get("gen.request")
@@ -100,7 +103,12 @@ def _stream() -> None:
         return
     state = generation.read_state(state_dir(), rid)
     if state is None:
-        st.info(t("generate.waiting") if running(state_dir()) else t("generate.waiting_start"))
+        alive = running(state_dir())
+        # a worker that was just exiting when this was queued: start another, at most every 10 s
+        if not alive and start_runner() and time.time() - st.session_state.get("gen.started", 0) > 10:
+            st.session_state["gen.started"] = time.time()
+            ensure_worker(state_dir())
+        st.info(t("generate.waiting") if alive else t("generate.waiting_start"))
         return
     if state.get("status") == "failed":
         st.error(t("generate.failed", error=state.get("error")))

@@ -143,6 +143,7 @@ if st.button(t("playground.capture"), key="pg.act.go"):
             state_dir(), text, _baseline_json(label, folders[label]), module)
         if start_runner():
             ensure_worker(state_dir())
+            st.session_state["pg.act.started"] = time.time()
     except (UserError, ValueError) as e:
         st.error(str(e))
 
@@ -154,6 +155,10 @@ def _activations() -> None:
         return
     state = generation.read_state(state_dir(), rid)
     if state is None or state.get("status") not in generation.FINISHED:
+        # a worker that was just exiting when this was queued: start another, at most every 10 s
+        if state is None and start_runner() and time.time() - st.session_state.get("pg.act.started", 0) > 10:
+            st.session_state["pg.act.started"] = time.time()
+            ensure_worker(state_dir())
         st.info(t("playground.reading"))
         return
     if state["status"] == "failed":

@@ -22,7 +22,8 @@ OWNER = re.compile(r"pid(\d+)")
 PLACES = {"baselines": ".*-*", "models": ".*-*", "results": ".tmp-*", "tokens": ".tmp-*",
           "calibration": ".tmp-*", "baselines/*": ".*-pid*",      # top, pieces, noise files
           "models/gguf": ".*pid*",                   # a converter's view folder and output
-          "machine": ".tmp-*", "work/*": ".*.tmp", "sensitivity": ".tmp-*"}
+          "machine": ".tmp-*", "work/*": ".*.tmp", "sensitivity": ".tmp-*",
+          "generation": ".tmp-*", "generation/*": ".tmp-*"}
 
 
 def _size(p: Path) -> int:
