@@ -4,28 +4,30 @@ corpus and protocol, see an estimate, and submit. Cache hits show as done at onc
 import streamlit as st
 
 from qcompare import effort as efforts
-from qcompare import estimate, models, registry
+from qcompare import estimate, i18n, models, registry
 from qcompare.corpora import corpus_from_arg
 from qcompare.errors import UserError
 from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
 from qcompare.ui.data import param_count, planned_specs, resolve_model, results, state_dir, submit_specs
+from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
 
 ensure_navigation("pages/compare.py")
-st.title("Compare methods")
+st.title(t("compare.title"))
+lang = current()
 
 # --- model ------------------------------------------------------------------------------------
-st.subheader("1. Model")
-OTHER = "Other: a folder, a hub id or a .gguf file…"
+st.subheader(t("compare.model_title"))
+OTHER = t("compare.other")
 choices = ["embedded"] + models.discover(state_dir()) + [OTHER]
-picked = st.selectbox("Model", choices, key="model", format_func=lambda c: "Embedded SmolLM2-135M-Instruct (default)"
-                      if c == "embedded" else c)
-ref = st.text_input("Path or hub id", placeholder="/path/to/model-folder, org/name or model.gguf",
+picked = st.selectbox(t("compare.model"), choices, key="model",
+                      format_func=lambda c: t("compare.embedded") if c == "embedded" else c)
+ref = st.text_input(t("compare.ref"), placeholder="/path/to/model-folder, org/name or model.gguf",
                     key="model_ref") if picked == OTHER else picked
 c1, c2 = st.columns(2)
-trust = c1.checkbox("Trust remote code", help="Run the model's own Python code (never by default).")
-pickle = c2.checkbox("Allow pickle checkpoints", help=".bin/.pt files can run code when loaded.")
+trust = c1.checkbox(t("compare.trust"), help=t("compare.trust_help"))
+pickle = c2.checkbox(t("compare.pickle"), help=t("compare.pickle_help"))
 model_spec, model_ok = None, False
 if ref:
     try:
@@ -34,50 +36,45 @@ if ref:
     except UserError as e:
         user_error(e)
 if model_spec is not None and model_spec.source == "embedded":
-    st.caption("ℹ️ " + models.EMBEDDED_NOTE + ".")
+    st.caption("ℹ️ " + t("home.embedded_note"))
 
 # --- protocol (advanced) ----------------------------------------------------------------------
-help_of = {k: h for k, (_, h) in EvalSpec.field_help().items()}
-effort = st.radio("Effort", tuple(efforts.EFFORTS), index=tuple(efforts.EFFORTS).index("thorough"),
+effort = st.radio(t("compare.effort"), tuple(efforts.EFFORTS), index=tuple(efforts.EFFORTS).index("thorough"),
                   horizontal=True, key="effort",
-                  format_func=lambda n: f"{n}: {efforts.get(n).summary}",
-                  help="How much measuring each run does. Every row names its effort; changing "
-                       "a value below makes it 'custom'.")
+                  format_func=lambda n: t("compare.effort_option", name=n, summary=t(f"effort.{n}")),
+                  help=t("compare.effort_help"))
 E = efforts.eval_spec(effort)
 C = efforts.calib_spec(effort, corpus_from_arg("embedded"))
-with st.expander("Corpus and protocol (advanced)"):
-    corpus_arg = st.text_input("Corpus", "embedded",
-                               help="embedded (CPython docs) | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
+with st.expander(t("compare.protocol_title")):
+    corpus_arg = st.text_input(t("compare.corpus"), "embedded", help=t("compare.corpus_help"))
     a, b, c = st.columns(3)
-    protocol = a.selectbox("Protocol", PROTOCOLS, help=help_of["protocol"])
-    tokens = b.number_input("Tokens", 16, 1_000_000, E.tokens, step=512, help=help_of["tokens"],
-                            key=f"tokens.{effort}")
-    window = c.number_input("Window", 8, 32_768, EvalSpec().window, step=128, help=help_of["window"])
+    protocol = a.selectbox(t("compare.protocol"), PROTOCOLS, help=t("compare.protocol_help"))
+    tokens = b.number_input(t("compare.tokens"), 16, 1_000_000, E.tokens, step=512,
+                            help=t("compare.tokens_help"), key=f"tokens.{effort}")
+    window = c.number_input(t("compare.window"), 8, 32_768, EvalSpec().window, step=128,
+                            help=t("compare.window_help"))
     a, b, c = st.columns(3)
-    stride = a.number_input("Stride (strided only; 0 = window/2)", 0, 32_768, 0, help=help_of["stride"])
-    dtype = b.selectbox("Compute dtype", DTYPES, help=help_of["dtype"])
-    threads = c.number_input("CPU threads (0 = all)", 0, 256, 0, help=help_of["threads"])
+    stride = a.number_input(t("compare.stride"), 0, 32_768, 0, help=t("compare.stride_help"))
+    dtype = b.selectbox(t("compare.dtype"), DTYPES, help=t("compare.dtype_help"))
+    threads = c.number_input(t("compare.threads"), 0, 256, 0, help=t("compare.threads_help"))
     a, b, c = st.columns(3)
-    speed_prompt = a.number_input("Speed: prompt tokens", 2, 8192, E.speed_prompt,
+    speed_prompt = a.number_input(t("compare.speed_prompt"), 2, 8192, E.speed_prompt,
                                   key=f"sp.{effort}")
-    speed_new = b.number_input("Speed: new tokens", 2, 4096, E.speed_new_tokens, key=f"sn.{effort}")
-    speed_repeats = c.number_input("Speed: most repeats (0 skips)", 0, 20, E.speed_repeats,
+    speed_new = b.number_input(t("compare.speed_new"), 2, 4096, E.speed_new_tokens, key=f"sn.{effort}")
+    speed_repeats = c.number_input(t("compare.speed_repeats"), 0, 20, E.speed_repeats,
                                    key=f"sr.{effort}")
-    speed_spread = a.number_input("Speed: stop at spread", 0.0, 0.99, E.speed_spread, step=0.05,
-                                  help=help_of["speed_spread"], key=f"ss.{effort}")
+    speed_spread = a.number_input(t("compare.speed_spread"), 0.0, 0.99, E.speed_spread, step=0.05,
+                                  help=t("compare.speed_spread_help"), key=f"ss.{effort}")
 
 calibrating = [c.name for c in registry.all_methods() if c.may_calibrate()]
-with st.expander(f"Calibration ({', '.join(calibrating)})"):
-    st.caption("Methods that calibrate learn from calibration text. By default it is drawn from the "
-               "evaluation corpus after the evaluated tokens, and any sequence that repeats "
-               "evaluated text is dropped: calibration never sees what is scored.")
-    calib_arg = st.text_input("Calibration corpus (empty: the evaluation corpus)", "",
-                              help="embedded | a path to a UTF-8 text file | hf:NAME:CONFIG:SPLIT")
+with st.expander(t("compare.calib_title", names=", ".join(calibrating))):
+    st.caption(t("compare.calib_note"))
+    calib_arg = st.text_input(t("compare.calib_corpus"), "", help=t("compare.corpus_help"))
     a, b, c = st.columns(3)
-    calib_samples = a.number_input("Sequences", 1, 4096, C.samples, key=f"cs.{effort}")
-    calib_len = b.number_input("Tokens per sequence", 8, 32_768, C.seq_len, step=64,
+    calib_samples = a.number_input(t("compare.sequences"), 1, 4096, C.samples, key=f"cs.{effort}")
+    calib_len = b.number_input(t("compare.seq_tokens"), 8, 32_768, C.seq_len, step=64,
                                key=f"cl.{effort}")
-    calib_seed = c.number_input("Seed", 0, 2**31 - 1, CalibSpec().seed)
+    calib_seed = c.number_input(t("compare.seed"), 0, 2**31 - 1, CalibSpec().seed)
 
 calib = None
 try:
@@ -89,12 +86,11 @@ except UserError as e:
     user_error(e)
 
 # --- methods ----------------------------------------------------------------------------------
-st.subheader("2. Methods")
-device = st.selectbox("Device", DEVICES, key="device", help="where the runs execute; cuda needs an "
-                      "NVIDIA GPU on this machine")
+st.subheader(t("compare.methods_title"))
+device = st.selectbox(t("compare.device"), DEVICES, key="device", help=t("compare.device_help"))
 no_device = registry.get(registry.BASELINE).unavailable_reason(device)
 if no_device:
-    st.warning(f"🚫 {device}: {no_device} Every method is unavailable there; pick cpu.")
+    st.warning(t("compare.no_device", device=device, reason=no_device))
 ev, ev_ok = None, False
 try:
     ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
@@ -104,16 +100,17 @@ try:
     ev_ok = True
 except UserError as e:
     user_error(e)
-st.caption("Options with several values run once per combination.")
+st.caption(t("compare.combinations"))
 chosen, option_errors, ticked = [], False, 0
 by_family: dict[str, list] = {}
 for cls in registry.all_methods():
     by_family.setdefault(cls.family, []).append(cls)
 for family, classes in by_family.items():
-    st.markdown(f"**{family}**")
+    st.markdown(f"**{i18n.family(family, lang)}**")
     for cls in classes:
         reason = cls.unavailable_reason(device)
-        on = st.checkbox(f"`{cls.name}` — {cls.summary}", key=f"m.{cls.name}", disabled=reason is not None,
+        on = st.checkbox(f"`{cls.name}` — {i18n.method_summary(cls, lang)}", key=f"m.{cls.name}",
+                         disabled=reason is not None,
                          value=cls.name == registry.BASELINE and reason is None)
         if reason:
             if not no_device:                   # said once above when the device is the cause
@@ -128,16 +125,16 @@ for family, classes in by_family.items():
         for i, o in enumerate(opts):
             col = cols[i % len(cols)]
             key = f"o.{cls.name}.{o['name']}"
-            hint = f"{o['help']} (option `{o['name']}`)"
+            hint = t("compare.option_hint", help=i18n.option_help(o["help"], lang), name=o["name"])
+            name = i18n.option_label(o["name"], o["label"], lang)
             if o["choices"]:
-                values[o["name"]] = col.multiselect(o["label"], o["choices"], default=[o["default"]],
+                values[o["name"]] = col.multiselect(name, o["choices"], default=[o["default"]],
                                                     help=hint, key=key)
             else:
-                text = col.text_input(o["label"], str(o["default"]), key=key,
-                                      help=hint + "; comma-separated for several values")
+                text = col.text_input(name, str(o["default"]), key=key, help=hint + t("compare.several"))
                 values[o["name"]] = [v.strip() for v in registry.split_top_level(text) if v.strip()]
             if not values[o["name"]]:
-                col.error(f"pick at least one value for {o['label'].lower()}")
+                col.error(t("compare.pick_one", label=name.lower() if lang == "en" else name))
                 option_errors = True
                 continue
             for v in values[o["name"]]:         # each value checked alone, the error beside it
@@ -155,23 +152,22 @@ for family, classes in by_family.items():
                 option_errors = True
 
 # --- estimate and submit ----------------------------------------------------------------------
-st.subheader("3. Run")
+st.subheader(t("compare.run_title"))
 if model_spec is not None and ev is not None:
     n = param_count(model_spec, str(state_dir()))
     if n:
-        st.markdown(f"**Estimate:** {n / 1e6:.0f}M weights → about **{n * 4 / 2**30:.2f} GiB** in fp32 "
-                    f"per loaded model (the baseline and each method load one in turn).")
+        st.markdown(t("compare.estimate", m=n / 1e6, gib=n * 4 / 2**30))
     if chosen and corpus is not None and model_ok:
         try:
             plan = estimate.plan(planned_specs(model_spec, tuple(chosen), corpus, ev, calib),
                                  results()[0], state_dir())
-            st.caption("⏱ " + estimate.describe(plan))
+            st.caption("⏱ " + estimate.describe(plan, lang))
         except UserError as e:
             user_error(e)
 ready = model_ok and ev_ok and corpus is not None and not option_errors and bool(chosen)
 if not ticked:
-    st.info("Tick at least one method above.")
-if st.button(f"Submit {len(chosen)} run(s)", type="primary", disabled=not ready):
+    st.info(t("compare.tick"))
+if st.button(t("compare.submit", n=len(chosen)), type="primary", disabled=not ready):
     try:
         show_submitted(submit_specs(model_spec, chosen, corpus, ev, calib))
     except UserError as e:

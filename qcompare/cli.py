@@ -192,16 +192,20 @@ def cmd_methods(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0
+    from qcompare import i18n
+
+    lang = args.lang
     for r in rows:
-        where = ", ".join(d for d, ok in r["available"].items() if ok) or "nowhere here"
-        calib = " (calibrates: see --calib-*)" if registry.get(r["name"]).may_calibrate() else ""
-        print(f"{r['name']:<8} [{r['family']}] {r['summary']}{calib}")
-        print(f"{'':8} runs on: {where}")
+        cls = registry.get(r["name"])
+        where = ", ".join(d for d, ok in r["available"].items() if ok) or i18n.t("cli.nowhere", lang)
+        calib = i18n.t("cli.calibrates", lang) if cls.may_calibrate() else ""
+        print(f"{r['name']:<8} [{i18n.family(r['family'], lang)}] {i18n.method_summary(cls, lang)}{calib}")
+        print(f"{'':8} {i18n.t('cli.runs_on', lang, where=where)}")
         for d, why in r["why_not"].items():
             print(f"{'':8} {d}: {why}")
         for o in r["options"]:
             choices = f" {{{'|'.join(map(str, o['choices']))}}}" if o["choices"] else ""
-            print(f"{'':8} --set {o['name']}={o['default']}{choices}  {o['help']}")
+            print(f"{'':8} --set {o['name']}={o['default']}{choices}  {i18n.option_help(o['help'], lang)}")
     return 0
 
 
@@ -426,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="every method, its options, and where it can run")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--lang", default="en", choices=("en", "ja"),
+                   help="language of the text (summaries and option help); --json stays English")
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("run", help="measure one method and print its row (waits)")

@@ -58,3 +58,24 @@ def family(name: str, lang: str = "en") -> str:
     """A method family's name in `lang` (an unknown family keeps its own name)."""
     key = FAMILIES.get(name)
     return t(f"family.{key}", lang) if key else name
+
+
+def method_summary(cls, lang: str = "en") -> str:
+    """A method's one-line summary (its class's `summary` is the English)."""
+    return cls.summary if lang == "en" else t(f"method.{cls.name}", lang)
+
+
+def option_label(name: str, english: str, lang: str = "en") -> str:
+    return english if lang == "en" else t(f"option.{name}", lang)
+
+
+@lru_cache(maxsize=None)
+def _help_keys() -> dict[str, str]:
+    return {text: key for key, text in catalogue("en").items() if key.startswith("help.")}
+
+
+def option_help(english: str, lang: str = "en") -> str:
+    """An option's help text in `lang`, found by its English (the config's metadata); the
+    English where the catalogue lacks it (the catalogue test keeps them in step)."""
+    key = _help_keys().get(english)
+    return english if lang == "en" or key is None else t(key, lang)

@@ -98,3 +98,12 @@ def test_recommend_and_report_from_measured_rows(cli, state_dir, tiny_model_dir,
     html = report.read_text()
     assert "wrote" in out and html.count("Plotly.newPlot") >= 2 and "cdn.plot.ly/plotly" not in html
     assert "rtn bits=8" in html and "fp32</td>" not in html and "Published figures" in html
+
+
+def test_methods_in_japanese_keeps_the_names_and_translates_the_text(cli):
+    en = cli("methods").stdout
+    ja = cli("methods", "--lang", "ja").stdout
+    assert "round-to-nearest integer weights" in en and "実行できる場所:" in ja
+    assert "整数への最近接丸め" in ja and "--set group_size=128" in ja    # names and options stay
+    assert "bits per weight code" not in ja and "重み 1 個あたりのコードのビット数" in ja
+    assert json.loads(cli("methods", "--json", "--lang", "ja").stdout)[0]["summary"].isascii()

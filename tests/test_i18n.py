@@ -31,7 +31,9 @@ def test_every_key_is_used_and_every_used_key_exists():
     prefixes = set(re.findall(r"""\bt\(\s*f["']([a-z0-9_]+\.[a-z0-9_]*)\{""", code))
     keys = set(i18n.catalogue("en"))
     assert literal <= keys, sorted(literal - keys)
-    unused = {k for k in keys - literal - quoted if not any(k.startswith(p) for p in prefixes)}
+    # option help is looked up by its English text (i18n.option_help): checked by the next test
+    unused = {k for k in keys - literal - quoted
+              if not any(k.startswith(p) for p in prefixes) and not k.startswith("help.")}
     assert not unused, sorted(unused)
 
 
@@ -56,6 +58,8 @@ TECHNICAL = {
     "disjoint", "strided", "llamacpp", "quick", "thorough", "custom", "asym", "sym", "bnb", "dynamic",
     "top",                                                   # top-1 agreement
     "nat", "flops", "gflop", "float", "utc", "amd", "epyc", "intel", "xeon", "granularity", "group",
+    "gemm", "ptq", "alpha", "bfloat", "compressed", "tensors", "dtype", "eager", "llmc", "mixed",
+    "pickle", "quant", "quantize_dynamic", "hub", "ids",
 }
 
 
@@ -83,7 +87,8 @@ def _visible(at) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("page", ["pages/home.py", "pages/results.py", "pages/jobs.py", "pages/drift.py",
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/compare.py", "pages/results.py", "pages/jobs.py",
+                                  "pages/drift.py",
                                   "pages/generate.py",
                                   "pages/playground.py"])
 def test_translated_pages_render_in_japanese(page, tmp_path, monkeypatch, tiny_model_dir):
@@ -112,3 +117,18 @@ def test_translated_pages_render_in_japanese(page, tmp_path, monkeypatch, tiny_m
     assert not leftovers, ' '.join(sorted(leftovers))
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
     assert all(not english_words(x) for x in titles), titles
+
+
+def test_every_method_summary_option_label_and_help_is_in_the_catalogue():
+    from qcompare import registry
+
+    en = i18n.catalogue("en")
+    for cls in registry.all_methods():
+        assert en.get(f"method.{cls.name}") == cls.summary, cls.name
+        for o in cls.config_cls.option_table():
+            assert en.get(f"option.{o['name']}") == o["label"], (cls.name, o["name"])
+            assert i18n.option_help(o["help"], "ja") != o["help"], (cls.name, o["name"])
+        assert i18n.method_summary(cls, "ja") != cls.summary
+    helps = {o["help"] for cls in registry.all_methods() for o in cls.config_cls.option_table()}
+    stale = [k for k, text in en.items() if k.startswith("help.") and text not in helps]
+    assert not stale, stale

@@ -45,18 +45,8 @@ def _seed(state_dir, tiny_model_dir):
 
 @pytest.fixture
 def app(seeded, monkeypatch):
-    monkeypatch.setenv("QCOMPARE_HOME", str(seeded))
-    monkeypatch.setenv("QCOMPARE_START_RUNNER", "0")
-
-    def make(page=None):
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.run()
-        if page:
-            at.switch_page(page)
-            at.run()
-        assert not at.exception, at.exception
-        return at
-    return make
+    """make(page=None): the app on the seeded state, switched to `page`."""
+    return lambda page=None: page_on(seeded, page, monkeypatch, timeout=60)
 
 
 def _length(values) -> int:
