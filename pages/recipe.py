@@ -15,29 +15,21 @@ from qcompare.specs import CorpusSpec, ModelSpec, RunSpec
 from qcompare.submit import resolve_sensitivity
 from qcompare.ui import presenter
 from qcompare.ui.data import results, state_dir, stored_sweeps, submit_runs, submit_sweep
+from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
 
 ensure_navigation("pages/recipe.py")
-st.title("Mixed-precision recipe for a size")
-st.markdown(
-    "**Where the loss happens**: each Linear (or each decoder layer) is quantized *alone* while "
-    "the rest stays in the baseline, and the KL divergence from the baseline is measured on a "
-    "scoring slice disjoint from the evaluated text and from calibration. **A recipe for a "
-    "size**: the bits per unit that minimise the *predicted* KLD (the sum of the units' own "
-    "KLDs: it assumes their effects add up) within a size, found exactly. **Verify**: a recipe "
-    "is a `mixed` run like any other, measured on the evaluated text beside the uniform "
-    "setting of the same size.")
+st.title(t("rpage.title"))
+lang = current()
+st.markdown(t("rpage.intro"))
 df, _ = results()
 all_sweeps = stored_sweeps()
 if st.session_state.get("recipe.model", "embedded") == "embedded" or any(
         s.spec.model.source == "embedded" for s in all_sweeps):
-    st.caption("ℹ️ The embedded SmolLM2-135M was stored as Q4_1 (4-bit, blocks of 32, "
-               "asymmetric) before it was dequantized for us. The sweeps here use symmetric codes "
-               "with groups of 128 by default: not that grid, so no setting is a lossless "
-               "re-quantization of it.")
-tab_measure, tab_sens, tab_recipe = st.tabs(["Measure sensitivity", "Where the loss happens",
-                                             "Recipe for a size"])
+    st.caption(t("rpage.q4_note"))
+tab_measure, tab_sens, tab_recipe = st.tabs([t("rpage.tab_measure"), t("rpage.tab_sens"),
+                                             t("rpage.tab_recipe")])
 
 
 def _models() -> dict[str, ModelSpec]:
@@ -56,23 +48,20 @@ def _models() -> dict[str, ModelSpec]:
 with tab_measure:
     models_by_label = _models()
     c = st.columns(3)
-    label = c[0].selectbox("Model", list(models_by_label), key="recipe.model")
-    family = c[1].radio("Quantizer", sensitivity.FAMILIES, horizontal=True, key="recipe.family",
-                        help="rtn: round-to-nearest; gptq: the built-in GPTQ, each Linear with "
-                             "the Hessian of its own inputs in the baseline")
-    unit = c[2].radio("Unit", sensitivity.UNITS, horizontal=True, key="recipe.unit",
-                      help="linear: every projection of every layer (a heatmap of layers x "
-                           "projections); block: each decoder layer as a whole (7x fewer passes)")
+    label = c[0].selectbox(t("rpage.model"), list(models_by_label), key="recipe.model")
+    family = c[1].radio(t("rpage.quantizer"), sensitivity.FAMILIES, horizontal=True, key="recipe.family",
+                        help=t("rpage.quantizer_help"))
+    unit = c[2].radio(t("rpage.unit"), sensitivity.UNITS, horizontal=True, key="recipe.unit",
+                      help=t("rpage.unit_help"))
     c = st.columns(4)
-    bits = tuple(c[0].multiselect("Widths (bits)", sensitivity.BITS, default=list(sensitivity.BITS),
+    bits = tuple(c[0].multiselect(t("rpage.widths"), sensitivity.BITS, default=list(sensitivity.BITS),
                                   key="recipe.bits"))
-    group = int(c[1].number_input("Group size (0 = per channel)", min_value=0, value=128, step=32,
+    group = int(c[1].number_input(t("rpage.group"), min_value=0, value=128, step=32,
                                   key="recipe.group"))
-    sym = c[2].checkbox("Symmetric", value=True, key="recipe.sym")
-    samples = int(c[3].number_input("Scoring sequences", min_value=1, value=4, key="recipe.samples",
-                                    help="sequences of the calibration length scored per unit "
-                                         "and width"))
-    eff = st.radio("Effort (evaluated tokens, kept out of the slices; calibration size)",
+    sym = c[2].checkbox(t("rpage.symmetric"), value=True, key="recipe.sym")
+    samples = int(c[3].number_input(t("rpage.samples"), min_value=1, value=4, key="recipe.samples",
+                                    help=t("rpage.samples_help")))
+    eff = st.radio(t("rpage.effort"),
                    tuple(effort.EFFORTS), horizontal=True, key="recipe.effort")
     try:
         ev = effort.eval_spec(eff)
@@ -86,17 +75,17 @@ with tab_measure:
         user_error(e)
         st.stop()
     stored = any(s.meta["key"] == spec.key() for s in all_sweeps)
-    when = f"about {cost.seconds / 60:.1f} min on this machine" if cost.seconds else "time not yet known"
-    st.markdown(f"**Cost before it starts:** {cost.passes:,} forward passes of "
-                f"{cost.tokens_per_pass:,} tokens, {when} (estimated from {cost.basis}).")
+    when = t("rpage.when_known", v=cost.seconds / 60) if cost.seconds else t("rpage.when_unknown")
+    basis = t(cost.basis_key, **dict(cost.basis_values)) if cost.basis_key else cost.basis
+    st.markdown(t("rpage.cost", passes=cost.passes, tokens=cost.tokens_per_pass, when=when, basis=basis))
     if stored:
-        st.success("This sweep is stored: see the next tabs.")
-    elif st.button("Start the sweep", type="primary", key="recipe.start"):
+        st.success(t("rpage.stored"))
+    elif st.button(t("rpage.start"), type="primary", key="recipe.start"):
         try:
             sub = submit_sweep(spec)
-            st.info(f"⏳ {spec.label}: queued as job #{sub.job_id}." if sub.new else
-                    f"⏳ identical sweep #{sub.job_id} is already queued or running.")
-            st.page_link("pages/jobs.py", label="Watch the jobs", icon="⏱️")
+            st.info(t("rpage.queued", label=spec.label, id=sub.job_id) if sub.new else
+                    t("rpage.joined", id=sub.job_id))
+            st.page_link("pages/jobs.py", label=t("notices.watch"), icon="⏱️")
         except UserError as e:
             user_error(e)
 
@@ -110,59 +99,55 @@ with tab_measure:
 
 if not all_sweeps:
     for tab in (tab_sens, tab_recipe):
-        tab.info("No sensitivity sweep is stored yet: start one in the first tab (a block sweep "
-                 "of the embedded model takes a few minutes on a laptop CPU).")
+        tab.info(t("rpage.no_sweep"))
     st.stop()
 
 titles = {f"{s.meta['label']} · {s.meta['tokens']} tokens · {s.meta['key'][:8]}": s for s in all_sweeps}
 
 with tab_sens:
-    title = st.selectbox("Sweep", list(titles), key="recipe.sweep")
+    title = st.selectbox(t("rpage.sweep"), list(titles), key="recipe.sweep")
     sweep = titles[title]
     widths = sorted(int(b) for b in sweep.table["bits"].unique())
-    b = st.radio("Width", widths, index=min(1, len(widths) - 1), horizontal=True, key="recipe.width",
-                 format_func=lambda x: f"{x}-bit")
-    st.caption(f"Scored on {sweep.meta['slice']} ({sweep.meta['tokens']:,} positions); "
-               f"{sweep.meta['units']} units, {sweep.meta['seconds']:.0f} s in all.")
+    b = st.radio(t("rpage.width"), widths, index=min(1, len(widths) - 1), horizontal=True,
+                 key="recipe.width", format_func=lambda x: t("rpage.bit", b=x))
+    st.caption(t("rpage.scored", slice=sweep.meta["slice"], tokens=sweep.meta["tokens"],
+                 units=sweep.meta["units"], s=sweep.meta["seconds"]))
     left, right = st.columns([3, 2])
-    presenter.chart(sensitivity_charts.heatmap(sweep.table, b), left, width="stretch")
-    presenter.chart(sensitivity_charts.bars(sweep.table, b), right, width="stretch")
-    st.subheader("Does the cheap estimator agree?")
+    presenter.chart(sensitivity_charts.heatmap(sweep.table, b, lang), left, width="stretch")
+    presenter.chart(sensitivity_charts.bars(sweep.table, b, lang=lang), right, width="stretch")
+    st.subheader(t("rpage.estimator_title"))
     agree = sweep.meta.get("agreement", {})
-    st.markdown("The reconstruction error tr(ΔW H ΔWᵀ) (what GPTQ minimises, from calibration "
-                "inputs; no model pass needed) against the measured KLD, as Spearman rank "
-                "correlations: " + "; ".join(f"{k if k == 'all' else k + '-bit'} "
-                                            f"**{v:+.2f}**" for k, v in agree.items()
-                                            if v == v) + ". It is shown beside the "
-                "measurement, never instead of it.")
-    presenter.chart(sensitivity_charts.estimator_scatter(sweep.table), width="stretch")
-    st.subheader("Do the effects add up?")
-    add = pd.DataFrame([{"width": f"{k}-bit", "every unit at once (measured)": v["measured"],
-                         "sum of single units (predicted)": v["predicted"],
-                         "predicted / measured": v["predicted"] / v["measured"] if v["measured"] else None}
+    st.markdown(t("rpage.estimator", values="; ".join(
+        f"{t('rpage.all') if k == 'all' else t('rpage.bit', b=k)} **{v:+.2f}**"
+        for k, v in agree.items() if v == v)))
+    presenter.chart(sensitivity_charts.estimator_scatter(sweep.table, lang), width="stretch")
+    st.subheader(t("rpage.additive_title"))
+    add = pd.DataFrame([{t("rpage.col_width"): t("rpage.bit", b=k), t("rpage.col_measured"): v["measured"],
+                         t("rpage.col_predicted"): v["predicted"],
+                         t("rpage.col_ratio"): v["predicted"] / v["measured"] if v["measured"] else None}
                         for k, v in sweep.meta.get("uniform", {}).items()])
     st.dataframe(add, hide_index=True, width="stretch")
-    st.caption("A recipe's prediction is such a sum. Below 1, the prediction is optimistic: "
-               "the units' errors compound when all are quantized together.")
+    st.caption(t("rpage.additive_note"))
 
 with tab_recipe:
     sweep = titles.get(st.session_state.get("recipe.sweep"), next(iter(titles.values())))
-    st.caption(f"From: {sweep.meta['label']}")
+    st.caption(t("rpage.from", label=sweep.meta["label"]))
     least = recipes.smallest_mib(sweep.table, sweep.fixed_bits)
     full = recipes.uniform(sweep.table, sweep.fixed_bits, 16).size_mib
     c = st.columns(3)
-    by = c[0].radio("Size as", ("MiB", "bits per weight"), horizontal=True, key="recipe.by")
+    by = c[0].radio(t("rpage.size_as"), ("MiB", "bits per weight"), horizontal=True, key="recipe.by",
+                    format_func=lambda v: t("rpage.by_mib") if v == "MiB" else t("rpage.by_bpw"))
     if by == "MiB":
         u4 = recipes.uniform(sweep.table, sweep.fixed_bits, 4).size_mib if 4 in set(sweep.table["bits"]) else full
-        target = c[1].number_input("Target (MiB, everything stored)", min_value=round(least, 2),
+        target = c[1].number_input(t("rpage.target_mib"), min_value=round(least, 2),
                                    max_value=round(full, 2), value=round(min(max(u4, least), full), 2),
                                    step=1.0, key="recipe.mib")
         kw = {"target_mib": target}
     else:
-        target = c[1].number_input("Target (bits per weight of the quantized Linears)",
+        target = c[1].number_input(t("rpage.target_bpw"),
                                    min_value=2.0, max_value=16.0, value=4.0, step=0.25, key="recipe.bpw")
         kw = {"target_bpw": target}
-    keep = c[2].checkbox("Allow 16 bits (a unit left unquantized)", value=True, key="recipe.keep")
+    keep = c[2].checkbox(t("rpage.keep"), value=True, key="recipe.keep")
     r = recipes.recipe_for(sweep.table, sweep.fixed_bits, allow_kept=keep, **kw)
     front = budget.frontier_frame(sweep, keep)
     uniform = pd.DataFrame([{"bits": w, "size_mib": recipes.uniform(sweep.table, sweep.fixed_bits, w).size_mib,
@@ -171,7 +156,7 @@ with tab_recipe:
     runs = []
     if not df.empty:
         same = df[(df["model_fingerprint"] == sweep.spec.model.fingerprint) & df["kld_mean"].notna()]
-        keys = {budget.uniform_run(sweep, int(w)).key(): f"{int(w)}-bit uniform" for w in uniform["bits"]}
+        keys = {budget.uniform_run(sweep, int(w)).key(): t("rpage.uniform_label", b=int(w)) for w in uniform["bits"]}
         for _, row in same.iterrows():
             if row["key"] in keys:
                 runs.append({"kind": "uniform", "label": keys[row["key"]], **row[["weights_mib", "kld_mean"]]})
@@ -183,48 +168,49 @@ with tab_recipe:
                                  **row[["weights_mib", "kld_mean"]]})
     measured = pd.DataFrame(runs)
     if r is None:
-        st.error(f"Nothing fits {target:g}: the smallest recipe of this sweep takes {least:.2f} MiB "
-                 f"(every unit at {min(widths)} bits). Raise the target.")
+        st.error(t("rpage.nothing", target=target, least=least, bits=min(widths)))
     else:
-        st.markdown(f"**Best recipe:** {r.describe()}.")
+        st.markdown(t("rpage.best", recipe=r.describe(lang)))
         run = budget.recipe_run(sweep, r)
         st.code("python -m qcompare run --method 'mixed:" + ",".join(
             f"{k}={v}" for k, v in run.method.options) + "'", language="bash")
     presenter.chart(sensitivity_charts.frontier(front, uniform, measured,
-                                                r.size_mib if r is not None else None), width="stretch")
-    st.caption("Line: the best predicted recipe for every size (exact multiple-choice knapsack). "
-               "Hollow circles: the uniform settings as predicted; filled: measured runs on the "
-               "evaluated text (uniform circles, recipe diamonds).")
+                                                r.size_mib if r is not None else None, lang), width="stretch")
+    st.caption(t("rpage.frontier_note"))
     c = st.columns(2)
-    if r is not None and c[0].button("Measure this recipe", key="recipe.measure"):
+    if r is not None and c[0].button(t("rpage.measure"), key="recipe.measure"):
         below = [w for w in uniform["bits"] if recipes.uniform(sweep.table, sweep.fixed_bits, int(w)).size_bits <= r.size_bits]
         specs = [budget.recipe_run(sweep, r)] + ([budget.uniform_run(sweep, int(max(below)))] if below else [])
         try:
             show_submitted(submit_runs(specs))
         except UserError as e:
             user_error(e)
-    if c[1].button("Verify at every uniform size", key="recipe.verify",
-                   help="queues each uniform setting and the best recipe within its size"):
+    if c[1].button(t("rpage.verify"), key="recipe.verify", help=t("rpage.verify_help")):
         try:
             show_submitted(submit_runs(budget.plan_verification(sweep, allow_kept=keep)))
         except UserError as e:
             user_error(e)
-    st.subheader("Recipe against the uniform setting of the same size")
+    st.subheader(t("rpage.against"))
     table = budget.compare(sweep, df, state_dir(), keep)
     if not table.empty:
         show = table[["bits", "uniform_calc_mib", "recipe_calc_mib", "uniform_pred_kld",
                       "recipe_pred_kld", "uniform_kld", "recipe_kld", "diff", "diff_lo", "diff_hi",
-                      "verdict"]].rename(columns={
-            "bits": "uniform bits", "uniform_calc_mib": "uniform MiB", "recipe_calc_mib": "recipe MiB",
-            "uniform_pred_kld": "uniform KLD predicted", "recipe_pred_kld": "recipe KLD predicted",
-            "uniform_kld": "uniform KLD measured", "recipe_kld": "recipe KLD measured",
-            "diff": "recipe − uniform", "diff_lo": "95% low", "diff_hi": "95% high"})
+                      "verdict"]].copy()
+        verdicts = {"recipe better": "v_better", "uniform better": "v_worse", budget.SAME: "v_same",
+                    "not distinguishable at this sample size": "v_tie", "not measured yet": "v_pending",
+                    "measured, but the per-token scores are missing": "v_missing"}
+        show["verdict"] = show["verdict"].map(lambda v: t(f"rpage.{verdicts[v]}") if v in verdicts else v)
+        show = show.rename(columns={
+            "bits": t("rpage.c_bits"), "uniform_calc_mib": t("rpage.c_umib"), "recipe_calc_mib": t("rpage.c_rmib"),
+            "uniform_pred_kld": t("rpage.c_upred"), "recipe_pred_kld": t("rpage.c_rpred"),
+            "uniform_kld": t("rpage.c_umeas"), "recipe_kld": t("rpage.c_rmeas"),
+            "diff": t("rpage.c_diff"), "diff_lo": t("rpage.c_lo"), "diff_hi": t("rpage.c_hi"),
+            "verdict": t("rpage.c_verdict")})
         st.dataframe(show, hide_index=True, width="stretch")
-        st.caption("Measured KLDs are on the evaluated text; the interval is the paired bootstrap "
-                   "over windows (the Results page's). A recipe is better only when the whole "
-                   "interval is below 0.")
+        st.caption(t("rpage.against_note"))
     if r is not None:
         layers = sweep.meta["layers"]
-        with st.expander("Bits per unit of this recipe"):
-            presenter.chart(sensitivity_charts.recipe_map(r.bits_map, layers), width="stretch")
-            st.caption(f"Units: {', '.join(ROLES) if sweep.spec.unit == 'linear' else 'decoder layers'}.")
+        with st.expander(t("rpage.map")):
+            presenter.chart(sensitivity_charts.recipe_map(r.bits_map, layers, lang), width="stretch")
+            st.caption(t("rpage.units", units=", ".join(ROLES) if sweep.spec.unit == "linear"
+                         else t("rpage.decoder_layers")))

@@ -85,7 +85,8 @@ def cost_for(spec: SensitivitySpec, state_dir, layers: int | None,
         if (s.meta.get("model_fingerprint") == spec.model.fingerprint and s.meta.get("device") == spec.eval.device
                 and s.meta.get("seconds_per_token")):
             return estimate_cost(spec, layers, s.meta["seconds_per_token"],
-                                 f"the last sweep on this model ({s.meta['seconds']:.0f} s)")
+                                 f"the last sweep on this model ({s.meta['seconds']:.0f} s)",
+                                 "rpage.basis_sweep", (("s", s.meta["seconds"]),))
     if results is not None and not results.empty:
         rows = results[(results["model_fingerprint"] == spec.model.fingerprint)
                        & (results["method"] == "fp32") & (results["device"] == spec.eval.device)]
@@ -94,8 +95,9 @@ def cost_for(spec: SensitivitySpec, state_dir, layers: int | None,
             r = rows.sort_values("finished_at").iloc[-1]
             return estimate_cost(spec, layers, float(r["eval_s"]) / float(r["n_scored"]),
                                  f"the fp32 row's evaluation ({r['n_scored']:.0f} tokens in "
-                                 f"{r['eval_s']:.1f} s)")
-    return estimate_cost(spec, layers, None, "nothing measured on this model yet")
+                                 f"{r['eval_s']:.1f} s)", "rpage.basis_row",
+                                 (("n", float(r["n_scored"])), ("s", float(r["eval_s"]))))
+    return estimate_cost(spec, layers, None, "nothing measured on this model yet", "rpage.basis_none")
 
 
 def matched(sweep: Sweep, allow_kept: bool = True) -> list[tuple[int, recipes.Recipe, recipes.Recipe]]:

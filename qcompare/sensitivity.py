@@ -183,11 +183,13 @@ class Cost:
     passes: int
     tokens_per_pass: int
     seconds: float | None            # None: nothing measured on this model to estimate from
-    basis: str                       # where the estimate comes from, in words
+    basis: str                       # where the estimate comes from, in words (English)
+    basis_key: str = ""              # the same as a message of qcompare.i18n, and its values
+    basis_values: tuple = ()
 
 
 def estimate_cost(spec: SensitivitySpec, layers: int, seconds_per_token: float | None,
-                  basis: str) -> Cost:
+                  basis: str, basis_key: str = "", basis_values: tuple = ()) -> Cost:
     """The sweep's size, and its time from `seconds_per_token` of a full forward pass measured
     on this model and device (the last sweep's, or a result row's evaluation)."""
     passes = forward_passes(layers, spec.unit, len(spec.bits))
@@ -195,7 +197,7 @@ def estimate_cost(spec: SensitivitySpec, layers: int, seconds_per_token: float |
     seconds = None
     if seconds_per_token:
         seconds = seconds_per_token * tokens * (passes * PASS_SHARE + 1 + len(spec.bits))
-    return Cost(passes, tokens, seconds, basis)
+    return Cost(passes, tokens, seconds, basis, basis_key, basis_values)
 
 
 def spearman(a, b) -> float:

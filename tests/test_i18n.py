@@ -59,7 +59,7 @@ TECHNICAL = {
     "top",                                                   # top-1 agreement
     "nat", "flops", "gflop", "float", "utc", "amd", "epyc", "intel", "xeon", "granularity", "group",
     "gemm", "ptq", "alpha", "bfloat", "compressed", "tensors", "dtype", "eager", "llmc", "mixed",
-    "pickle", "quant", "quantize_dynamic", "hub", "ids",
+    "pickle", "quant", "quantize_dynamic", "hub", "ids", "block",
 }
 
 
@@ -88,7 +88,7 @@ def _visible(at) -> list[str]:
 
 
 @pytest.mark.parametrize("page", ["pages/home.py", "pages/compare.py", "pages/results.py", "pages/jobs.py",
-                                  "pages/drift.py",
+                                  "pages/drift.py", "pages/recipe.py",
                                   "pages/generate.py",
                                   "pages/playground.py"])
 def test_translated_pages_render_in_japanese(page, tmp_path, monkeypatch, tiny_model_dir):
