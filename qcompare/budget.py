@@ -81,12 +81,12 @@ def cost_for(spec: SensitivitySpec, state_dir, layers: int | None,
     else from a stored fp32 row's evaluation (seconds per evaluated token)."""
     if layers is None:
         raise UserError("the model's shape cannot be read here, so the sweep cannot be sized.")
-    for s in sweeps(state_dir):
-        if (s.meta.get("model_fingerprint") == spec.model.fingerprint and s.meta.get("device") == spec.eval.device
-                and s.meta.get("seconds_per_token")):
-            return estimate_cost(spec, layers, s.meta["seconds_per_token"],
-                                 f"the last sweep on this model ({s.meta['seconds']:.0f} s)",
-                                 "rpage.basis_sweep", (("s", s.meta["seconds"]),))
+    for meta in SensitivityStore(state_dir).sweeps():       # the facts only: no table is read
+        if (meta.get("model_fingerprint") == spec.model.fingerprint and meta.get("device") == spec.eval.device
+                and meta.get("seconds_per_token")):
+            return estimate_cost(spec, layers, meta["seconds_per_token"],
+                                 f"the last sweep on this model ({meta['seconds']:.0f} s)",
+                                 "rpage.basis_sweep", (("s", meta["seconds"]),))
     if results is not None and not results.empty:
         rows = results[(results["model_fingerprint"] == spec.model.fingerprint)
                        & (results["method"] == "fp32") & (results["device"] == spec.eval.device)]
