@@ -46,7 +46,7 @@ def sidebar_status() -> None:
         elif store.broken_copies():
             st.caption(t("sidebar.broken_table", name=store.broken_copies()[-1].name))
     except UserError as e:
-        st.error(str(e))
+        st.error(e.text(current_lang()))
     st.caption(t("sidebar.results", n=len(results()[0]), folder=state_dir()))
 
 
@@ -56,7 +56,7 @@ def runner_picker() -> None:
     if address is None:
         st.session_state["runner"] = "local"
         return
-    summary, error = ray_cluster(address)
+    summary, error = ray_cluster(address, current_lang())
     if summary is None:
         st.session_state["runner"] = "local"
         st.caption(t("sidebar.ray_unreachable", error=error))

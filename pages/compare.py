@@ -141,7 +141,7 @@ for family, classes in by_family.items():
                 try:
                     cls.config_cls.parse({o["name"]: v})
                 except UserError as e:
-                    col.error(str(e))
+                    col.error(e.text(lang))
                     option_errors = True
                     break
         if not option_errors:

@@ -84,7 +84,9 @@ if b[0].button(t("generate.go"), type="primary", key="gen.go"):
         if start_runner():
             ensure_worker(state_dir())
             st.session_state["gen.started"] = time.time()
-    except (UserError, ValueError) as e:
+    except UserError as e:
+        user_error(e)
+    except ValueError as e:
         user_error(UserError(str(e)))
 rid = st.session_state.get("gen.request")
 if rid and b[1].button(t("generate.cancel"), key="gen.cancel"):

@@ -11,6 +11,7 @@ from qcompare.jobs.store import JobStore
 from qcompare.ui.data import start_runner, state_dir
 from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
+from qcompare.ui.notices import user_error
 
 ensure_navigation("pages/jobs.py")
 st.title(t("jobs.title"))
@@ -30,7 +31,7 @@ def job_table() -> None:
         store = JobStore.open(state_dir())
         jobs = store.list()
     except UserError as e:
-        st.error(str(e))
+        user_error(e)
         return
     now = time.time()
     if not jobs:

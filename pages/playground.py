@@ -18,6 +18,7 @@ from qcompare.ui import presenter
 from qcompare.ui.data import start_runner, state_dir
 from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
+from qcompare.ui.notices import user_error
 
 ensure_navigation("pages/playground.py")
 st.title(t("playground.title"))
@@ -144,7 +145,9 @@ if st.button(t("playground.capture"), key="pg.act.go"):
         if start_runner():
             ensure_worker(state_dir())
             st.session_state["pg.act.started"] = time.time()
-    except (UserError, ValueError) as e:
+    except UserError as e:
+        user_error(e)
+    except ValueError as e:
         st.error(str(e))
 
 

@@ -208,12 +208,12 @@ else:
                  .sort_values("decode_roofline_pct", ascending=False),
                  hide_index=True, column_config={
                      "method_label": t("rtable.method"),
-                     "decode_read_mib": st.column_config.NumberColumn("MiB read / token", format="%.1f"),
-                     "decode_roofline_pct": st.column_config.NumberColumn("decode % of roofline", format="%.0f"),
-                     "prefill_gflop": st.column_config.NumberColumn("GFLOP / token", format="%.3f"),
-                     "prefill_roofline_pct": st.column_config.NumberColumn("prefill % of peak", format="%.0f"),
-                     "decode_tok_s": st.column_config.NumberColumn("decode tok/s", format="%.1f"),
-                     "prefill_tok_s": st.column_config.NumberColumn("prefill tok/s", format="%.0f")})
+                     "decode_read_mib": st.column_config.NumberColumn(t("results.roof_read"), format="%.1f"),
+                     "decode_roofline_pct": st.column_config.NumberColumn(t("results.roof_decode_pct"), format="%.0f"),
+                     "prefill_gflop": st.column_config.NumberColumn(t("results.roof_gflop"), format="%.3f"),
+                     "prefill_roofline_pct": st.column_config.NumberColumn(t("results.roof_prefill_pct"), format="%.0f"),
+                     "decode_tok_s": st.column_config.NumberColumn(t("results.roof_decode"), format="%.1f"),
+                     "prefill_tok_s": st.column_config.NumberColumn(t("results.roof_prefill"), format="%.0f")})
 profiles = roofline.cached_profiles(state_dir())
 if profiles:
     st.caption(t("results.machine", profiles=" · ".join(
@@ -240,7 +240,8 @@ rows = view[TABLE].copy()
 # the spread of the speed repeats beside the median: over +-25 % the machine was busy
 spread = (100 * charts.speed_spread(view, "decode_tok_s")).round(0).to_numpy()
 rows.insert(rows.columns.get_loc("decode_tok_s") + 1, "decode ± %", spread)
-st.dataframe(rows, hide_index=True, column_config={"method_label": t("rtable.method")})
+st.dataframe(rows, hide_index=True, column_config={"method_label": t("rtable.method"),
+                                                  "decode ± %": t("results.spread_col")})
 if layer is not None:
     st.caption(t("results.published_rows"))
     st.dataframe(layer[["label", "where", "hardware", "bits", "weights_gb", "memory_gb",

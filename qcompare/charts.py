@@ -210,7 +210,7 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
         fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name=i18n.t("chart.frontier", lang),
                                  line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
     if pub is not None and not pub.empty:
-        add_published(fig, pub, x, y)
+        add_published(fig, pub, x, y, lang)
     where = {r["key"]: (r[x], r[y]) for _, r in ok.iterrows()}
     first = True
     for a, b in ties or []:
@@ -261,7 +261,7 @@ PUBLISHED_SYMBOLS = {"seed guide": "circle-open", "seed meetup talk": "diamond-o
                      "AWQ paper": "square-open"}
 
 
-def add_published(fig: go.Figure, pub: pd.DataFrame, x: str, y: str) -> None:
+def add_published(fig: go.Figure, pub: pd.DataFrame, x: str, y: str, lang: str = "en") -> None:
     """Hollow markers, one trace per source, legend 'published: <source>'; hover says what the
     source did not state. Never part of a frontier (they are added after it)."""
     from qcompare.published import short_source
@@ -269,18 +269,18 @@ def add_published(fig: go.Figure, pub: pd.DataFrame, x: str, y: str) -> None:
     for source, part in pub.groupby("source", sort=False):
         short = short_source(str(source))
         fig.add_trace(go.Scatter(
-            x=part[x], y=part[y], mode="markers", name=f"published: {short}",
-            legendgroup="published", legendgrouptitle_text="published (not measured here)",
+            x=part[x], y=part[y], mode="markers", name=i18n.t("chart.published", lang, source=short),
+            legendgroup="published", legendgrouptitle_text=i18n.t("chart.published_group", lang),
             marker={"size": 12, "symbol": PUBLISHED_SYMBOLS.get(short, "circle-open"),
                     "color": "#444", "line": {"width": 2}},
             hovertext=[f"<b>{r['label']}</b><br>{r['where']}; {r['hardware']}<br>"
-                       f"perplexity text: {r['ppl_text']}<br>{r['note']}"
+                       f"{i18n.t('chart.ppl_text', lang)}: {r['ppl_text']}<br>{r['note']}"
                        for _, r in part.iterrows()], hoverinfo="text"))
 
 
 def choice_chart(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: str,
                  x_limit: float | None = None, y_limit: float | None = None,
-                 published: pd.DataFrame | None = None) -> go.Figure:
+                 published: pd.DataFrame | None = None, lang: str = "en") -> go.Figure:
     """The Choose page's trade-off: candidate rows (columns method_label, label, family,
     feasible, reason, x, y) with the feasible region (x <= x_limit, y <= y_limit) shaded;
     excluded rows in grey; published rows as hollow markers where they have both values. The
@@ -308,28 +308,38 @@ def choice_chart(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: st
         fig.add_trace(go.Scatter(
             x=part[x], y=part[y], mode="markers+text", text=part["_text"],
             textposition=part["_pos"].tolist(),
-            name="fits every limit" if feasible else "excluded",
+            name=i18n.t("chart.feasible" if feasible else "chart.excluded", lang),
             marker={"size": 12, "color": "#1f77b4" if feasible else "#bbbbbb",
                     "symbol": [symbol_of(str(f)) for f in part["family"]]},
             hovertext=part["reason"] if "reason" in part else part["method_label"],
             hoverinfo="text"))
     if pub is not None and not pub.empty:
-        add_published(fig, pub, x, y)
+        add_published(fig, pub, x, y, lang)
     if x_limit is not None or y_limit is not None:
         x1 = min(x_limit, x_range[1]) if x_limit is not None else x_range[1]
         y1 = min(y_limit, y_range[1]) if y_limit is not None else y_range[1]
         fig.add_shape(type="rect", x0=x_range[0], x1=x1, y0=y_range[0], y1=y1, layer="below",
                       fillcolor="rgba(44,160,44,0.10)", line={"width": 0})
-        edge = [f"{x_label.split(' (')[0].lower()} ≤ {x_limit:g}" if x_limit is not None else "",
-                f"{y_label.split(' (')[0].lower()} ≤ {y_limit:g}" if y_limit is not None else ""]
-        fig.add_annotation(x=x1, y=y1, text="feasible: " + ", ".join(e for e in edge if e),
+        edge = [f"{_short(x_label, lang)} ≤ {x_limit:g}" if x_limit is not None else "",
+                f"{_short(y_label, lang)} ≤ {y_limit:g}" if y_limit is not None else ""]
+        fig.add_annotation(x=x1, y=y1, text=i18n.t("chart.feasible_region", lang,
+                                                   limits=", ".join(e for e in edge if e)),
                            showarrow=False, xanchor="right", yanchor="bottom",
                            font={"color": "#2c7a2c"}, bgcolor="rgba(255,255,255,0.8)")
-    fig.update_layout(xaxis={"title": f"{x_label}  (← better)", "range": list(x_range)},
-                      yaxis={"title": f"{y_label}  (↓ better)", "range": list(y_range)},
+    fig.update_layout(xaxis={"title": f"{x_label}  ({i18n.t('chart.better_left', lang)})",
+                             "range": list(x_range)},
+                      yaxis={"title": f"{y_label}  ({i18n.t('chart.better_down', lang)})",
+                             "range": list(y_range)},
                       height=520, margin={"t": 40, "l": 70, "r": 20, "b": 60},
                       legend={"title": ""}, meta={"numbered": numbered})
     return fig
+
+
+def _short(axis_label: str, lang: str) -> str:
+    """An axis title without its unit, for the feasible region's note ('Memory needed (GiB)'
+    -> 'memory needed'; Japanese has no case, and its unit is in full-width brackets)."""
+    head = axis_label.split(" (")[0].split("（")[0]
+    return head.lower() if lang == "en" else head
 
 
 def _toward_middle(v: float, x_range: tuple[float, float], log: bool) -> str:

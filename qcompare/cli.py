@@ -364,7 +364,7 @@ def _shape_arg(args, rows):
 def cmd_recommend(args) -> int:
     from dataclasses import asdict
 
-    from qcompare import recommend
+    from qcompare import i18n, recommend
 
     try:
         c = recommend.Constraints(
@@ -378,25 +378,29 @@ def cmd_recommend(args) -> int:
     if args.preset or args.params or args.config:
         rows = rows.iloc[:0] if not args.model else rows        # a size alone: rules only
     shape = _shape_arg(args, rows)
-    rec = recommend.recommend(rows, shape, c, args.state_dir)
+    lang = "en" if args.json else args.lang          # --json stays English, for scripts
+    rec = recommend.recommend(rows, shape, c, args.state_dir, lang)
     if args.json:
         out = rec.to_dict()
         out["constraints"] = asdict(c)
         out["model"] = asdict(shape) if shape else None
         print(json.dumps(out, indent=1, default=str))
         return 0
-    print(f"From measurements ({rec.basis}):" if rec.measured else f"From measurements: none ({rec.basis}).")
-    if rec.measured:
-        for ch in rec.measured:
-            print(f"  {ch.rank}. {ch.method_label}: {ch.reason}")
+
+    def t(key, **v):
+        return i18n.t(f"cli.{key}", lang, **v)
+
+    print(t("rec_measured" if rec.measured else "rec_none", basis=rec.basis))
+    for ch in rec.measured:
+        print(f"  {ch.rank}. {ch.method_label}: {ch.reason}")
     if rec.excluded:
-        print("Excluded:")
+        print(t("rec_excluded"))
         for e in rec.excluded:
-            print(f"  - {e.method_label}: {e.limit}: {e.detail}")
-    print("Rules of thumb (the source guide, not measured here):")
+            print(f"  - {e.method_label}: {recommend.limit_name(e.limit, lang)}: {e.detail}")
+    print(t("rec_rules"))
     for r in rec.rules:
         queue = f" [{', '.join(r.methods)}]" if r.methods else ""
-        print(f"  * {r.text} ({r.why}){queue}")
+        print("  * " + t("rec_rule", text=r.text, why=r.why) + queue)
     return 0
 
 
@@ -486,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=float, default=None, help="size a model by parameter count")
     p.add_argument("--config", default=None, help="a config.json (or its folder) to size")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--lang", default="en", choices=("en", "ja"),
+                   help="language of the reasons and rules; --json stays English")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("report", help="one self-contained HTML file (charts, rows, specs, "

@@ -67,20 +67,25 @@ FAMILY_METHODS = {"baseline": ("fp32", "bf16", "fp16"), "rtn": ("rtn",), "gptq":
                   "bitsandbytes": ("bnb-int8", "bnb-nf4", "bnb-fp4")}
 
 
-def beside_measured(published: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+def beside_measured(published: pd.DataFrame, measured: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     """Each published row with the measured rows of the same model (name contained in the
     measured model's label, case-insensitive) and method family (FAMILY_METHODS): perplexity
-    and weights side by side, or "not measured here"."""
+    and weights side by side, or "not measured here" (column names and that phrase in `lang`)."""
+    from qcompare import i18n
+
+    def t(key):
+        return i18n.t(f"published.{key}", lang)
+
     out = []
     for _, p in published.iterrows():
         name = str(p["model"]).split(" (")[0].lower()
         same = measured[measured["model"].str.lower().str.contains(name, regex=False)
                         & measured["method"].isin(FAMILY_METHODS.get(str(p["family"]), ()))] \
             if not measured.empty else measured
-        out.append({"published": p["label"], "published PPL": p["ppl"],
-                    "published GB": p["memory_gb"] if p["memory_gb"] == p["memory_gb"] else p["weights_gb"],
-                    "measured here": ", ".join(same["method_label"]) or "not measured here",
-                    "measured PPL": same["ppl"].min() if not same.empty else float("nan"),
-                    "measured weights GB": (same["weights_mib"].min() / TO_MIB
-                                            if not same.empty else float("nan"))})
+        out.append({t("published"): p["label"], t("published_ppl"): p["ppl"],
+                    t("published_gb"): p["memory_gb"] if p["memory_gb"] == p["memory_gb"] else p["weights_gb"],
+                    t("measured_here"): ", ".join(same["method_label"]) or t("not_measured"),
+                    t("measured_ppl"): same["ppl"].min() if not same.empty else float("nan"),
+                    t("measured_gb"): (same["weights_mib"].min() / TO_MIB
+                                       if not same.empty else float("nan"))})
     return pd.DataFrame(out)

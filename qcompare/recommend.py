@@ -23,6 +23,10 @@ tie, so every quality number is on the same text, protocol and weights):
 Rules of thumb (`rules`) come from the source guide, computed with the calculator for the
 model's size; they are never mixed with measured rows: each says "rule of thumb, not measured
 here" and lists the method variants that would measure it.
+
+Every sentence (reasons, exclusions, rules, the basis) is written in the `lang` given, from the
+message catalogue (`qcompare.i18n`, section `rec`); `Excluded.limit` stays an English identifier
+(`LIMITS` holds each one's catalogue key), so `--json` output does not change with the language.
 """
 from __future__ import annotations
 
@@ -31,11 +35,15 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from qcompare import registry, sizing
+from qcompare import i18n, registry, sizing
 from qcompare.sizing import GIB, MIB, ModelShape, Setting
 
 PRIORITIES = ("quality", "speed", "size")
-RULE_NOTE = "rule of thumb (the source guide), not measured here"
+# Excluded.limit (an identifier, English in --json) -> the key of its name in the catalogue
+LIMITS = {"device": "rec.limit_device", "memory": "rec.limit_memory",
+          "max memory": "rec.limit_max_memory", "max KLD": "rec.limit_max_kld",
+          "max PPL increase": "rec.limit_max_ppl", "min decode": "rec.limit_min_decode",
+          "method": "rec.limit_method"}
 FP16_FRACTION = 0.8                         # the guide: FP16 when it fits in 80 % of the GPU
 
 
@@ -94,7 +102,7 @@ class Rule:
     text: str
     methods: list[str]                      # method arguments that would measure it here
     why: str
-    note: str = RULE_NOTE
+    note: str = ""
 
 
 @dataclass
@@ -120,6 +128,11 @@ def _ctx(n: int) -> str:
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
+def limit_name(limit: str, lang: str = "en") -> str:
+    """An exclusion's limit (`Excluded.limit`) in words, in `lang`."""
+    return i18n.t(LIMITS[limit], lang) if limit in LIMITS else limit
+
+
 def memory_of(row: pd.Series, shape: ModelShape | None, c: Constraints) -> sizing.Estimate:
     """The row's memory for the constraints, from its measured weights (protocol step 1)."""
     cls = registry.get(row["method"])
@@ -141,28 +154,31 @@ def _ppl_increase(group: pd.DataFrame) -> pd.Series:
     return pd.Series(d["delta_pct"].to_numpy(), index=group.index)
 
 
-def _limits(row, est: sizing.Estimate, ppl_inc, c: Constraints) -> tuple[str, str] | None:
+def _limits(row, est: sizing.Estimate, ppl_inc, c: Constraints,
+            lang: str = "en") -> tuple[str, str] | None:
     """(limit, detail) of the first constraint the row breaks (protocol step 2), or None."""
+    def t(key, **v):
+        return i18n.t(f"rec.{key}", lang, **v)
+
     cls = registry.get(row["method"])
     if c.device not in cls.needs.devices:
-        return "device", f"{cls.name} runs on {' or '.join(cls.needs.devices)} here, not {c.device}"
+        return "device", t("x_device", name=cls.name, devices=t("or").join(cls.needs.devices),
+                           device=c.device)
     if c.memory_gib is not None and not sizing.fits(est, c.memory_gib):
-        per = " per GPU" if est.gpus > 1 else ""
-        return "memory", (f"needs {_gib(est.per_gpu)}{per} for a {_ctx(c.context)} context, "
-                          f"has {c.memory_gib:g} GiB")
+        return "memory", t("x_memory_per_gpu" if est.gpus > 1 else "x_memory",
+                           need=_gib(est.per_gpu), ctx=_ctx(c.context), have=f"{c.memory_gib:g}")
     if c.max_memory_gib is not None and est.total > c.max_memory_gib * GIB:
         return "max memory", f"{_gib(est.total)} > {c.max_memory_gib:g} GiB"
     kld = _num(row.get("kld_mean"))
     if c.max_kld is not None and (kld is None or kld > c.max_kld):
-        return "max KLD", ("no KL divergence measured" if kld is None
-                           else f"KLD {kld:.4f} > {c.max_kld:g}")
+        return "max KLD", (t("x_no_kld") if kld is None else f"KLD {kld:.4f} > {c.max_kld:g}")
     if c.max_ppl_increase_pct is not None and (ppl_inc is None or ppl_inc > c.max_ppl_increase_pct):
-        return "max PPL increase", ("no baseline row to compare with" if ppl_inc is None
+        return "max PPL increase", (t("x_no_baseline") if ppl_inc is None
                                     else f"+{ppl_inc:.1f} % > {c.max_ppl_increase_pct:g} %")
     if c.min_decode_tok_s is not None:
         tok = _num(row.get("decode_tok_s"))
         if row.get("device") != c.device or tok is None:
-            return "min decode", f"speed not measured on {c.device}"
+            return "min decode", t("x_no_speed", device=c.device)
         if tok < c.min_decode_tok_s:
             return "min decode", f"{tok:.1f} tok/s < {c.min_decode_tok_s:g}"
     return None
@@ -180,33 +196,37 @@ def _sort_key(c: Constraints):
     return key
 
 
-def _reason(row, est, ppl_inc, c: Constraints, on_front: bool, tie: str) -> str:
+def _reason(row, est, ppl_inc, c: Constraints, on_front: bool, tie: str,
+            lang: str = "en") -> str:
+    def t(key, **v):
+        return i18n.t(f"rec.{key}", lang, **v)
+
     parts = []
     if c.memory_gib is not None:
         room = c.memory_gib * GIB - est.per_gpu
-        parts.append(f"fits in {_gib(est.per_gpu)}{' per GPU' if est.gpus > 1 else ''} with a "
-                     f"{_ctx(c.context)} context ({_gib(room)} to spare)")
+        parts.append(t("r_fits_per_gpu" if est.gpus > 1 else "r_fits", need=_gib(est.per_gpu),
+                       ctx=_ctx(c.context), room=_gib(room)))
     else:
-        parts.append(f"{_gib(est.total)} with a {_ctx(c.context)} context")
+        parts.append(t("r_total", need=_gib(est.total), ctx=_ctx(c.context)))
     if row["method"] == registry.BASELINE:
-        parts.append("the unquantized reference")
+        parts.append(t("r_reference"))
     else:
         if ppl_inc is not None:
-            parts.append(f"{ppl_inc:+.1f} % perplexity")
+            parts.append(t("r_ppl", pct=f"{ppl_inc:+.1f}"))
         kld = _num(row.get("kld_mean"))
         if kld is not None:
             parts.append(f"KLD {kld:.4f}")
     tok = _num(row.get("decode_tok_s"))
     if tok is not None:
-        parts.append(f"{tok:.0f} tok/s decode on {row.get('device')}")
+        parts.append(t("r_decode", tok=f"{tok:.0f}", device=row.get("device")))
     if on_front:
-        parts.append("on the size–KLD Pareto frontier")
+        parts.append(t("r_frontier"))
     if tie:
-        parts.append(f"not distinguishable from {tie} at this sample size")
-    return "; ".join(parts)
+        parts.append(t("r_tie", name=tie))
+    return t("sep").join(parts)
 
 
-def _ties(group: pd.DataFrame, state_dir) -> dict[str, str]:
+def _ties(group: pd.DataFrame, state_dir, lang: str = "en") -> dict[str, str]:
     """key -> 'label' (and the tokens that would separate them) of the next-ranked row it
     cannot be told apart from (`qcompare.ranking`: paired window bootstrap, else paired se)."""
     if state_dir is None:
@@ -218,31 +238,32 @@ def _ties(group: pd.DataFrame, state_dir) -> dict[str, str]:
     for _, r in ranked.iterrows():
         if r["verdict"] == "indistinguishable":
             need = r.get("tokens_to_separate", float("nan"))
-            out[r["key"]] = r["next_label"] + (f" (about {need:,.0f} tokens would separate them)"
-                                               if need == need and need != float("inf") else "")
+            out[r["key"]] = r["next_label"] + (
+                i18n.t("rec.r_separate", lang, tokens=f"{need:,.0f}")
+                if need == need and need != float("inf") else "")
     return out
 
 
 def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constraints,
-                       state_dir=None) -> tuple[list[Choice], list[Excluded]]:
+                       state_dir=None, lang: str = "en") -> tuple[list[Choice], list[Excluded]]:
     """Protocol steps 1-4 over one comparable group of rows."""
     from qcompare.charts import frontier
+    from qcompare.errors import UserError
 
     if group.empty:
         return [], []
     inc = _ppl_increase(group)
     front = set(frontier(group, "weights_mib", "kld_mean")["key"]) if "kld_mean" in group else set()
-    ties = _ties(group, state_dir) if c.priority == "quality" else {}
+    ties = _ties(group, state_dir, lang) if c.priority == "quality" else {}
     kept, excluded = [], []
-    from qcompare.errors import UserError
-
     for idx, row in group.iterrows():
         try:
             est = memory_of(row, shape, c)
             ppl_inc = _num(inc.get(idx))
-            broken = _limits(row, est, ppl_inc, c)
+            broken = _limits(row, est, ppl_inc, c, lang)
         except UserError as e:                   # a row of a method this version does not know
-            excluded.append(Excluded(str(row["method_label"]), str(row["key"]), "method", str(e)))
+            excluded.append(Excluded(str(row["method_label"]), str(row["key"]), "method",
+                                     e.text(lang)))
             continue
         if broken:
             excluded.append(Excluded(str(row["method_label"]), str(row["key"]), *broken))
@@ -256,7 +277,7 @@ def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constra
         out.append(Choice(n, str(row["method_label"]), str(row["key"]), est.total / GIB,
                           float(row.get("weights_mib") or 0), _num(row.get("kld_mean")), ppl_inc,
                           _num(row.get("decode_tok_s")), on, bool(tie),
-                          _reason(row, est, ppl_inc, c, on, tie)))
+                          _reason(row, est, ppl_inc, c, on, tie, lang)))
     return out, excluded
 
 
@@ -264,65 +285,62 @@ def _size(method: str, options: dict, shape: ModelShape, c: Constraints) -> sizi
     return sizing.estimate(registry.get(method), options, shape, c.setting())
 
 
-def rules(shape: ModelShape | None, c: Constraints) -> list[Rule]:
+def rules(shape: ModelShape | None, c: Constraints, lang: str = "en") -> list[Rule]:
     """The source guide's rules of thumb for this model size and device (module doc)."""
+    def t(key, **v):
+        return i18n.t(f"rec.{key}", lang, **v)
+
+    def rule(text, methods, why):
+        return Rule(text, methods, why, t("rule_note"))
+
     out: list[Rule] = []
     if c.finetune:
-        out.append(Rule("Fine-tuning: load in bitsandbytes NF4 and train LoRA adapters (QLoRA).",
-                        ["bnb-nf4:double_quant=true"],
-                        "QLoRA keeps the frozen base in 4-bit NF4 and trains 16-bit adapters."))
+        out.append(rule(t("qlora"), ["bnb-nf4:double_quant=true"], t("qlora_why")))
     if c.device == "cpu":
-        why = "llama.cpp's K-quant mix is the usual CPU choice"
+        why = t("cpu_why")
         if shape is not None:
             try:
                 e = _size("gguf", {"type": "Q4_K_M"}, shape, c)
-                why += f"; for this model about {_gib(e.total)} with a {_ctx(c.context)} context"
+                why += t("cpu_size", need=_gib(e.total), ctx=_ctx(c.context))
             except ValueError as err:             # rows llama.cpp's blocks cannot hold
-                why += f"; this model cannot be sized for it ({err})"
-        out.append(Rule("CPU only: GGUF Q4_K_M through llama.cpp.", ["gguf:type=Q4_K_M"], why))
+                why += t("cpu_unsized", error=err)
+        out.append(rule(t("cpu"), ["gguf:type=Q4_K_M"], why))
         return out
     if shape is None or c.memory_gib is None:
-        out.append(Rule("GPU: FP16 if the model fits in 80 % of GPU memory; otherwise AWQ int4 "
-                        "for serving, GPTQ int4 for the best int4 quality.",
+        out.append(rule(t("gpu_generic"),
                         ["fp16", "awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"],
-                        "give the model and the GPU memory to size it"))
+                        t("gpu_generic_why")))
         return out
     total = c.memory_gib * GIB * (c.gpus if c.device == "cuda" else 1)
     fp16 = _size("fp16", {}, shape, c)
     int4 = _size("awq", {"bits": 4, "group_size": 128}, shape, c)
     params = shape.param_count() / 1e9
+    seven_b = 5 < params < 9
     if fp16.total <= FP16_FRACTION * total:
-        out.append(Rule("FP16: the model fits in 80 % of the GPU memory, so do not quantize.",
-                        ["fp16"], f"{_gib(fp16.total)} of {_gib(total)} "
-                                  f"({fp16.total / total:.0%}) with a {_ctx(c.context)} context"
-                                  + ("; the guide's example puts a 7B-class model at int4 on one "
-                                     "24 GB GPU, but by the calculator FP16 fits here"
-                                     if 5 < params < 9 and c.memory_gib <= 24 else "")))
+        out.append(rule(t("fp16"), ["fp16"],
+                        t("fp16_why", need=_gib(fp16.total), total=_gib(total),
+                          share=f"{fp16.total / total:.0%}", ctx=_ctx(c.context))
+                        + (t("fp16_7b") if seven_b and c.memory_gib <= 24 else "")))
     elif sizing.fits(int4, c.memory_gib):
-        out.append(Rule("AWQ int4 for serving (fast kernels); GPTQ int4 for the best int4 "
-                        "quality.", ["awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"],
-                        f"FP16 needs {_gib(fp16.total)}, over 80 % of {_gib(total)}; int4 "
-                        f"g128 needs about {_gib(int4.per_gpu)}"
-                        + (" per GPU" if int4.gpus > 1 else "")
-                        + ("; the guide's example: a 7B-class model on one 24 GB GPU at int4"
-                           if 5 < params < 9 else "")))
+        out.append(rule(t("int4"), ["awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"],
+                        t("int4_why_per_gpu" if int4.gpus > 1 else "int4_why",
+                          fp16=_gib(fp16.total), total=_gib(total), int4=_gib(int4.per_gpu))
+                        + (t("int4_7b") if seven_b else "")))
     else:
-        need = int4.weights / GIB
-        out.append(Rule(f"Too large for this memory even at int4 ({need:.0f} GiB of weights): "
-                        "use int4 on an 80 GB GPU or split it over several GPUs.",
-                        [], f"int4 needs {_gib(int4.per_gpu)} per GPU here; a 70B model takes "
-                            "about 35 GiB at int4"))
+        out.append(rule(t("too_large", need=f"{int4.weights / GIB:.0f}"), [],
+                        t("too_large_why", need=_gib(int4.per_gpu))))
     return out
 
 
 def recommend(rows: pd.DataFrame, shape: ModelShape | None, c: Constraints,
-              state_dir=None) -> Recommendation:
+              state_dir=None, lang: str = "en") -> Recommendation:
     """Measured choices for the largest comparable group of `rows` (one model's rows), plus
-    the rules of thumb, always labelled as such."""
+    the rules of thumb, always labelled as such; every sentence in `lang`."""
     from qcompare.comparability import largest_group
 
     group = largest_group(rows) if not rows.empty else rows
-    measured, excluded = recommend_measured(group, shape, c, state_dir)
-    basis = (f"{len(group)} measured row(s) of {group['model'].iloc[0]} on {group['device'].iloc[0]}"
-             if not group.empty else "no measured rows for this model")
-    return Recommendation(measured, excluded, rules(shape, c), basis)
+    measured, excluded = recommend_measured(group, shape, c, state_dir, lang)
+    basis = (i18n.t("rec.basis", lang, n=len(group), model=group["model"].iloc[0],
+                    device=group["device"].iloc[0])
+             if not group.empty else i18n.t("rec.no_basis", lang))
+    return Recommendation(measured, excluded, rules(shape, c, lang), basis)

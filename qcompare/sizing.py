@@ -30,6 +30,7 @@ figure is in GB. A GPU's memory is its nominal size in GiB (an "80 GB" A100 hold
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 MIB, GIB, GB = 2 ** 20, 2 ** 30, 10 ** 9
@@ -148,6 +149,20 @@ def shape_from_params(n_params: float, presets: dict[str, ModelShape]) -> ModelS
     return replace(best, name=f"{n_params / 1e9:.3g}B parameters", layers=layers,
                    basis=f"guessed from the parameter count: {best.name}'s shape with "
                          f"{layers} layers")
+
+
+def basis_text(shape: ModelShape, lang: str = "en") -> str:
+    """Where a shape came from (`ModelShape.basis`), in `lang`."""
+    from qcompare import i18n
+
+    guess = re.fullmatch(r"guessed from the parameter count: (.+)'s shape with (\d+) layers",
+                         shape.basis)
+    if guess:
+        return i18n.t("choose.basis_guess", lang, preset=guess[1], layers=guess[2])
+    key = {"public config.json": "choose.basis_public", "config.json": "choose.basis_config",
+           "config": "choose.basis_config",
+           "the GGUF file's header": "choose.basis_gguf"}.get(shape.basis)
+    return i18n.t(key, lang) if key else shape.basis
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,14 @@ def test_recommend_and_report_from_measured_rows(cli, state_dir, tiny_model_dir,
     assert "Rules of thumb (the source guide, not measured here):" in text
     rules = json.loads(cli("recommend", "--preset", "Llama-2-7B", "--memory-gb", "16", "--json").stdout)
     assert rules["measured"] == [] and rules["rules"][0]["methods"][0].startswith("awq")
+    ja = cli("recommend", "--device", "cpu", "--memory-gb", "4", "--priority", "size",
+             "--max-kld", "0.001", "--lang", "ja").stdout
+    assert ja.startswith("測定から（") and "1. rtn bits=2" not in ja       # over the KLD limit
+    assert "除外:" in ja and "KLD 上限" in ja and "経験則（元のガイドより" in ja
+    assert "fits in" not in ja and "収まる（余裕" in ja and "GGUF Q4_K_M" in ja
+    same = json.loads(cli("recommend", "--device", "cpu", "--memory-gb", "4", "--json",
+                          "--lang", "ja").stdout)
+    assert same["measured"][0]["reason"].isascii() and same == out       # --json stays English
     report = tmp_path / "r.html"
     out = cli("report", "--output", str(report), "--method", "rtn", "--published").stdout
     html = report.read_text()

@@ -121,3 +121,21 @@ def test_a_row_of_an_unknown_method_is_excluded_with_why():
     rec = recommend.recommend(rows, SHAPE, Constraints(device="cpu", context=64))
     (old,) = [e for e in rec.excluded if e.method_label == "old"]
     assert old.limit == "method" and "unknown method" in old.detail and len(rec.measured) == 5
+
+
+def test_every_sentence_comes_in_japanese_and_the_limit_stays_an_identifier():
+    c = Constraints(device="cpu", context=64, max_ppl_increase_pct=5, min_decode_tok_s=25,
+                    memory_gib=0.8)
+    en, ja = recommend.recommend(ROWS, SHAPE, c), recommend.recommend(ROWS, SHAPE, c, lang="ja")
+    assert [x.method_label for x in ja.measured] == [x.method_label for x in en.measured]
+    assert [(e.method_label, e.limit) for e in ja.excluded] == [(e.method_label, e.limit)
+                                                                for e in en.excluded]
+    fp32 = next(e for e in ja.excluded if e.method_label == "fp32")
+    assert "しかありません" in fp32.detail and "0.8 GiB" in fp32.detail
+    assert recommend.limit_name(fp32.limit, "ja") == "メモリ"
+    assert recommend.limit_name(fp32.limit) == "memory"
+    assert "収まる" in ja.measured[0].reason and "fits in" in en.measured[0].reason
+    assert ja.basis.endswith("（cpu）") and ja.rules[0].note.startswith("経験則")
+    for rule in recommend.rules(MODELS["Llama-2-7B"], Constraints(memory_gib=16, context=2048),
+                                "ja"):
+        assert "7B クラス" in rule.why and "GiB" in rule.why and "fits" not in rule.why

@@ -67,15 +67,15 @@ def runner_choice() -> tuple[str, str | None]:
 
 
 @st.cache_data(show_spinner=False, ttl=30)
-def ray_cluster(address: str) -> tuple[dict | None, str]:
-    """(summary, error) of the Ray cluster at `address`, asked at most every 30 s."""
+def ray_cluster(address: str, lang: str = "en") -> tuple[dict | None, str]:
+    """(summary, error in `lang`) of the Ray cluster at `address`, asked at most every 30 s."""
     from qcompare.errors import UserError
     from qcompare.jobs.ray_runner import cluster_summary
 
     try:
         return cluster_summary(address), ""
     except UserError as e:
-        return None, str(e)
+        return None, e.text(lang)
 
 
 def _submit(specs) -> list[Submitted]:

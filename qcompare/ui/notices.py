@@ -5,7 +5,7 @@ import streamlit as st
 
 from qcompare.errors import UserError
 from qcompare.submit import Submitted
-from qcompare.ui.lang import t
+from qcompare.ui.lang import current, t
 
 
 def show_submitted(subs: list[Submitted]) -> None:
@@ -23,4 +23,4 @@ def show_submitted(subs: list[Submitted]) -> None:
 
 
 def user_error(e: UserError) -> None:
-    st.error(str(e), icon="⚠️")
+    st.error(e.text(current()), icon="⚠️")
