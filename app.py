@@ -1,7 +1,7 @@
 """qcompare dashboard: navigation and the sidebar status line. Start: streamlit run app.py"""
 import streamlit as st
 
-from qcompare.errors import UserError
+from qcompare.errors import UserError, text_of
 from qcompare.jobs.ray_runner import known_address
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore
@@ -42,7 +42,7 @@ def sidebar_status() -> None:
         st.caption(t("sidebar.jobs", running=running, queued=len(jobs) - running,
                      runner=t("sidebar.runner_on") if runner_running(state_dir()) else t("sidebar.runner_idle")))
         if store.recovered:
-            st.warning(store.recovered)
+            st.warning(text_of(store.recovered, current_lang()))
         elif store.broken_copies():
             st.caption(t("sidebar.broken_table", name=store.broken_copies()[-1].name))
     except UserError as e:
@@ -72,8 +72,6 @@ def runner_picker() -> None:
 
 with st.sidebar:
     language_picker()
-    if current_lang() == "ja":
-        st.caption(t("sidebar.partial"))
     presenter.toggle()
     runner_picker()
     sidebar_status()

@@ -9,7 +9,7 @@ import streamlit as st
 from qcompare import catalog, charts, published, recommend, registry, sizing
 from qcompare.chartstyle import point_label
 from qcompare.comparability import largest_group
-from qcompare.errors import UserError
+from qcompare.errors import UserError, text_of
 from qcompare.sizing import GIB, MIB
 from qcompare.ui import presenter
 from qcompare.ui.data import model_shape, queue_like, results, state_dir
@@ -50,7 +50,7 @@ def _shape_picker(key: str, rows_model: str | None, rows: pd.DataFrame):
         try:
             return sizing.ModelShape.from_config(json.loads(up.getvalue()), up.name), up.name
         except (ValueError, json.JSONDecodeError) as e:
-            st.error(t("choose.bad_config", error=e))
+            st.error(t("choose.bad_config", error=text_of(e.args[0] if e.args else e, lang)))
             return None, ""
     n = st.number_input(t("choose.params"), min_value=0.01, value=7.0, step=0.5,
                         key=f"{key}.params")
@@ -242,7 +242,8 @@ with tab_calc:
             out.append({col["method"]: arg, col["note"]: t("choose.cannot_size", error=err.text(lang))})
             continue
         except (sizing.NoSizeRule, ValueError) as err:
-            out.append({col["method"]: arg, col["note"]: t("choose.cannot_size", error=err)})
+            out.append({col["method"]: arg, col["note"]: t("choose.cannot_size",
+                                                           error=text_of(err.args[0] if err.args else err, lang))})
             continue
         line = {col["method"]: arg, col["total"]: e.per_gpu / GIB}
         for size in dict.fromkeys(catalog.COMMON_SIZES_GIB + (memory,)):

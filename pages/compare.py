@@ -6,7 +6,7 @@ import streamlit as st
 from qcompare import effort as efforts
 from qcompare import estimate, i18n, models, registry
 from qcompare.corpora import corpus_from_arg
-from qcompare.errors import UserError
+from qcompare.errors import UserError, text_of
 from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
 from qcompare.ui.data import param_count, planned_specs, resolve_model, results, state_dir, submit_specs
 from qcompare.ui.lang import current, t
@@ -90,7 +90,7 @@ st.subheader(t("compare.methods_title"))
 device = st.selectbox(t("compare.device"), DEVICES, key="device", help=t("compare.device_help"))
 no_device = registry.get(registry.BASELINE).unavailable_reason(device)
 if no_device:
-    st.warning(t("compare.no_device", device=device, reason=no_device))
+    st.warning(t("compare.no_device", device=device, reason=text_of(no_device, lang)))
 ev, ev_ok = None, False
 try:
     ev = EvalSpec(tokens=int(tokens), window=int(window), stride=int(stride), protocol=protocol,
@@ -114,7 +114,7 @@ for family, classes in by_family.items():
                          value=cls.name == registry.BASELINE and reason is None)
         if reason:
             if not no_device:                   # said once above when the device is the cause
-                st.caption(f"🚫 {reason}")
+                st.caption(f"🚫 {text_of(reason, lang)}")
             continue
         if not on:
             continue

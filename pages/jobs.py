@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from qcompare.errors import UserError
+from qcompare.errors import UserError, stored_text
 from qcompare.jobs import status
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.store import JobStore
@@ -78,7 +78,7 @@ def job_table() -> None:
                         ensure_runner(state_dir())
                     st.rerun()
             if j.error:
-                st.error(j.error)
+                st.error(stored_text(j.error, j.error_i18n, current()))
             if j.traceback or j.log:
                 with st.expander(t("jobs.log")):
                     if j.log:

@@ -68,10 +68,8 @@ def find(state_dir, model_label: str | None = None, family: str | None = None,
     """The newest matching sweep, or a UserError saying how to make one."""
     found = [s for s in sweeps(state_dir, model_label, family) if key is None or s.meta["key"].startswith(key)]
     if not found:
-        what = "".join(f" {w}" for w in (family, f"on {model_label}" if model_label else "",
-                                           f"with key {key}" if key else "") if w)
-        raise UserError(f"no stored sensitivity sweep{what}: run `python -m qcompare "
-                        "sensitivity` (or the Recipe page's sweep) first.")
+        what = " ".join(w for w in (family or "", model_label or "", key or "") if w)
+        raise UserError(key="errors.no_sweep_of" if what else "errors.no_sweep", what=what)
     return found[0]
 
 
@@ -80,7 +78,7 @@ def cost_for(spec: SensitivitySpec, state_dir, layers: int | None,
     """The sweep's passes and time, estimated from the last sweep on this model and device,
     else from a stored fp32 row's evaluation (seconds per evaluated token)."""
     if layers is None:
-        raise UserError("the model's shape cannot be read here, so the sweep cannot be sized.")
+        raise UserError(key="errors.sweep_unsized")
     for meta in SensitivityStore(state_dir).sweeps():       # the facts only: no table is read
         if (meta.get("model_fingerprint") == spec.model.fingerprint and meta.get("device") == spec.eval.device
                 and meta.get("seconds_per_token")):

@@ -72,10 +72,8 @@ def draw(tokenizer, calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndar
              else calib.corpus.label)
     n_chunks = len(pool) // calib.seq_len
     if n_chunks < calib.samples:
-        raise UserError(
-            f"calibration needs {calib.samples} x {calib.seq_len} tokens but {where} has "
-            f"{len(pool)} tokens ({n_chunks} chunks): lower the calibration samples or length, "
-            "or choose a longer calibration corpus.")
+        raise UserError(key="errors.calib_short", samples=calib.samples, seq_len=calib.seq_len,
+                        where=where, n=len(pool), chunks=n_chunks)
     chunks = pool[: n_chunks * calib.seq_len].reshape(n_chunks, calib.seq_len)
     order = np.random.default_rng(calib.seed).permutation(n_chunks)
     eval_grams = ngrams(np.asarray(eval_ids))
@@ -88,9 +86,7 @@ def draw(tokenizer, calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndar
         if len(kept) == calib.samples:
             break
     if len(kept) < calib.samples:
-        raise UserError(
-            f"only {len(kept)} calibration chunks of {where} do not repeat the evaluated text "
-            f"({dropped} dropped): lower the calibration samples or choose another corpus.")
+        raise UserError(key="errors.calib_overlap", kept=len(kept), where=where, dropped=dropped)
     label = f"{calib.samples}x{calib.seq_len} tokens of {where} (seed {calib.seed})"
     return Calibration(np.stack(kept), dropped, len(pool), label)
 

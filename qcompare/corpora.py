@@ -27,41 +27,39 @@ def embedded_text() -> str:
     read as bytes so every machine and Python version evaluates exactly the same text."""
     raw = EMBEDDED_FILE.read_bytes()
     if hashlib.sha256(raw).hexdigest() != EMBEDDED_SHA256:
-        raise UserError(f"the embedded corpus {EMBEDDED_FILE} was changed (its sha256 is not the "
-                        "snapshot's): restore it from the repository (git checkout -- qcompare/corpus).")
+        raise UserError(key="errors.corpus_changed_embedded", file=EMBEDDED_FILE)
     return raw.decode("utf-8")
 
 
 def _file_text(path: str) -> str:
     p = Path(path).expanduser()
     if p.is_dir():
-        raise UserError(f"corpus {path} is a folder: give the path of one UTF-8 text file.")
+        raise UserError(key="errors.corpus_folder", path=path)
     if not p.is_file():
-        raise UserError(f"corpus file {path} does not exist: give the path of a UTF-8 text file.")
+        raise UserError(key="errors.corpus_missing", path=path)
     raw = p.read_bytes()
     if b"\x00" in raw[:65536]:
-        raise UserError(f"corpus file {path} looks binary (it has NUL bytes): give a UTF-8 text file.")
+        raise UserError(key="errors.corpus_binary", path=path)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"corpus file {path} is not UTF-8 text ({e.reason} at byte {e.start}): "
-                        "convert it to UTF-8 first.") from None
+        raise UserError(key="errors.corpus_not_utf8", path=path, reason=e.reason,
+                        at=e.start) from None
 
 
 def _hf_text(ref: str) -> str:
     parts = ref.split(":")
     if len(parts) != 3:
-        raise UserError(f"a datasets corpus is NAME:CONFIG:SPLIT (CONFIG may be empty); got {ref!r}.")
+        raise UserError(key="errors.corpus_hf_form", ref=repr(ref))
     name, config, split = parts
     try:
         import datasets
     except ImportError:
-        raise UserError("datasets corpora need the 'datasets' package: pip install datasets.") from None
+        raise UserError(key="errors.corpus_hf_package") from None
     try:
         ds = datasets.load_dataset(name, config or None, split=split)
     except Exception as e:  # noqa: BLE001 - the library raises many kinds; the message matters
-        raise UserError(f"could not load dataset {ref}: {e}. Without network access only datasets "
-                        "already in the local cache work.") from None
+        raise UserError(key="errors.corpus_hf_load", ref=ref, error=e) from None
     column = "text" if "text" in ds.column_names else ds.column_names[0]
     return "\n\n".join(str(t) for t in ds[column] if str(t).strip())
 
@@ -75,7 +73,7 @@ def load_text(spec: CorpusSpec) -> str:
     else:
         text = _hf_text(spec.ref)
     if not text.strip():
-        raise UserError(f"corpus {spec.label} is empty: give a text with at least one window of tokens.")
+        raise UserError(key="errors.corpus_empty", label=spec.label)
     return text
 
 
@@ -106,13 +104,12 @@ def check_long_enough(text: str, label: str, tokens: int) -> None:
     leading special one covers at least one UTF-8 byte, so a text of B bytes has at most B + 1."""
     n = len(text.encode("utf-8"))
     if n + 1 < tokens:
-        raise UserError(f"corpus {label} has {n:,} bytes, so fewer than the {tokens:,} tokens "
-                        "asked for: lower --tokens or give a longer text.")
+        raise UserError(key="errors.corpus_short", label=label, n=n, tokens=tokens)
 
 
 def load_checked(spec: CorpusSpec) -> str:
     """Text for a worker: refuses when the content changed since the spec was made."""
     text = load_text(spec)
     if spec.content_sha256 and content_hash(text) != spec.content_sha256:
-        raise UserError(f"corpus {spec.label} changed since this run was queued: submit it again.")
+        raise UserError(key="errors.corpus_changed", label=spec.label)
     return text

@@ -23,6 +23,5 @@ def require(folder: str | Path, needed: int, what: str) -> None:
     """Raise a UserError unless `needed` bytes plus HEADROOM are free where `folder` lives."""
     free = free_bytes(folder)
     if free < needed + HEADROOM:
-        raise UserError(f"disk full: {free / MB:.0f} MB free in {folder}, about "
-                        f"{(needed + HEADROOM) / MB:.0f} MB needed for {what}. Free some space or "
-                        "pick another state folder (--home or QCOMPARE_HOME).")
+        raise UserError(key="errors.disk_full", free=free / MB, folder=folder,
+                        need=(needed + HEADROOM) / MB, what=what)

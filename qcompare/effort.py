@@ -53,7 +53,7 @@ DEFAULT_EFFORT = "thorough"
 
 def get(name: str) -> Effort:
     if name not in EFFORTS:
-        raise UserError(f"unknown effort {name!r}; efforts: {', '.join(EFFORTS)}.")
+        raise UserError(key="errors.effort", name=repr(name), efforts=", ".join(EFFORTS))
     return EFFORTS[name]
 
 

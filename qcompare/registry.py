@@ -51,9 +51,8 @@ def get(name: str) -> type[Method]:
     target = METHODS.get(name)
     if target is None:
         close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise UserError(f"unknown method {name!r}.{hint} Known: {', '.join(METHODS)} "
-                        "(python -m qcompare methods lists them with their options).")
+        raise UserError(key="errors.unknown_method_close" if close else "errors.unknown_method",
+                        name=repr(name), close=" or ".join(close), known=", ".join(METHODS))
     module_name, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     if not (isinstance(cls, type) and issubclass(cls, Method)):
@@ -76,7 +75,7 @@ def parse_method_arg(text: str):
     for part in filter(None, (p.strip() for p in split_top_level(opts))):
         key, eq, value = part.partition("=")
         if not eq:
-            raise UserError(f"method option {part!r} needs the form key=value.")
+            raise UserError(key="errors.option_form", part=repr(part))
         raw[key.strip()] = value.strip()
     return make_method_spec(name.strip(), raw)
 

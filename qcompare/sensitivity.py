@@ -81,18 +81,20 @@ class SensitivitySpec:
 
     def __post_init__(self):
         if self.family not in FAMILIES:
-            raise UserError(f"sensitivity family must be one of {', '.join(FAMILIES)}; got {self.family!r}.")
+            raise UserError(key="errors.choice", what="sensitivity family",
+                            choices=", ".join(FAMILIES), value=repr(self.family))
         if self.unit not in UNITS:
-            raise UserError(f"sensitivity unit must be one of {', '.join(UNITS)}; got {self.unit!r}.")
+            raise UserError(key="errors.choice", what="sensitivity unit",
+                            choices=", ".join(UNITS), value=repr(self.unit))
         bad = [b for b in self.bits if b not in BITS]
         if bad or not self.bits:
-            raise UserError(f"sensitivity bits must be among {', '.join(map(str, BITS))}; got "
-                            f"{', '.join(map(str, self.bits)) or 'none'}.")
+            raise UserError(key="errors.sweep_bits", bits=", ".join(map(str, BITS)),
+                            value=", ".join(map(str, self.bits)) or "—")
         object.__setattr__(self, "bits", tuple(sorted(set(self.bits))))
         if self.score_samples < 1:
-            raise UserError("the scoring slice needs at least one sequence.")
+            raise UserError(key="errors.score_samples")
         if self.group_size < 0:
-            raise UserError("group_size must be 0 (per channel) or positive.")
+            raise UserError(key="errors.group_size")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -112,10 +114,10 @@ class SensitivitySpec:
     def from_json(cls, text: str) -> SensitivitySpec:
         d = json.loads(text)
         if d.get("kind") != KIND:
-            raise UserError("not a sensitivity spec.")
+            raise UserError(key="errors.not_sweep")
         if d.get("protocol_version") != PROTOCOL_VERSION:
-            raise UserError(f"sensitivity spec was written under protocol "
-                            f"{d.get('protocol_version')}, this qcompare uses {PROTOCOL_VERSION}.")
+            raise UserError(key="errors.protocol", theirs=d.get("protocol_version"),
+                            ours=PROTOCOL_VERSION)
         return cls(model=ModelSpec(**d["model"]), family=d["family"], bits=tuple(d["bits"]),
                    unit=d["unit"], symmetric=d["symmetric"], group_size=d["group_size"],
                    damp=d["damp"], score_samples=d["score_samples"],

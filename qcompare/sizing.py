@@ -33,6 +33,8 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
+from qcompare.errors import Message
+
 MIB, GIB, GB = 2 ** 20, 2 ** 30, 10 ** 9
 
 # the runtime's fixed memory per process (CPU) or per GPU (CUDA), assumed where not measured:
@@ -90,7 +92,7 @@ class ModelShape:
         """From a Hugging Face config.json dict (Llama, Mistral, Qwen2, SmolLM, Gemma-style
         names); refuses what is not a plain dense decoder with a clear reason."""
         if config.get("num_local_experts") or config.get("num_experts"):
-            raise ValueError("mixture-of-experts configs are not modelled by the calculator")
+            raise ValueError(Message("errors.config_moe"))
         try:
             heads = int(config["num_attention_heads"])
             return cls(
@@ -103,8 +105,7 @@ class ModelShape:
                 attention_bias=bool(config.get("attention_bias", config.get("model_type") == "qwen2")),
                 basis="config.json")
         except KeyError as e:
-            raise ValueError(f"the config has no {e.args[0]!r}: the calculator needs layers, "
-                             "hidden size, heads, intermediate size and vocabulary") from None
+            raise ValueError(Message("errors.config_field", field=repr(e.args[0]))) from None
 
     def tensors(self) -> list[Tensor]:
         h, i, q, kv = self.hidden, self.intermediate, self.heads * self.dim, self.kv_heads * self.dim
@@ -224,7 +225,7 @@ def weight_bits(method_cls, options: dict, shape: ModelShape) -> dict[str, float
     for t in method_cls.sizing_tensors(options, shape):
         bits = method_cls.stored_bits(options, t, shape)
         if bits is None:
-            raise NoSizeRule(f"{method_cls.name} has no stored-size rule for {t.name}")
+            raise NoSizeRule(Message("errors.no_size_rule", name=method_cls.name, tensor=t.name))
         out[t.name] = float(bits)
     return out
 

@@ -33,7 +33,8 @@ def canonical_json(obj: Any) -> str:
 
 def _check_choice(what: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        raise UserError(f"{what} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+        raise UserError(key="errors.choice", what=what, choices=", ".join(map(str, choices)),
+                        value=repr(value))
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ModelSpec:
     def __post_init__(self):
         _check_choice("model source", self.source, MODEL_SOURCES)
         if self.source != "embedded" and not self.ref:
-            raise UserError(f"a {self.source} model needs a path or id.")
+            raise UserError(key="errors.model_ref", source=self.source)
 
     @property
     def label(self) -> str:
@@ -65,10 +66,10 @@ class MethodSpec:
 
     def __post_init__(self):
         if not self.name:
-            raise UserError("a method name is needed.")
+            raise UserError(key="errors.method_name")
         keys = [k for k, _ in self.options]
         if keys != sorted(set(keys)):
-            raise UserError("method options must be unique and sorted; use MethodSpec.of().")
+            raise UserError(key="errors.options_sorted")
 
     @classmethod
     def of(cls, name: str, **options: Any) -> "MethodSpec":
@@ -95,7 +96,7 @@ class CorpusSpec:
     def __post_init__(self):
         _check_choice("corpus source", self.source, CORPUS_SOURCES)
         if self.source != "embedded" and not self.ref:
-            raise UserError(f"a {self.source} corpus needs a path or dataset name.")
+            raise UserError(key="errors.corpus_ref", source=self.source)
 
     @property
     def label(self) -> str:
@@ -125,20 +126,20 @@ class EvalSpec:
         _check_choice("device", self.device, DEVICES)
         _check_choice("dtype", self.dtype, DTYPES)
         if self.window < 8:
-            raise UserError(f"window must be at least 8 tokens; got {self.window}.")
+            raise UserError(key="errors.window_min", window=self.window)
         if self.tokens < self.window:
-            raise UserError(f"tokens ({self.tokens}) must be at least one window ({self.window}).")
+            raise UserError(key="errors.tokens_window", tokens=self.tokens, window=self.window)
         if self.protocol == "llamacpp" and self.window % 2:
-            raise UserError("the llamacpp protocol scores the second half of a window: use an even window.")
+            raise UserError(key="errors.llamacpp_even")
         if self.stride < 0 or self.stride > self.window:
-            raise UserError(f"stride must be between 1 and the window ({self.window}); 0 means window // 2.")
+            raise UserError(key="errors.stride", window=self.window)
         for name in ("speed_prompt", "speed_new_tokens"):
             if getattr(self, name) < 2:
-                raise UserError(f"{name} must be at least 2.")
+                raise UserError(key="errors.at_least_2", name=name)
         if self.speed_repeats < 0 or self.threads < 0:
-            raise UserError("speed_repeats and threads cannot be negative.")
+            raise UserError(key="errors.negative")
         if not 0 <= self.speed_spread < 1:
-            raise UserError(f"speed_spread is a fraction in [0, 1); got {self.speed_spread}.")
+            raise UserError(key="errors.spread", value=self.speed_spread)
 
     @classmethod
     def field_help(cls) -> dict[str, tuple]:
@@ -183,7 +184,7 @@ class CalibSpec:
 
     def __post_init__(self):
         if self.samples < 1 or self.seq_len < 8:
-            raise UserError("calibration needs at least 1 sample of at least 8 tokens.")
+            raise UserError(key="errors.calib_min")
 
     @property
     def label(self) -> str:
@@ -217,8 +218,8 @@ class RunSpec:
     def from_json(cls, text: str) -> "RunSpec":
         d = json.loads(text)
         if d.get("protocol_version") != PROTOCOL_VERSION:
-            raise UserError(f"spec was written under protocol {d.get('protocol_version')}, "
-                            f"this qcompare uses {PROTOCOL_VERSION}.")
+            raise UserError(key="errors.protocol", theirs=d.get("protocol_version"),
+                            ours=PROTOCOL_VERSION)
         m = d["method"]
         return cls(model=ModelSpec(**d["model"]),
                    method=MethodSpec.of(m["name"], **m["options"]),

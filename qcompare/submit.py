@@ -38,7 +38,7 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
     for m in methods:
         reason = registry.get(m.name).unavailable_reason(ev.device)
         if reason:
-            raise UserError(f"{m.label} cannot run here: {reason}")
+            raise UserError(key="errors.cannot_run", label=m.label, reason=reason)
     model = models.resolve(model)
     corpus = corpora.resolve(corpus, min_tokens=ev.tokens)
     calib = calib or CalibSpec(corpus=corpus)
@@ -55,7 +55,7 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
                        calib=calib_resolved if calibrates else None)
         reason = cls.refusal(spec)
         if reason and skipped is None:
-            raise UserError(f"{m.label} cannot take {model.label}: {reason}")
+            raise UserError(key="errors.cannot_take", label=m.label, model=model.label, reason=reason)
         if reason:
             skipped.append((m.label, reason))
             continue
@@ -74,7 +74,7 @@ def drop_lost_jobs(store: JobStore, key: str) -> list[int]:
     lost = []
     for job in store.active(key):
         if job.state == "running" and not process_alive(job.pid, job.pid_start):
-            if store.finish(job.id, "failed", error=status.lost_message(job)):
+            if store.finish(job.id, "failed", error=status.lost_error(job)):
                 lost.append(job.id)
     return lost
 

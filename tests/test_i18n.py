@@ -28,7 +28,7 @@ def test_every_key_is_used_and_every_used_key_exists():
     code = "\n".join(p.read_text(encoding="utf-8") for p in SOURCES)
     literal = set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+\.[a-z0-9_]+)["']""", code))
     quoted = set(re.findall(r"""["']([a-z0-9_]+\.[a-z0-9_]+)["']""", code))
-    prefixes = set(re.findall(r"""\bt\(\s*f["']([a-z0-9_]+\.[a-z0-9_]*)\{""", code))
+    prefixes = set(re.findall(r"""(?:\bt\(\s*|\bkey=)f["']([a-z0-9_]+\.[a-z0-9_]*)\{""", code))
     keys = set(i18n.catalogue("en"))
     assert literal <= keys, sorted(literal - keys)
     # option help is looked up by its English text (i18n.option_help): checked by the next test
@@ -144,3 +144,35 @@ def test_every_method_summary_option_label_and_help_is_in_the_catalogue():
     helps = {o["help"] for cls in registry.all_methods() for o in cls.config_cls.option_table()}
     stale = [k for k, text in en.items() if k.startswith("help.") and text not in helps]
     assert not stale, stale
+
+
+def test_every_user_error_of_the_package_comes_from_the_catalogue():
+    """A UserError can reach a page (a form, a failed job), so the package raises each by its
+    key; only the CLI's own modules (English for scripts) write theirs inline."""
+    inline = []
+    for path in sorted((ROOT / "qcompare").rglob("*.py")):
+        if path.name.startswith("cli"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"""UserError\(\s*f?["']""", line):
+                inline.append(f"{path.relative_to(ROOT)}:{n}")
+    assert not inline, inline
+
+
+def test_a_keyed_error_says_the_same_in_both_languages_and_stores_both():
+    import json
+
+    from qcompare import registry
+    from qcompare.errors import Message, UserError, stored_text
+
+    with pytest.raises(UserError) as e:
+        registry.get("rnt")
+    assert "Did you mean rtn?" in str(e.value) and "rtn のことですか" in e.value.text("ja")
+    stored = json.loads(e.value.translations())
+    assert stored["en"] == str(e.value) and stored["ja"] == e.value.text("ja")
+    assert stored_text(str(e.value), e.value.translations(), "ja") == stored["ja"]
+    assert stored_text("as stored", None, "ja") == "as stored"
+    reason = Message("errors.no_gguf_source", reason=Message("errors.no_cuda"))  # nested: same language
+    assert isinstance(reason, str) and reason.endswith("visible on this machine.")
+    assert reason.text("ja").endswith("見当たりません。")
+    assert UserError(reason).text("ja") == reason.text("ja")

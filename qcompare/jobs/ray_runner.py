@@ -167,14 +167,15 @@ class RayRunner:
                 continue
             try:
                 out = ray.get(ref)
-                reason = None if out["skipped"] or out["rc"] == 0 else status.exit_reason(out["rc"])
+                reason = None if out["skipped"] or out["rc"] == 0 else status.exit_error(out["rc"])
             except (ray.exceptions.TaskCancelledError, KeyboardInterrupt):
                 reason = None                          # the table already says cancelled
             except ray.exceptions.RayError as e:
-                reason = f"the Ray task was lost ({type(e).__name__}: {str(e).splitlines()[0]})"
+                reason = UserError(key="errors.ray_lost",
+                                   error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
             job = self.store.get(job_id)
             if job.state in ("queued", "running") and reason is None:
-                reason = "worker exited without recording a result"
+                reason = UserError(key="errors.no_result")
             if reason and job.state in ("queued", "running"):
                 self.store.finish(job_id, "failed", error=reason,
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
@@ -218,10 +219,10 @@ def cluster_summary(address: str, timeout_s: float = 30.0) -> dict:
         out = subprocess.run([sys.executable, "-c", _SUMMARY, address], capture_output=True,
                              text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise UserError(f"the Ray cluster at {address} did not answer within {timeout_s:.0f} s.") from None
+        raise UserError(key="errors.ray_timeout", address=address, s=timeout_s) from None
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"the Ray cluster at {address} cannot be reached: {last}")
+        raise UserError(key="errors.ray_unreachable", address=address, error=last)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -131,7 +131,7 @@ class ProcessRunner:
             if process_alive(job.pid, job.pid_start):
                 self.adopted[job.id] = (job.pid, job.pid_start)
             else:
-                self.store.finish(job.id, "failed", error=status.lost_message(job),
+                self.store.finish(job.id, "failed", error=status.lost_error(job),
                                   tb=_tail(job_log_path(self.state_dir, job.id)))
 
     def _start_queued(self) -> None:
@@ -172,13 +172,13 @@ class ProcessRunner:
                 continue
             # forgotten only once its outcome is recorded: a table error retries next poll
             if rc != 0 or self.store.get(job_id).state == "running":
-                self.store.finish(job_id, "failed", error=status.exit_reason(rc),
+                self.store.finish(job_id, "failed", error=status.exit_error(rc),
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
             del self.children[job_id]
         for job_id, (pid, start) in list(self.adopted.items()):
             if not process_alive(pid, start):
                 job = self.store.get(job_id)
-                self.store.finish(job_id, "failed", error=status.lost_message(job),
+                self.store.finish(job_id, "failed", error=status.lost_error(job),
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
                 del self.adopted[job_id]
 
@@ -205,7 +205,7 @@ def cancel(store: JobStore, job_id: int) -> bool:
     job = store.get(job_id)
     if job.state not in ("queued", "running"):
         return False
-    changed = store.finish(job_id, "cancelled", error="cancelled by the user")
+    changed = store.finish(job_id, "cancelled", error=UserError(key="errors.cancelled"))
     if changed and job.state == "running" and process_alive(job.pid, job.pid_start):
         _kill_group(job.pid)
     return changed
@@ -234,7 +234,8 @@ def ensure_runner(state_dir: str | Path, max_workers: int | None = None, runner:
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     if runner not in RUNNERS:
-        raise UserError(f"runner must be one of {', '.join(RUNNERS)}; got {runner!r}.")
+        raise UserError(key="errors.choice", what="runner", choices=", ".join(RUNNERS),
+                        value=repr(runner))
     if runner_running(state_dir):
         return False
     idle = os.environ.get("QCOMPARE_RUNNER_IDLE_EXIT_S", str(DEFAULT_IDLE_EXIT_S))
@@ -242,7 +243,7 @@ def ensure_runner(state_dir: str | Path, max_workers: int | None = None, runner:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise UserError("the Ray runner needs the 'ray' package: pip install -r requirements.txt.")
+            raise UserError(key="errors.ray_package")
         args = ["qcompare.jobs.ray_runner", "--address",
                 address or os.environ.get("RAY_ADDRESS", "auto")]
     else:
@@ -286,7 +287,7 @@ def run_inline(store: JobStore, state_dir: str | Path, job_id: int) -> None:
     try:
         key = worker.run_job(job.spec_json, state_dir, store.reporter(job_id))
     except UserError as e:
-        store.finish(job_id, "failed", error=str(e), tb=traceback.format_exc())
+        store.finish(job_id, "failed", error=e, tb=traceback.format_exc())
         return
     except Exception as e:  # noqa: BLE001 - recorded as a failed row, like a worker's
         store.finish(job_id, "failed", error=f"{type(e).__name__}: {e}", tb=traceback.format_exc())

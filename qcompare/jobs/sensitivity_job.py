@@ -129,7 +129,7 @@ def run(spec: SensitivitySpec, state_dir, report=lambda s, f: None) -> dict:
     state_dir = Path(state_dir)
     t_start = time.perf_counter()
     if spec.eval.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("CUDA was asked for but torch sees no CUDA device here: use --device cpu.")
+        raise UserError(key="errors.no_torch_cuda")
     torch.set_num_threads(spec.eval.threads or torch.get_num_threads())
     report("preparing model", 0.0)
     folder = models.local_folder(spec.model, state_dir, lambda s, f: report(s, 0.02 * f))

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import signal
 
+from qcompare.errors import UserError
 from qcompare.jobs.store import Job
 
 
-def exit_reason(returncode: int) -> str:
-    """'killed by SIGKILL (often the kernel's out-of-memory killer)' and the like."""
+def exit_error(returncode: int) -> UserError:
+    """'killed by SIGKILL (often the kernel's out-of-memory killer)' and the like, as a message
+    of the catalogue (stored with a failed job in every language)."""
     if returncode < 0:
         sig = -returncode
         try:
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        hint = {"SIGKILL": " (often the out-of-memory killer, or kill -9)",
-                "SIGSEGV": " (a crash in native code)", "SIGTERM": " (terminated)"}.get(name, "")
-        return f"worker was killed by {name}{hint}"
-    return f"worker exited with status {returncode} without recording a result"
+        key = {"SIGKILL": "errors.killed_kill", "SIGSEGV": "errors.killed_segv",
+               "SIGTERM": "errors.killed_term"}.get(name, "errors.killed")
+        return UserError(key=key, signal=name)
+    return UserError(key="errors.exited", status=returncode)
 
 
 def classify(job: Job, worker_alive: bool | None) -> str:
@@ -33,9 +35,8 @@ def classify(job: Job, worker_alive: bool | None) -> str:
     return job.state
 
 
-def lost_message(job: Job) -> str:
-    return (f"worker process {job.pid} is gone and recorded no outcome: it was killed, crashed, "
-            "or the machine restarted while it ran. Retry the job.")
+def lost_error(job: Job) -> UserError:
+    return UserError(key="errors.lost", pid=job.pid)
 
 
 def eta_seconds(job: Job, now: float) -> float | None:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qcompare.errors import UserError
+from qcompare.errors import Message, UserError
 
 LOG_TAIL_LINES = 200
 BUSY_TIMEOUT_S = 30
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid_start REAL,
     created REAL NOT NULL,
     started REAL,
-    finished REAL
+    finished REAL,
+    error_i18n TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key);
@@ -74,6 +75,7 @@ class Job:
     created: float
     started: float | None
     finished: float | None
+    error_i18n: str | None = None            # the error in every language (UserError.translations)
 
 
 class JobStore:
@@ -98,6 +100,13 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "error_i18n" not in columns:          # a table written before failures were translated
+            try:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN error_i18n TEXT")
+            except sqlite3.OperationalError as e:    # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
 
     def _recover_broken(self, error: Exception) -> None:
         """Move an unreadable table aside (once, under a lock: concurrent openers wait) and
@@ -116,29 +125,22 @@ class JobStore:
                 if part.exists():
                     os.replace(part, f"{kept}{suffix}")
             self._connect()
-        self.recovered = (f"the job table {path} could not be read ({error}); it was kept as "
-                          f"{kept.name} for inspection and a fresh, empty table was started. "
-                          "Stored results are not affected.")
+        self.recovered = Message("errors.table_recovered", path=path, error=error, kept=kept.name)
 
     def _user_error(self, e: Exception) -> UserError:
         msg, where = str(e), Path(self.path)
         if "locked" in msg:
-            return UserError(f"the job table {where} is locked by another process and stayed "
-                             f"locked for {self.busy_timeout_s:g} s: wait for it to finish, or stop "
-                             "it (a runner's pid is in runner.lock beside it).")
+            return UserError(key="errors.table_locked", where=where, s=self.busy_timeout_s)
         if "readonly" in msg or "unable to open" in msg or isinstance(e, PermissionError):
-            return UserError(f"the state folder {where.parent} is not writable ({msg}): pick a "
-                             "writable one with --home or QCOMPARE_HOME.")
+            return UserError(key="errors.state_readonly", folder=where.parent, error=msg)
         if "disk is full" in msg or "No space left" in msg:
             from qcompare.diskspace import MB, free_bytes
 
-            return UserError(f"disk full: the job table {where} cannot be written "
-                             f"({free_bytes(where.parent) / MB:.0f} MB free). Free some space or "
-                             "pick another state folder (--home or QCOMPARE_HOME).")
+            return UserError(key="errors.table_disk_full", where=where,
+                             mb=free_bytes(where.parent) / MB)
         if any(m in msg for m in CORRUPT):
-            return UserError(f"the job table {where} is damaged ({msg}): open it again with "
-                             "qcompare, which keeps it aside and starts a fresh one.")
-        return UserError(f"the job table {where} failed: {msg}")
+            return UserError(key="errors.table_damaged", where=where, error=msg)
+        return UserError(key="errors.table_failed", where=where, error=msg)
 
     @contextlib.contextmanager
     def _translated(self):
@@ -151,13 +153,11 @@ class JobStore:
     def open(cls, state_dir: str | Path) -> "JobStore":
         folder = Path(state_dir)
         if folder.exists() and not folder.is_dir():
-            raise UserError(f"the state folder {folder} is a file, not a folder: pick a folder "
-                            "with --home or QCOMPARE_HOME.")
+            raise UserError(key="errors.state_is_file", folder=folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise UserError(f"cannot create the state folder {folder} ({e.strerror}): pick a "
-                            "writable one with --home or QCOMPARE_HOME.") from None
+            raise UserError(key="errors.state_create", folder=folder, error=e.strerror) from None
         busy = float(os.environ.get("QCOMPARE_DB_BUSY_TIMEOUT_S", BUSY_TIMEOUT_S))
         return cls(str(folder / "jobs.sqlite"), busy)
 
@@ -251,15 +251,18 @@ class JobStore:
             lines = (row["log"].splitlines() + line.rstrip("\n").splitlines())[-LOG_TAIL_LINES:]
             self._db.execute("UPDATE jobs SET log=? WHERE id=?", ("\n".join(lines), job_id))
 
-    def finish(self, job_id: int, state: str, error: str | None = None, tb: str | None = None,
-               result_key: str | None = None) -> bool:
-        """Move a queued/running job to a final state; a job already final is left alone."""
+    def finish(self, job_id: int, state: str, error: str | UserError | None = None,
+               tb: str | None = None, result_key: str | None = None) -> bool:
+        """Move a queued/running job to a final state; a job already final is left alone. An
+        error given as a UserError is stored as its English text and its translations."""
         assert state in FINISHED
+        i18n_json = error.translations() if isinstance(error, UserError) else None
+        text = str(error) if error is not None else None
         cur = self._exec(
-            "UPDATE jobs SET state=?, error=?, traceback=?, result_key=?, finished=?, "
-            "progress=CASE WHEN ?='done' THEN 1 ELSE progress END "
+            "UPDATE jobs SET state=?, error=?, error_i18n=?, traceback=?, result_key=?, "
+            "finished=?, progress=CASE WHEN ?='done' THEN 1 ELSE progress END "
             "WHERE id=? AND state IN ('queued','running')",
-            (state, error, tb, result_key, time.time(), state, job_id))
+            (state, text, i18n_json, tb, result_key, time.time(), state, job_id))
         return cur.rowcount == 1
 
     def retry(self, job_id: int) -> int:

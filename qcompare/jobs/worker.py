@@ -65,7 +65,7 @@ def _prepare_env(spec: RunSpec):
     import torch
 
     if spec.eval.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("CUDA was asked for but torch sees no CUDA device here: use --device cpu.")
+        raise UserError(key="errors.no_torch_cuda")
     torch.set_num_threads(spec.eval.threads or os.cpu_count() or 1)
     torch.manual_seed(0)
 
@@ -244,8 +244,8 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
         text = corpora.load_checked(spec.corpus)
         ids, nbytes = q.tokenize_stream(tokenizer, text, ev.tokens)
         if len(ids) < ev.tokens:
-            raise UserError(f"corpus {spec.corpus.label} has {len(ids)} tokens, fewer than the "
-                            f"{ev.tokens} asked for: lower --tokens or give a longer text.")
+            raise UserError(key="errors.corpus_tokens", label=spec.corpus.label, n=len(ids),
+                            tokens=ev.tokens)
         windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
         bos_id = tokenizer.bos_token_id
     with clock("reference"):
@@ -257,8 +257,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     calib = None
     if method_cls.calibrates(spec.method.options_dict):
         if spec.calib is None:
-            raise UserError(f"{spec.method.name} needs calibration text and this spec has none: "
-                            "submit it through qcompare (the CLI or the dashboard).")
+            raise UserError(key="errors.needs_calib", name=spec.method.name)
         report("drawing calibration text", 0.40)
         with clock("calibration"):          # one draw per sweep, shared through the cache
             calib, _ = calibration.cached_draw(state_dir, tokenizer, spec.calib, spec.corpus, ids,
@@ -398,13 +397,13 @@ def _matmul_dtype(built) -> str:
     return built.compute_dtype if float_kernels and ok else "float32"
 
 
-def failure_message(e: BaseException) -> str:
-    """The one line a person reads on the Jobs page for a failure."""
+def failure_message(e: BaseException) -> UserError | str:
+    """The one line a person reads on the Jobs page for a failure: a UserError (stored with its
+    translations) for what a person can fix, else the exception's type and text."""
     if isinstance(e, UserError):
-        return str(e)
+        return e
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return (f"disk full: {e.filename or 'a file'} could not be written. Free some space or "
-                "pick another state folder (--home or QCOMPARE_HOME), then retry.")
+        return UserError(key="errors.disk_full_file", file=e.filename or "?")
     return f"{type(e).__name__}: {e}"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from qcompare.errors import UserError
+from qcompare.errors import Message, UserError
 from qcompare.runtime.base import Runtime
 from qcompare.specs import RunSpec
 
@@ -28,11 +28,11 @@ class MethodConfig:
             value = getattr(self, f.name)
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
-                raise UserError(f"option {f.name} must be one of {', '.join(map(str, choices))}; "
-                                f"got {value!r}.")
+                raise UserError(key="errors.option_choice", name=f.name,
+                                choices=", ".join(map(str, choices)), value=repr(value))
             low = f.metadata.get("min")
             if low is not None and value < low:
-                raise UserError(f"option {f.name} must be at least {low}; got {value!r}.")
+                raise UserError(key="errors.option_min", name=f.name, low=low, value=repr(value))
 
     @classmethod
     def option_table(cls) -> list[dict]:
@@ -55,8 +55,8 @@ class MethodConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(raw) - set(known))
         if unknown:
-            listed = ", ".join(known) or "none"
-            raise UserError(f"unknown option(s) {', '.join(unknown)}; this method takes: {listed}.")
+            raise UserError(key="errors.option_unknown" if known else "errors.option_unknown_none",
+                            names=", ".join(unknown), listed=", ".join(known))
         values = {}
         for name, value in raw.items():
             values[name] = _coerce(name, value, type(known[name].default))
@@ -64,7 +64,6 @@ class MethodConfig:
 
 
 ACRONYMS = {"lm": "LM", "kd": "KD", "mse": "MSE", "qat": "QAT", "ptq": "PTQ"}
-TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
 
 
 def _words(name: str) -> str:
@@ -89,8 +88,8 @@ def _coerce(name: str, value: Any, typ: type) -> Any:
         if typ is float:
             return float(text)
     except ValueError:
-        raise UserError(f"option {name} needs {TYPE_WORDS.get(typ.__name__, typ.__name__)}; "
-                        f"got {value!r}.") from None
+        raise UserError(key=f"errors.option_type_{typ.__name__}", name=name,
+                        value=repr(value)) from None
     return text
 
 
@@ -142,8 +141,7 @@ class BuildContext:
     def calibration_ids(self):
         """The calibration token ids; a clear error when the job carries no calibration spec."""
         if self.calibration is None:
-            raise UserError("this method calibrates, but the run has no calibration spec: "
-                            "submit it through qcompare (the CLI or the dashboard).")
+            raise UserError(key="errors.no_calibration_spec")
         return self.calibration()
 
     def torch_runtime(self, model, backend: str = "") -> Runtime:
@@ -246,12 +244,14 @@ class Method:
     def unavailable_reason(cls, device: str = "cpu") -> str | None:
         """A sentence a person can act on, or None when the method can run on `device`."""
         if device not in cls.needs.devices:
-            return f"{cls.name} runs on {' or '.join(cls.needs.devices)} only, not {device}."
+            return Message("errors.device_only", name=cls.name,
+                           devices=" / ".join(cls.needs.devices), device=device)
         for pkg in cls.needs.packages:
             if importlib.util.find_spec(pkg) is None:
-                return f"{cls.name} needs the '{pkg}' package: pip install {cls.needs.install or pkg}."
+                return Message("errors.needs_package", name=cls.name, pkg=pkg,
+                               install=cls.needs.install or pkg)
         if device == "cuda" and not _cuda_visible():
-            return "needs CUDA, and no NVIDIA GPU is visible on this machine."
+            return Message("errors.no_cuda")
         return None
 
     @classmethod

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from qcompare import corpora, diskspace, models
+from qcompare.errors import Message
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.runtime.llamacpp import LlamaCppRuntime
 from qcompare.specs import RunSpec
@@ -144,8 +145,7 @@ def importance_matrix(model, calibration_ids, progress=lambda frac: None) -> dic
     return {k: (sums[k] / counts[k]).float().cpu().numpy() for k in sums}
 
 
-NO_GGUF_SOURCE = ("GGUF types start from a .gguf file (the embedded model, --model file.gguf) "
-                  "or a Hugging Face folder converted by llama.cpp's converter. ")
+
 
 
 def quantize(src: Path, dst: Path, type_name: str, threads: int,
@@ -238,7 +238,7 @@ class GGUF(Method):
         if models.source_gguf(spec.model):
             return None
         reason = hf2gguf.unavailable_reason()
-        return NO_GGUF_SOURCE + reason if reason else None
+        return Message("errors.no_gguf_source", reason=reason) if reason else None
 
     def build(self, ctx: BuildContext) -> Built:
         import llama_cpp

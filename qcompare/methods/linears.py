@@ -48,6 +48,5 @@ def check_group_size(model, group_size: int, library: str) -> None:
     if bad:
         g = math.gcd(*sizes)
         ok = [d for d in (256, 128, 64, 32, 16) if g % d == 0]
-        raise UserError(f"{library} needs every Linear's input size divisible by group_size "
-                        f"{group_size}; this model has {', '.join(map(str, bad))}. Use group_size "
-                        f"{' or '.join(map(str, ok)) or '0 (per channel)'}.")
+        raise UserError(key="errors.group_divisible", library=library, group_size=group_size,
+                        bad=", ".join(map(str, bad)), ok=" / ".join(map(str, ok + [0])))

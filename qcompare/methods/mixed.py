@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from qcompare.errors import UserError
+from qcompare.errors import Message, UserError
 from qcompare.methods import gptq as gptq_mod
 from qcompare.methods import rtn
 from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
@@ -33,18 +33,17 @@ def canonical_map(text: str) -> str:
     try:
         raw = json.loads(text or "{}")
     except json.JSONDecodeError as e:
-        raise UserError(f"bits_map must be JSON like {{\"0\": 8, \"5.down_proj\": 3}}: {e}") from None
+        raise UserError(key="errors.bits_map_json", error=e) from None
     if not isinstance(raw, dict):
-        raise UserError("bits_map must be a JSON object from unit to bits.")
+        raise UserError(key="errors.bits_map_object")
     out = {}
     for key, bits in raw.items():
         layer, _, role = str(key).partition(".")
         if not layer.isdigit() or (role and role not in ROLES):
-            raise UserError(f"bits_map key {key!r} must be a layer index ('3') or a layer and "
-                            f"a projection ('3.down_proj'; projections: {', '.join(ROLES)}).")
+            raise UserError(key="errors.bits_map_key", unit=repr(key), roles=", ".join(ROLES))
         if bits not in UNIT_BITS or isinstance(bits, bool):
-            raise UserError(f"bits_map[{key!r}] must be one of {', '.join(map(str, UNIT_BITS))}; "
-                            f"got {bits!r}.")
+            raise UserError(key="errors.bits_map_bits", unit=repr(key),
+                            choices=", ".join(map(str, UNIT_BITS)), value=repr(bits))
         out[f"{int(layer)}{'.' + role if role else ''}"] = int(bits)
     return json.dumps(dict(sorted(out.items(), key=lambda kv: _unit_order(kv[0]))),
                       separators=(",", ":"))
@@ -157,7 +156,7 @@ class Mixed(Method):
     def request_problem(cls, spec) -> str | None:
         c = cls.config_cls.parse(spec.method.options_dict)
         if c.family == "gptq" and spec.calib is None:
-            return "mixed with GPTQ calibrates: submit it through qcompare so it gets calibration."
+            return Message("errors.mixed_calib")
         return None
 
     def _quantize(self, name: str, W, H):

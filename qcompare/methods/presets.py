@@ -17,7 +17,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 def preset_methods(name: str = "default", device: str = "cpu") -> list[MethodSpec]:
     """The preset's methods that can run on `device`, each at its default options otherwise."""
     if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}.")
+        raise UserError(key="errors.preset", name=repr(name), presets=", ".join(PRESETS))
     out = []
     for arg in PRESETS[name]:
         spec = registry.parse_method_arg(arg)

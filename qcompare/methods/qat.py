@@ -123,12 +123,10 @@ class QAT(Method):
         calib = ctx.calibration_ids()
         usable = calib.shape[1] // c.seq_len * c.seq_len
         if usable == 0:
-            raise UserError(f"calibration sequences ({calib.shape[1]} tokens) are shorter than "
-                             f"seq_len {c.seq_len}: lower seq_len or raise the calibration length")
+            raise UserError(key="errors.qat_seq_len", n=calib.shape[1], seq_len=c.seq_len)
         seqs = calib[:, :usable].reshape(-1, c.seq_len)
         if len(seqs) <= HELD_OUT:
-            raise UserError("QAT needs more calibration sequences than the held-out ones: raise "
-                             "the calibration samples")
+            raise UserError(key="errors.qat_held_out")
         held, train = seqs[:HELD_OUT].to(device), seqs[HELD_OUT:]
 
         for p in model.parameters():

@@ -18,8 +18,7 @@ def scale_groups(layer) -> list[tuple[str, object, list[str]]]:
                     ["mlp.gate_proj", "mlp.up_proj"]),
                    ("mlp.up_proj", mlp.up_proj, ["mlp.down_proj"])]
     except AttributeError as e:
-        raise UserError(f"scale folding (AWQ, SmoothQuant) needs Llama-style decoder layers (input_layernorm, "
-                        f"self_attn.q/k/v/o_proj, mlp.gate/up/down_proj): {e}") from None
+        raise UserError(key="errors.scale_folding", error=e) from None
     return groups
 
 

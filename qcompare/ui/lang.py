@@ -9,14 +9,25 @@ from qcompare import i18n
 KEY = "lang"
 
 
+_last = "en"                     # the language of the latest run (see `current`)
+
+
 def current() -> str:
+    """The session's language. Outside a script run (a widget's format_func called by
+    Streamlit's test harness after the run) there is no session: the latest run's language."""
+    global _last
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return _last
     if KEY not in st.session_state:
         try:
             locale = st.context.locale
         except Exception:  # noqa: BLE001 - no browser (tests, bare mode): English
             locale = None
         st.session_state[KEY] = i18n.from_locale(locale)
-    return st.session_state[KEY]
+    _last = st.session_state[KEY]
+    return _last
 
 
 def t(key: str, **values) -> str:

@@ -126,6 +126,41 @@ def test_unavailable_methods_are_disabled_with_their_reason(app, monkeypatch):
     assert sum("needs CUDA" in t for t in said) == 1                     # once, at the device
 
 
+def test_errors_and_reasons_reach_the_page_in_its_language(app, seeded):
+    import os
+
+    def in_japanese(page):
+        at = app()
+        at.session_state["lang"] = "ja"
+        at.run()
+        at.switch_page(page)
+        return at.run()
+
+    at = in_japanese("pages/compare.py")
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()
+    at.text_input(key="model_ref").input("/no/such/folder").run()
+    assert any("モデルのフォルダ /no/such/folder がありません" in e.value for e in at.error)
+    assert not any("does not exist" in e.value for e in at.error)
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        at.selectbox(key="device").set_value("cuda").run()
+        said = [w.value for w in at.warning] + [c.value for c in at.caption]
+        assert any("NVIDIA の GPU が見当たりません" in x for x in said), said
+    from qcompare.errors import UserError
+    from qcompare.jobs.status import exit_error
+
+    store = JobStore.open(seeded)
+    job_id, _ = store.submit("killed-key", "rtn on killed (cpu)", "{}")
+    store.finish(job_id, "failed", error=exit_error(-9), tb="")
+    other, _ = store.submit("plain-key", "rtn on plain (cpu)", "{}")
+    store.finish(other, "failed", error=UserError("an English-only message"))
+    jobs = in_japanese("pages/jobs.py")
+    shown = [e.value for e in jobs.error]
+    assert any("SIGKILL で強制終了されました" in x for x in shown), shown
+    assert any(x == "an English-only message" for x in shown)     # no key: as stored
+    assert "SIGKILL" in store.get(job_id).error and store.get(job_id).error.isascii()
+
+
 def test_jobs_page_lists_jobs_and_shows_a_failure_readably(app, seeded):
     store = JobStore.open(seeded)
     job_id, _ = store.submit("broken-key", "rtn on broken (cpu)", "{}")

