@@ -10,7 +10,7 @@ from qcompare.ui.data import ray_cluster, results, state_dir
 from qcompare.ui.lang import current as current_lang
 from qcompare.ui.lang import picker as language_picker
 from qcompare.ui.lang import t
-from qcompare.ui.navigation import DEEPLINK, NAV_FLAG
+from qcompare.ui.navigation import NAV_FLAG, follow_deeplink
 
 st.set_page_config(page_title="qcompare", page_icon="⚖️", layout="wide",
                    initial_sidebar_state="collapsed" if presenter.active() else "auto")
@@ -29,8 +29,7 @@ pages = [
 ]
 st.session_state[NAV_FLAG] = True
 nav = st.navigation(pages)
-if DEEPLINK in st.session_state:
-    st.switch_page(st.session_state.pop(DEEPLINK))
+follow_deeplink()
 
 @st.fragment(run_every=3)
 def sidebar_status() -> None:

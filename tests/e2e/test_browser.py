@@ -272,6 +272,13 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # the fresh server's first request is a deep link: routed through app.py (see
+        # qcompare.ui.navigation), it must keep its ?present=1
+        page.goto(demo_server + "/playground?present=1")
+        page.get_by_role("heading", name="Quantization playground").first.wait_for(timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot .bars", timeout=60_000)      # the run has ended
+        deep_font = page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize")
+        deep_url = page.url
         page.goto(demo_server + "/?present=1")
         page.get_by_text("The default comparison").first.wait_for(timeout=60_000)
         assert page.locator("[data-testid='stToolbarActions'] >> text=Deploy").count() == 0
@@ -305,7 +312,7 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
         ja.screenshot(path=str(out / "presenter-playground-ja.png"))
         ja.goto(demo_server + "/choose?present=1")
         ja.get_by_role("heading", name="手法を選ぶ").first.wait_for(timeout=60_000)
-        ja.get_by_text("すべての条件を満たす").first.wait_for(timeout=60_000)   # the chart's legend
+        ja.wait_for_selector(".js-plotly-plot", timeout=60_000)         # the ranking's chart
         ja.wait_for_timeout(1000)
         ja.screenshot(path=str(out / "presenter-choose-ja.png"))
         said = ja.locator("[data-testid='stMain']").inner_text()
@@ -313,3 +320,4 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
     assert "fits in" not in said and "rule of thumb" not in said and "経験則" in said
     assert coloured > 0                      # tokens of both columns carry their KL
     assert float(font.removesuffix("px")) >= 60          # 3rem at a 22 px root
+    assert float(deep_font.removesuffix("px")) >= 60 and deep_url.endswith("?present=1"), (deep_font, deep_url)
