@@ -127,8 +127,23 @@ def test_translated_pages_render_in_japanese(page, tmp_path, monkeypatch, tiny_m
     assert not at.exception, at.exception
     leftovers = {w for text in _visible(at) for w in english_words(text)}
     assert not leftovers, [x for x in _visible(at) if english_words(x)]
-    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
-    assert all(not english_words(x) for x in titles), titles
+    words = [w for c in at.get("plotly_chart") for w in _chart_words(json.loads(c.proto.spec))]
+    assert all(not english_words(x) for x in words), [x for x in words if english_words(x)]
+
+
+def _chart_words(spec: dict) -> list[str]:
+    """A chart's own words: its title, axis titles, annotations and legend entries."""
+    layout = spec.get("layout", {})
+
+    def text(v):
+        return v.get("text", "") if isinstance(v, dict) else (v or "")
+    out = [text(layout.get("title"))]
+    out += [text(v.get("title")) for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))
+            and isinstance(v, dict)]
+    out += [a.get("text", "") for a in layout.get("annotations", [])]
+    out += [str(tr.get("name", "")) for tr in spec.get("data", [])]
+    out += [text(tr.get("legendgrouptitle")) for tr in spec.get("data", [])]
+    return [re.sub(r"<[^>]+>", " ", x) for x in out if x]
 
 
 def test_every_method_summary_option_label_and_help_is_in_the_catalogue():

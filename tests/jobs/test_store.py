@@ -56,3 +56,25 @@ def test_status_rules():
     assert eta_seconds(job, job.started + 10) is None     # no progress yet
     s.progress(j, "x", 0.25)
     assert eta_seconds(s.get(j), s.get(j).started + 10) == 30
+
+
+def test_a_table_from_before_translated_errors_gains_the_column_and_keeps_its_jobs(tmp_path):
+    import sqlite3
+
+    from qcompare.errors import UserError
+    from qcompare.jobs.store import _SCHEMA, JobStore
+
+    old = _SCHEMA.replace(",\n    error_i18n TEXT", "")
+    assert "error_i18n" not in old
+    db = sqlite3.connect(tmp_path / "jobs.sqlite")
+    db.executescript(old)
+    db.execute("INSERT INTO jobs(key,label,spec_json,created) VALUES ('k','old job','{}',0)")
+    db.commit()
+    db.close()
+    store = JobStore.open(tmp_path)
+    (job,) = store.list()
+    assert job.label == "old job" and job.error_i18n is None
+    store.finish(job.id, "failed", error=UserError(key="errors.cancelled"))
+    got = store.get(job.id)
+    assert got.error == "cancelled by the user" and "ユーザーが取り消しました" in got.error_i18n
+    JobStore.open(tmp_path)                                      # a second open: nothing to add
