@@ -4,6 +4,7 @@ import time
 
 import streamlit as st
 
+from qcompare import stages
 from qcompare.errors import UserError, stored_text
 from qcompare.jobs import status
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
@@ -59,7 +60,7 @@ def job_table() -> None:
                 word = t(f"jobs.s_{state}")
                 what = t("jobs.after", state=word, t=_duration(elapsed)) if elapsed else word
             else:
-                what = f"`{t(f'jobs.s_{state}')}` · {j.stage or '—'}"
+                what = f"`{t(f'jobs.s_{state}')}` · {stages.text(j.stage, current()) or '—'}"
             c[0].markdown(f'<span id="job-{j.id}"></span>{ICONS.get(state, "")} **#{j.id}** '
                           f"{j.label}  \n{what}", unsafe_allow_html=True)
             if j.state == "running":

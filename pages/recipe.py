@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare import budget, effort, sensitivity, sensitivity_charts, shapes
+from qcompare import budget, effort, sensitivity, sensitivity_charts, shapes, stages
 from qcompare import recipe as recipes
 from qcompare.errors import UserError
 from qcompare.jobs.store import JobStore
@@ -94,7 +94,8 @@ with tab_measure:
         active = [j for j in JobStore.open(state_dir()).list(("queued", "running"))
                   if sensitivity.is_sensitivity_json(j.spec_json)]
         for j in active:
-            st.progress(min(max(j.progress, 0.0), 1.0), text=f"#{j.id} {j.state}: {j.stage or 'waiting'}")
+            st.progress(min(max(j.progress, 0.0), 1.0),
+                        text=f"#{j.id} {t(f'jobs.s_{j.state}')}: {stages.text(j.stage, lang) or t('jobs.s_queued')}")
     _progress()
 
 if not all_sweeps:
