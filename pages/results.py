@@ -257,7 +257,7 @@ with st.expander(t("results.layers")):
         metric = st.selectbox(t("results.heatmap_of"), metrics, key="layers_metric",
                               help="; ".join(f"{k}: {DIAGNOSTIC_HELP[k]}" for k in metrics
                                              if k in DIAGNOSTIC_HELP))
-        presenter.chart(charts.layer_heatmap(layers, metric), key="layers_heatmap")
+        presenter.chart(charts.layer_heatmap(layers, metric, lang=lang), key="layers_heatmap")
         st.dataframe(layers, hide_index=True)
     else:
         st.caption(t("results.no_layers"))

@@ -448,12 +448,12 @@ def layer_grid(layers: list[dict], metric: str) -> pd.DataFrame:
     return d.pivot_table(index="index", columns="linear", values="value", aggfunc="mean")[order]
 
 
-def layer_heatmap(layers: list[dict], metric: str, title: str = "") -> go.Figure:
+def layer_heatmap(layers: list[dict], metric: str, title: str = "", lang: str = "en") -> go.Figure:
     """Heatmap of `metric` over decoder layers (y) and Linear kinds (x)."""
     grid = layer_grid(layers, metric)
     fig = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index),
                                colorscale="Viridis", colorbar={"title": metric}))
-    fig.update_layout(title=title, xaxis_title="Linear", yaxis_title="decoder layer",
+    fig.update_layout(title=title, xaxis_title="Linear", yaxis_title=i18n.t("schart.layer", lang),
                       yaxis_autorange="reversed", height=max(300, 18 * len(grid) + 120))
     return fig
 
