@@ -1,7 +1,7 @@
 """qcompare dashboard: navigation and the sidebar status line. Start: streamlit run app.py"""
 import streamlit as st
 
-from qcompare.errors import UserError, text_of
+from qcompare.core.errors import UserError, text_of
 from qcompare.jobs.ray_runner import known_address
 from qcompare.jobs.runner import runner_running
 from qcompare.jobs.store import JobStore

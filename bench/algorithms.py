@@ -28,12 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
+from qcompare.core.statedir import default_state_dir
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
-from qcompare.registry import parse_method_arg
-from qcompare.results import ResultStore
-from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
-from qcompare.statedir import default_state_dir
+from qcompare.store.results import ResultStore
 
 CORE = {
     "fp32": "fp32",

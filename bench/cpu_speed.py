@@ -20,13 +20,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
-from qcompare import registry
-from qcompare import submit as submitting
+from qcompare.core import registry
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.core.statedir import default_state_dir
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
 from qcompare.metrics import roofline
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
-from qcompare.statedir import default_state_dir
 
 METHODS = ["fp32", "bf16", "torchao-int8wo", "torchao-int8dq", "torchao-int4wo",
            "torch-dynamic-int8", "hqq:bits=4",

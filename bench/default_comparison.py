@@ -8,7 +8,7 @@ point) and to the last; each job's phases (from its row's `phases_json`: startup
 start to the worker's first line, convert, load, reference pass, calibration draw, build,
 evaluation with its KLD scoring, speed, roofline, write); a second click on the same state (median of 3), answered
 from the cache; the rows' precision (PPL and KLD standard errors, decode spread and repeats);
-the ranking by KLD with the paired gap between neighbours (qcompare.ranking); and each speed
+the ranking by KLD with the paired gap between neighbours (qcompare.stats.ranking); and each speed
 row's roofline %.
 
 With --against thorough, the same comparison then runs at the thorough effort in the same
@@ -39,8 +39,8 @@ PHASES = ("startup", "convert", "load", "reference", "calibration", "build", "ev
 def run_click(state: Path, effort: str, timeout_s: float) -> dict:
     """One click on an empty (or warm) state folder; waits for every job to finish."""
     from qcompare.jobs.store import FINISHED, JobStore
-    from qcompare.results import ResultStore
-    from qcompare.submit import preset_specs, submit
+    from qcompare.jobs.submit import preset_specs, submit
+    from qcompare.store.results import ResultStore
 
     t0 = time.perf_counter()
     skipped: list = []
@@ -63,7 +63,7 @@ def run_click(state: Path, effort: str, timeout_s: float) -> dict:
 
 
 def repeat_click(state: Path, effort: str, n: int = 3) -> float:
-    from qcompare.submit import preset_specs, submit
+    from qcompare.jobs.submit import preset_specs, submit
 
     times = []
     for _ in range(n):
@@ -76,7 +76,7 @@ def repeat_click(state: Path, effort: str, n: int = 3) -> float:
 
 
 def rows_of(state: Path, keys) -> "object":
-    from qcompare.results import ResultStore
+    from qcompare.store.results import ResultStore
 
     df = ResultStore(state).load().frame
     return df[df["key"].isin(list(keys))]
@@ -109,7 +109,7 @@ def phase_table(df, click: dict) -> list[str]:
 
 
 def quality_table(df, state: Path) -> tuple[list[str], "object"]:
-    from qcompare import ranking
+    from qcompare.stats import ranking
 
     lines = ["| method | effort | PPL ± se | KLD ± se | decode tok/s [min–max] (n) | "
              "decode roofline % | prefill tok/s | prefill % of matmul peak | weights MiB |",
@@ -169,7 +169,7 @@ def main() -> None:
     ap.add_argument("--keep", default="", help="use (and keep) this state folder; must be empty")
     args = ap.parse_args()
 
-    from qcompare import effort as efforts
+    from qcompare.core import effort as efforts
 
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="qcompare-bench-")
     state = Path(args.keep or tmp.name)

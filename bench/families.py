@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.algorithms import run_all
 from bench.report import write_section
-from qcompare.specs import CalibSpec, EvalSpec
-from qcompare.statedir import default_state_dir
+from qcompare.core.specs import CalibSpec, EvalSpec
+from qcompare.core.statedir import default_state_dir
 
 # family -> [(label, method arg, bits)], highest bits first
 LADDERS = {
@@ -59,7 +59,7 @@ def main() -> None:
     home_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     ev = EvalSpec(tokens=args.tokens, window=512, speed_repeats=0)
     calib = CalibSpec(samples=args.calib_samples, seq_len=args.calib_len)
-    from qcompare import registry
+    from qcompare.core import registry
 
     ladders = {family: ladder for family, ladder in LADDERS.items()
                if all(registry.parse_method_arg(arg) and

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
 from qcompare.methods import gptq, rtn
-from qcompare.methods.hessian import damp_hessian, prepare_hessian
+from qcompare.methods.kernels.hessian import damp_hessian, prepare_hessian
 
 
 def per_column_cholesky(W, H, *, bits: int, group_size: int, sym: bool, damp: float = 0.01):
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"per-column Cholesky: {chol_s:.2f} s {[round(t, 2) for t in chol_all]}", flush=True)
     ref_s, ref_all, ref = timed(lambda: gptq.gptq_reference(W, H, **kw), args.ref_repeats)
     print(f"per-column OBS: {ref_s:.2f} s {[round(t, 2) for t in ref_all]}", flush=True)
-    from qcompare.methods.sequential import relative_output_error
+    from qcompare.methods.kernels.sequential import relative_output_error
 
     err_fast, err_ref = relative_output_error(W, fast, H), relative_output_error(W, ref, H)
     err_rtn = relative_output_error(W, rtn.fake_quantize(W, 4, True, "group", 128), H)

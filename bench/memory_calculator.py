@@ -6,7 +6,7 @@ the published 7B figures.
 Each variant is built for real (`Method.build`, the worker's own build, on the embedded model
 converted to safetensors; calibrating methods get 8 x 64 calibration tokens: the stored layout
 does not depend on them), and its reported `weights_bytes` is compared with
-`qcompare.sizing.estimate` for the embedded model's shape read from its GGUF header. Nothing is
+`qcompare.decide.sizing.estimate` for the embedded model's shape read from its GGUF header. Nothing is
 evaluated: this measures storage only.
 """
 from __future__ import annotations
@@ -18,13 +18,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
-from qcompare import models, registry, sizing
-from qcompare.catalog import MODELS
-from qcompare.errors import UserError
-from qcompare.methods import gguf_types
-from qcompare.shapes import shape_of_gguf
-from qcompare.sizing import GB, MIB, Setting
-from qcompare.statedir import default_state_dir
+from qcompare.core import registry
+from qcompare.core.errors import UserError
+from qcompare.core.statedir import default_state_dir
+from qcompare.decide import sizing
+from qcompare.decide.catalog import MODELS
+from qcompare.decide.shapes import shape_of_gguf
+from qcompare.decide.sizing import GB, MIB, Setting
+from qcompare.methods.kernels import gguf_types
+from qcompare.sources import models
 
 VARIANTS = [
     "fp32", "bf16", "fp16", "fp8", "rtn:bits=4", "rtn:bits=8,granularity=channel",
@@ -41,9 +43,9 @@ VARIANTS = [
 def build_one(arg: str, state_dir: Path, work: Path) -> int:
     import torch
 
-    from qcompare.methods.base import BuildContext
-    from qcompare.models import load_model, load_tokenizer
-    from qcompare.specs import EvalSpec, ModelSpec, RunSpec
+    from qcompare.core.method import BuildContext
+    from qcompare.core.specs import EvalSpec, ModelSpec, RunSpec
+    from qcompare.sources.models import load_model, load_tokenizer
 
     spec = registry.parse_method_arg(arg)
     cls = registry.get(spec.name)
@@ -89,7 +91,7 @@ def main() -> None:
     q4 = sizing.estimate(registry.get("gguf"), {"type": "Q4_K_M", "imatrix": False}, llama, Setting())
     body = f"""`bench/memory_calculator.py`. Every variant below was built for real on the embedded
 model (SmolLM2-135M-Instruct, shape read from its GGUF header) and its reported `weights_mib`
-compared with the calculator's (`qcompare.sizing`, each method's `stored_bits`). Largest
+compared with the calculator's (`qcompare.decide.sizing`, each method's `stored_bits`). Largest
 difference: **{worst:.4%}** (the issue's bar: 2 %).
 
 {chr(10).join(lines)}

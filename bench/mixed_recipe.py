@@ -6,7 +6,7 @@ On the embedded model at the quick effort: a sensitivity sweep per family (RTN p
 2/3/4/8 bits; the built-in GPTQ per decoder layer at 2/3/4/8 bits), then for each uniform
 width 3, 4 and 8 the uniform run and the best predicted recipe within its stored size (16 bits
 allowed), both measured by the worker on the evaluated text (real rows in the state folder),
-and the paired bootstrap interval of their KL difference (`qcompare.budget`).
+and the paired bootstrap interval of their KL difference (`qcompare.recipes.budget`).
 """
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
-from qcompare import budget, effort
+from qcompare.core import effort
+from qcompare.core.specs import CorpusSpec, ModelSpec
+from qcompare.core.statedir import default_state_dir
 from qcompare.jobs import sensitivity_job, worker
-from qcompare.results import ResultStore
-from qcompare.sensitivity import SensitivitySpec, SensitivityStore
-from qcompare.specs import CorpusSpec, ModelSpec
-from qcompare.statedir import default_state_dir
-from qcompare.submit import resolve_sensitivity
+from qcompare.jobs.submit import resolve_sensitivity
+from qcompare.recipes import budget
+from qcompare.recipes.sensitivity import SensitivitySpec, SensitivityStore
+from qcompare.store.results import ResultStore
 
 SWEEPS = (("rtn", "linear"), ("gptq", "block"))
 WIDTHS = (3, 4, 8)

@@ -3,7 +3,7 @@
     python bench/noise_floor.py          # writes its section of BENCHMARKS.md
 
 Runs fp32 and bf16 through the worker (real rows, in the state folder), then reads the noise
-floor the first job computed beside the baseline (`qcompare.noisefloor`): the fp32 baseline in
+floor the first job computed beside the baseline (`qcompare.stats.noisefloor`): the fp32 baseline in
 bf16 compute, fp16 compute, and with bf16-rounded weights, each scored like a method.
 """
 from __future__ import annotations
@@ -14,12 +14,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
-from qcompare import effort, noisefloor
+from qcompare.core import effort
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.core.statedir import default_state_dir
 from qcompare.jobs import worker
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
-from qcompare.statedir import default_state_dir
-from qcompare.submit import build_specs
+from qcompare.jobs.submit import build_specs
+from qcompare.stats import noisefloor
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
                         f"{noisefloor.versus(row['kld_mean'], noise)}.")
         print(lines[-1], flush=True)
     body = ("`bench/noise_floor.py`. The embedded model's fp32 baseline rerun with numerical "
-            "noise only, scored against itself like a method (`qcompare.noisefloor`); the band "
+            "noise only, scored against itself like a method (`qcompare.stats.noisefloor`); the band "
             "drawn on KL and top-1 charts is the worst of the three.\n\n"
             + "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n")
     write_section("Noise floor of the embedded model", body)

@@ -18,9 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import write_section
-from qcompare import models, playground_charts
-from qcompare import playground as pg
-from qcompare.statedir import default_state_dir
+from qcompare.core.statedir import default_state_dir
+from qcompare.explore import playground as pg
+from qcompare.explore import playground_charts
+from qcompare.sources import models
 
 REPEATS = 7
 TARGET_MS = 300

@@ -82,13 +82,13 @@ def main() -> None:
 
     import torch
 
-    from qcompare import corpora, models
+    from qcompare.core.specs import ModelSpec
+    from qcompare.core.statedir import default_state_dir
     from qcompare.jobs.worker import _evaluate
     from qcompare.metrics import quality as q
-    from qcompare.reference import ReferenceStore
     from qcompare.runtime.torch_model import TorchRuntime
-    from qcompare.specs import ModelSpec
-    from qcompare.statedir import default_state_dir
+    from qcompare.sources import corpora, models
+    from qcompare.store.reference import ReferenceStore
 
     spec = models.resolve(ModelSpec())
     folder = models.local_folder(spec, default_state_dir())

@@ -1,16 +1,19 @@
 """Choose: which quantization to deploy here. Constraints -> measured rows that fit, ranked and
-explained (qcompare.recommend), the rules of thumb labelled as such, a memory calculator for
-any model and GPU (qcompare.sizing), and the published figures as a labelled layer."""
+explained (qcompare.decide.recommend), the rules of thumb labelled as such, a memory calculator for
+any model and GPU (qcompare.decide.sizing), and the published figures as a labelled layer."""
 import json
 
 import pandas as pd
 import streamlit as st
 
-from qcompare import catalog, charts, published, recommend, registry, sizing
-from qcompare.chartstyle import point_label
-from qcompare.comparability import largest_group
-from qcompare.errors import UserError, text_of
-from qcompare.sizing import GIB, MIB
+from qcompare.charts import tradeoff as charts
+from qcompare.charts.style import point_label
+from qcompare.core import registry
+from qcompare.core.errors import UserError, text_of
+from qcompare.decide import catalog, recommend, sizing
+from qcompare.decide.sizing import GIB, MIB
+from qcompare.sources import published
+from qcompare.stats.comparability import largest_group
 from qcompare.ui import presenter
 from qcompare.ui.data import model_shape, queue_like, results, state_dir
 from qcompare.ui.lang import current, t

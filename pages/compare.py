@@ -3,11 +3,14 @@ corpus and protocol, see an estimate, and submit. Cache hits show as done at onc
 
 import streamlit as st
 
-from qcompare import effort as efforts
-from qcompare import estimate, i18n, models, registry
-from qcompare.corpora import corpus_from_arg
-from qcompare.errors import UserError, text_of
-from qcompare.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
+from qcompare.core import effort as efforts
+from qcompare.core import registry
+from qcompare.core.errors import UserError, text_of
+from qcompare.core.specs import DEVICES, DTYPES, PROTOCOLS, CalibSpec, EvalSpec
+from qcompare.decide import estimate
+from qcompare.i18n import catalogue as i18n
+from qcompare.sources import models
+from qcompare.sources.corpora import corpus_from_arg
 from qcompare.ui.data import param_count, planned_specs, resolve_model, results, state_dir, submit_specs
 from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation

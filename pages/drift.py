@@ -3,9 +3,9 @@ from the baseline (or marked where its top token changed), the worst passages fi
 import numpy as np
 import streamlit as st
 
-from qcompare import drift
-from qcompare.registry import BASELINE
-from qcompare.tokenscores import TokenScores
+from qcompare.core.registry import BASELINE
+from qcompare.explore import drift
+from qcompare.store.tokenscores import TokenScores
 from qcompare.ui.data import results, state_dir
 from qcompare.ui.lang import t
 from qcompare.ui.navigation import ensure_navigation

@@ -1,18 +1,19 @@
 """Generation side by side: the baseline and up to three quantized variants continue the same
 prompt with the same decoding, streamed token by token from the generation worker
-(`qcompare.jobs.generation_worker`), then coloured by each variant's KL divergence from the
+(`qcompare.explore.generation_worker`), then coloured by each variant's KL divergence from the
 baseline and marked where its tokens first depart. The page never imports torch."""
 import time
 
 import pandas as pd
 import streamlit as st
 
-from qcompare import effort, generation, registry
-from qcompare.decoding import Decoding
-from qcompare.errors import UserError
-from qcompare.jobs.generation_worker import ensure_worker, running
-from qcompare.specs import EvalSpec, ModelSpec, RunSpec
-from qcompare.submit import build_specs
+from qcompare.core import effort, registry
+from qcompare.core.errors import UserError
+from qcompare.core.specs import EvalSpec, ModelSpec, RunSpec
+from qcompare.explore import generation
+from qcompare.explore.decoding import Decoding
+from qcompare.explore.generation_worker import ensure_worker, running
+from qcompare.jobs.submit import build_specs
 from qcompare.ui.data import results, start_runner, state_dir
 from qcompare.ui.lang import t
 from qcompare.ui.navigation import ensure_navigation

@@ -2,11 +2,15 @@
 the latest trade-off chart."""
 import streamlit as st
 
-from qcompare import charts, effort, estimate, i18n, ranking
-from qcompare.comparability import latest_group
-from qcompare.errors import UserError
-from qcompare.methods.presets import preset_families
-from qcompare.registry import BASELINE, get
+from qcompare.charts import tradeoff as charts
+from qcompare.core import effort
+from qcompare.core.errors import UserError
+from qcompare.core.presets import preset_families
+from qcompare.core.registry import BASELINE, get
+from qcompare.decide import estimate
+from qcompare.i18n import catalogue as i18n
+from qcompare.stats import ranking
+from qcompare.stats.comparability import latest_group
 from qcompare.ui import presenter
 from qcompare.ui.data import embedded_state, preset_plan, results, state_dir, submit_preset
 from qcompare.ui.data import ranked as data_ranked

@@ -4,8 +4,8 @@ import time
 
 import streamlit as st
 
-from qcompare import stages
-from qcompare.errors import UserError, stored_text
+from qcompare.core.errors import UserError, stored_text
+from qcompare.i18n import stages
 from qcompare.jobs import status
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.store import JobStore

@@ -1,5 +1,5 @@
 """Quantization playground: one real weight tensor of the model, quantized by the source guide's
-formulas in NumPy (`qcompare.playground`), two settings side by side. Reads safetensors directly;
+formulas in NumPy (`qcompare.explore.playground`), two settings side by side. Reads safetensors directly;
 no torch, no job: every change is computed in the page."""
 import time
 from pathlib import Path
@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from qcompare import effort, generation, models, playground_charts, registry
-from qcompare import playground as pg
-from qcompare.errors import UserError
-from qcompare.jobs.generation_worker import ensure_worker
-from qcompare.specs import CorpusSpec, ModelSpec
-from qcompare.submit import build_specs
+from qcompare.core import effort, registry
+from qcompare.core.errors import UserError
+from qcompare.core.specs import CorpusSpec, ModelSpec
+from qcompare.explore import generation, playground_charts
+from qcompare.explore import playground as pg
+from qcompare.explore.generation_worker import ensure_worker
+from qcompare.jobs.submit import build_specs
+from qcompare.sources import models
 from qcompare.ui import presenter
 from qcompare.ui.data import start_runner, state_dir
 from qcompare.ui.lang import current, t

@@ -6,13 +6,17 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare import budget, effort, sensitivity, sensitivity_charts, shapes, stages
-from qcompare import recipe as recipes
-from qcompare.errors import UserError
+from qcompare.core import effort
+from qcompare.core.errors import UserError
+from qcompare.core.specs import CorpusSpec, ModelSpec, RunSpec
+from qcompare.decide import shapes
+from qcompare.i18n import stages
 from qcompare.jobs.store import JobStore
+from qcompare.jobs.submit import resolve_sensitivity
 from qcompare.methods.mixed import ROLES
-from qcompare.specs import CorpusSpec, ModelSpec, RunSpec
-from qcompare.submit import resolve_sensitivity
+from qcompare.recipes import budget, sensitivity
+from qcompare.recipes import charts as sensitivity_charts
+from qcompare.recipes import recipe as recipes
 from qcompare.ui import presenter
 from qcompare.ui.data import results, state_dir, stored_sweeps, submit_runs, submit_sweep
 from qcompare.ui.lang import current, t

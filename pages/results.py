@@ -6,13 +6,18 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare import bootstrap, charts, i18n, noisefloor, published, ranking, report
-from qcompare.comparability import differing, latest_group
-from qcompare.methods.sequential import DIAGNOSTIC_HELP
-from qcompare.metrics import roofline, table
-from qcompare.metrics.table import label
-from qcompare.registry import BASELINE
-from qcompare.tokenscores import TokenScores
+from qcompare.charts import report
+from qcompare.charts import tradeoff as charts
+from qcompare.core import columns as table
+from qcompare.core.columns import label
+from qcompare.core.registry import BASELINE
+from qcompare.i18n import catalogue as i18n
+from qcompare.methods.kernels.sequential import DIAGNOSTIC_HELP
+from qcompare.metrics import roofline
+from qcompare.sources import published
+from qcompare.stats import bootstrap, noisefloor, ranking
+from qcompare.stats.comparability import differing, latest_group
+from qcompare.store.tokenscores import TokenScores
 from qcompare.ui import presenter
 from qcompare.ui.data import ranked as data_ranked
 from qcompare.ui.data import results, state_dir, token_kl

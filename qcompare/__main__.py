@@ -1,3 +1,3 @@
-from qcompare.cli import main
+from qcompare.cli.commands import main
 
 raise SystemExit(main())

@@ -23,7 +23,7 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from qcompare.corpora import embedded_text
+    from qcompare.sources.corpora import embedded_text
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -59,7 +59,7 @@ def state_dir(tmp_path) -> Path:
 @pytest.fixture
 def tiny_eval():
     """A small, fast evaluation protocol for the tiny model."""
-    from qcompare.specs import EvalSpec
+    from qcompare.core.specs import EvalSpec
 
     return EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
 
@@ -68,9 +68,9 @@ def tiny_eval():
 def build_context():
     """A factory of the BuildContext the worker would hand a method for a local model folder:
     make(folder, method="fp32", device="cpu", dtype="float32", **context fields)."""
-    from qcompare.methods.base import BuildContext
-    from qcompare.models import load_model, model_from_arg
-    from qcompare.specs import EvalSpec, MethodSpec, RunSpec
+    from qcompare.core.method import BuildContext
+    from qcompare.core.specs import EvalSpec, MethodSpec, RunSpec
+    from qcompare.sources.models import load_model, model_from_arg
 
     def make(folder, method: str = "fp32", device: str = "cpu", dtype: str = "float32", **kw):
         model = model_from_arg(str(folder))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcompare import bootstrap, ranking
-from qcompare.tokenscores import TokenScores
+from qcompare.stats import bootstrap, ranking
+from qcompare.store.tokenscores import TokenScores
 
 
 def test_a_known_difference_is_inside_its_interval_and_zero_is_outside():

@@ -3,8 +3,8 @@ import math
 import pandas as pd
 import pytest
 
-from qcompare import charts
-from qcompare.metrics.table import pareto_mask
+from qcompare.charts import tradeoff as charts
+from qcompare.core.columns import pareto_mask
 
 
 def _df():
@@ -56,7 +56,7 @@ def test_delta_against_the_matching_baseline_only():
 
 
 def test_layer_grid_places_each_linear_by_layer_index_and_kind():
-    from qcompare.charts import layer_grid, layer_heatmap
+    from qcompare.charts.tradeoff import layer_grid, layer_heatmap
 
     layers = [{"layer": f"model.layers.{i}.self_attn.{k}", "output_rel_err": i + j / 10}
               for i in range(3) for j, k in enumerate(("q_proj", "k_proj"))]
@@ -73,7 +73,7 @@ def _rows(points, **extra):
     """Rows of real methods: (method, options, weights_mib, ppl[, kld])."""
     import json
 
-    from qcompare import registry
+    from qcompare.core import registry
 
     base = {"model_fingerprint": "m", "corpus_sha256": "c", "protocol": "disjoint", "tokens": 10,
             "window": 5, "stride": 5, "device": "cpu"}
@@ -125,7 +125,7 @@ def test_each_method_keeps_its_colour_and_each_family_its_shape():
 
 
 def test_labels_never_overlap_and_crowded_points_are_numbered():
-    from qcompare.chartstyle import _boxes, _overlap, place_labels
+    from qcompare.charts.style import _boxes, _overlap, place_labels
 
     xs, ys = [1.0, 2.0, 3.0, 4.0], [1.0, 4.0, 2.0, 3.0]
     labels = ["gptq 4b g128", "awq 4b g128", "Q4_K_M", "bnb-nf4"]

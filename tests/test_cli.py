@@ -67,8 +67,8 @@ def test_sweep_preset_queues_what_runs_here_and_names_what_it_skips(cli, state_d
 
     monkeypatch.setenv("QCOMPARE_CONVERTER_DIR", str(tmp_path / "no-converter"))
 
+    from qcompare.core.presets import preset_methods
     from qcompare.jobs.store import JobStore
-    from qcompare.methods.presets import preset_methods
 
     with open(state_dir / "runner.lock", "a+") as lock:   # a runner "holds" the folder: jobs stay queued
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,8 +1,8 @@
 import pytest
 
-from qcompare import corpora
-from qcompare.errors import UserError
-from qcompare.specs import CorpusSpec
+from qcompare.core.errors import UserError
+from qcompare.core.specs import CorpusSpec
+from qcompare.sources import corpora
 
 
 def test_embedded_corpus_is_real_python_documentation():

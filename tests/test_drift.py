@@ -2,14 +2,14 @@
 positions in evaluation order, worst passages by hand, and escaped HTML."""
 import numpy as np
 
-from qcompare import drift
-from qcompare.corpora import embedded_text
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.explore import drift
 from qcompare.jobs import worker
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
-from qcompare.submit import build_specs
-from qcompare.tokenscores import TokenScores
+from qcompare.jobs.submit import build_specs
+from qcompare.sources.corpora import embedded_text
+from qcompare.sources.models import model_from_arg
+from qcompare.store.tokenscores import TokenScores
 
 
 def test_a_run_keeps_the_text_of_every_token_and_its_top_token_changes(tiny_model_dir, state_dir,

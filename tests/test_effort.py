@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from qcompare import effort
-from qcompare.errors import UserError
-from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+from qcompare.core import effort
+from qcompare.core.errors import UserError
+from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
 
 
 def _spec(ev, calib=None, method="rtn"):
@@ -50,7 +50,7 @@ def test_new_fields_at_their_default_leave_old_keys_alone():
 
 
 def test_cli_effort_sets_the_values_and_flags_override_them(tiny_model_dir):
-    from qcompare.cli import _specs_from_args, build_parser
+    from qcompare.cli.commands import _specs_from_args, build_parser
 
     args = build_parser().parse_args(["sweep", "--model", str(tiny_model_dir), "--effort", "quick",
                                       "--method", "gptq"])
@@ -64,9 +64,9 @@ def test_cli_effort_sets_the_values_and_flags_override_them(tiny_model_dir):
 
 
 def test_the_home_button_and_the_cli_preset_ask_the_same_questions():
-    from qcompare.cli import _specs_from_args, build_parser
-    from qcompare.methods.presets import preset_methods
-    from qcompare.submit import preset_specs
+    from qcompare.cli.commands import _specs_from_args, build_parser
+    from qcompare.core.presets import preset_methods
+    from qcompare.jobs.submit import preset_specs
 
     home = preset_specs("default", "quick")
     args = build_parser().parse_args(["sweep", "--preset", "default", "--effort", "quick"])

@@ -1,11 +1,11 @@
 """Time estimates from the phase times earlier runs recorded."""
 import pandas as pd
 
-from qcompare import estimate
-from qcompare import submit as submitting
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.decide import estimate
+from qcompare.jobs import submit as submitting
+from qcompare.sources.models import model_from_arg
 
 
 def _specs(model_dir, ev, *methods):
@@ -46,7 +46,7 @@ def test_cached_runs_cost_nothing(tiny_model_dir, state_dir, tiny_eval):
 def test_rows_of_the_planned_effort_come_first(tiny_model_dir, state_dir):
     from dataclasses import replace
 
-    from qcompare import effort
+    from qcompare.core import effort
 
     quick = replace(effort.eval_spec("quick"), tokens=256, window=64)
     (spec,) = _specs(tiny_model_dir, quick, "rtn")

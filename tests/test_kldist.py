@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcompare import kldist
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
 from qcompare.jobs import worker
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
-from qcompare.submit import build_specs
-from qcompare.tokenscores import TokenScores
+from qcompare.jobs.submit import build_specs
+from qcompare.sources.models import model_from_arg
+from qcompare.stats import kldist
+from qcompare.store.tokenscores import TokenScores
 
 
 def test_buckets_by_hand_and_the_last_bucket_is_closed():
@@ -53,7 +53,7 @@ def test_a_row_written_before_the_columns_loads_with_nulls(state_dir):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from qcompare.results import ResultStore
+    from qcompare.store.results import ResultStore
 
     old = {"key": "old", "method": "rtn", "method_label": "rtn", "kld_mean": 0.1, "ppl": 10.0}
     (state_dir / "results").mkdir()

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from qcompare import models
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
+from qcompare.sources import models
 
 
 def test_model_from_arg_kinds(tmp_path):

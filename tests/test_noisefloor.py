@@ -2,13 +2,15 @@
 and the bf16 baseline inside the band."""
 import pandas as pd
 
-from qcompare import charts, models, noisefloor
+from qcompare.charts import tradeoff as charts
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
 from qcompare.jobs import worker
+from qcompare.jobs.submit import build_specs
 from qcompare.metrics import quality as q
-from qcompare.reference import ReferenceStore
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
-from qcompare.submit import build_specs
+from qcompare.sources import models
+from qcompare.stats import noisefloor
+from qcompare.store.reference import ReferenceStore
 
 
 def test_noise_floor_once_per_baseline_fp32_rerun_is_zero_and_bf16_is_inside(tiny_model_dir,
@@ -41,7 +43,7 @@ def test_noise_floor_once_per_baseline_fp32_rerun_is_zero_and_bf16_is_inside(tin
     spec = specs[0]
     folder = models.local_folder(spec.model, state_dir)
     tok = models.load_tokenizer(folder, spec.model)
-    ids, nbytes = q.tokenize_stream(tok, __import__("qcompare.corpora").corpora.load_text(spec.corpus),
+    ids, nbytes = q.tokenize_stream(tok, __import__("qcompare.sources.corpora").sources.corpora.load_text(spec.corpus),
                                     spec.eval.tokens)
     windows = q.plan_windows(len(ids), spec.eval.window, spec.eval.protocol, spec.eval.effective_stride)
     reference = ReferenceStore(state_dir).read(spec.reference_key())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from qcompare import playground as pg
+from qcompare.explore import playground as pg
 from qcompare.methods import rtn
 
 

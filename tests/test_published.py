@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from qcompare import published
+from qcompare.sources import published
 
 
 def test_the_shipped_copy_has_the_shared_rows_and_their_sources():

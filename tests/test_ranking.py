@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcompare import ranking
-from qcompare.tokenscores import TokenScores
+from qcompare.stats import ranking
+from qcompare.store.tokenscores import TokenScores
 
 
 def test_paired_gap_by_hand():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcompare import recipe
+from qcompare.recipes import recipe
 
 # three units: a fragile one ("0"), a robust one ("1") and a big robust one ("2")
 HAND = pd.DataFrame([

@@ -3,9 +3,9 @@ from dataclasses import asdict
 
 import pytest
 
-from qcompare import registry
-from qcompare.errors import UserError
-from qcompare.methods.base import Method, MethodConfig
+from qcompare.core import registry
+from qcompare.core.errors import UserError
+from qcompare.core.method import Method, MethodConfig
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -26,7 +26,7 @@ def test_listing_methods_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from qcompare import registry; registry.all_methods(); "
+    code = ("import sys; from qcompare.core import registry; registry.all_methods(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -53,8 +53,8 @@ def test_defaults_are_part_of_the_spec_so_equal_questions_share_a_key():
 
 
 def test_a_batch_is_queued_cheapest_first_with_the_reference_before_all():
-    from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec, RunSpec
-    from qcompare.submit import queue_order
+    from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec, RunSpec
+    from qcompare.jobs.submit import queue_order
 
     def spec(arg):
         m = registry.parse_method_arg(arg)
@@ -69,10 +69,10 @@ def test_a_batch_is_queued_cheapest_first_with_the_reference_before_all():
                      "gguf:type=Q4_K_M,imatrix=true"]
 
 
-@pytest.mark.parametrize("module", ["qcompare.budget", "qcompare.recipe", "qcompare.sensitivity",
-                                    "qcompare.sensitivity_charts", "qcompare.playground",
-                                    "qcompare.playground_charts", "qcompare.generation",
-                                    "qcompare.jobs.generation_worker", "qcompare.cli_recipes"])
+@pytest.mark.parametrize("module", ["qcompare.recipes.budget", "qcompare.recipes.recipe", "qcompare.recipes.sensitivity",
+                                    "qcompare.recipes.charts", "qcompare.explore.playground",
+                                    "qcompare.explore.playground_charts", "qcompare.explore.generation",
+                                    "qcompare.explore.generation_worker", "qcompare.cli.recipes"])
 def test_what_the_pages_import_stays_torch_free(module):
     import subprocess
     import sys

@@ -4,7 +4,7 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
-from qcompare.results import COLUMNS, ResultStore
+from qcompare.store.results import COLUMNS, ResultStore
 
 
 def _row(key, ppl=10.0):
@@ -73,8 +73,8 @@ def test_rows_written_before_efforts_existed_get_theirs_from_their_spec(tmp_path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from qcompare.results import ResultStore
-    from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+    from qcompare.core.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+    from qcompare.store.results import ResultStore
 
     spec = RunSpec(model=ModelSpec(fingerprint="f"), method=MethodSpec.of("rtn"),
                    corpus=CorpusSpec(content_sha256="c"), eval=EvalSpec())
@@ -91,7 +91,7 @@ def test_rows_written_before_efforts_existed_get_theirs_from_their_spec(tmp_path
 def test_largest_comparable_group_wins_over_a_newer_smaller_one():
     import pandas as pd
 
-    from qcompare.comparability import COMPARABLE, largest_group
+    from qcompare.stats.comparability import COMPARABLE, largest_group
 
     base = {c: "x" for c in COMPARABLE}
     rows = pd.DataFrame([{**base, "finished_at": pd.Timestamp(f"2026-12-0{i + 1}"), "k": i}

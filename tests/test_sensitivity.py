@@ -5,14 +5,14 @@ import pandas as pd
 import pytest
 import torch
 
-from qcompare import sensitivity
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
+from qcompare.core.specs import CalibSpec, EvalSpec
 from qcompare.jobs.runner import run_inline
 from qcompare.jobs.store import JobStore
-from qcompare.models import model_from_arg
-from qcompare.sensitivity import SensitivitySpec, SensitivityStore
-from qcompare.specs import CalibSpec, EvalSpec
-from qcompare.submit import submit_sensitivity
+from qcompare.jobs.submit import submit_sensitivity
+from qcompare.recipes import sensitivity
+from qcompare.recipes.sensitivity import SensitivitySpec, SensitivityStore
+from qcompare.sources.models import model_from_arg
 from tests.conftest import build_tiny_model
 
 FRAGILE = "model.layers.1.mlp.down_proj"

@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from qcompare import registry, sizing
-from qcompare.sizing import GB, GIB, MIB, ModelShape, Setting
+from qcompare.core import registry
+from qcompare.decide import sizing
+from qcompare.decide.sizing import GB, GIB, MIB, ModelShape, Setting
 
 SMALL = ModelShape("small", layers=2, hidden=8, heads=2, kv_heads=1, intermediate=16, vocab=10,
                    tied=False)
@@ -41,7 +42,7 @@ def test_measured_weights_replace_the_calculated_ones_and_say_so():
 
 
 def test_config_json_and_a_bare_parameter_count():
-    from qcompare.catalog import MODELS
+    from qcompare.decide.catalog import MODELS
 
     shape = ModelShape.from_config({"num_hidden_layers": 32, "hidden_size": 4096,
                                     "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -57,7 +58,7 @@ def test_config_json_and_a_bare_parameter_count():
 def test_published_7b_figures_against_the_calculator():
     """The source figures for a 7B Llama, with the difference and where it comes from
     (written out in sizing_notes.PUBLISHED_CHECKS, shown on the Choose page)."""
-    from qcompare.catalog import MODELS
+    from qcompare.decide.catalog import MODELS
 
     llama = MODELS["Llama-2-7B"]
     fp16 = sizing.estimate(registry.get("fp16"), {}, llama, Setting())
@@ -111,7 +112,7 @@ def test_stored_size_rule_equals_the_real_build(arg, build_context, tiny_model_d
 
 
 def test_a_method_without_a_rule_is_reported_not_guessed():
-    from qcompare.methods.base import Method
+    from qcompare.core.method import Method
 
     class NoRule(Method):
         name = "no-rule"

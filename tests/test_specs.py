@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from qcompare.errors import UserError
-from qcompare.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
+from qcompare.core.errors import UserError
+from qcompare.core.specs import CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
 
 
 def _spec(**ev):

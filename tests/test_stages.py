@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from qcompare import stages
+from qcompare.i18n import stages
 
 ROOT = Path(__file__).resolve().parents[1]
 TECHNICAL = {"quantize_dynamic"}                  # a torch function's name: shown as it is

@@ -1,1 +1,2 @@
-"""Jobs: the durable job table, the runner that spawns one worker process per job, the worker."""
+"""The job table, its runners (local, Ray), the worker, and the one `prepare` that builds
+a model from a spec for every kind of job."""

@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from qcompare import locks
+from qcompare.core import locks
 
 OWNER = re.compile(r"pid(\d+)")
 # where writers put temporaries: folder -> pattern of the temporary names

@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
 from qcompare.jobs import status
 from qcompare.jobs.runner import DEFAULT_IDLE_EXIT_S, _say, _tail, claim, job_log_path
 from qcompare.jobs.store import JobStore
@@ -47,9 +47,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def task_resources(spec_json: str, state_dir: Path) -> dict:
     """Ray resources of one job: CPUs, GPUs and memory (bytes), from its spec."""
-    from qcompare import models
-    from qcompare.sensitivity import SensitivitySpec, is_sensitivity_json
-    from qcompare.specs import RunSpec
+    from qcompare.core.specs import RunSpec
+    from qcompare.recipes.sensitivity import SensitivitySpec, is_sensitivity_json
+    from qcompare.sources import models
 
     spec = (SensitivitySpec if is_sensitivity_json(spec_json) else RunSpec).from_json(spec_json)
     cpus = spec.eval.threads or int(os.environ.get("QCOMPARE_RAY_CPUS", "1"))

@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from qcompare import locks
-from qcompare.errors import UserError
+from qcompare.core import locks
+from qcompare.core.errors import UserError
 from qcompare.jobs import cleanup, status
 from qcompare.jobs.store import JobStore
 
@@ -279,7 +279,7 @@ def run_inline(store: JobStore, state_dir: str | Path, job_id: int) -> None:
     """Run a queued job in this process (tests, debugging); records the outcome like a worker."""
     import traceback
 
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
     from qcompare.jobs import worker
 
     job = store.get(job_id)

@@ -1,4 +1,4 @@
-"""The worker side of a sensitivity sweep (protocol: `qcompare.sensitivity`): quantize one unit
+"""The worker side of a sensitivity sweep (protocol: `qcompare.recipes.sensitivity`): quantize one unit
 at a time, score the scoring slice against the baseline, store the table."""
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qcompare import calibration, corpora, models
-from qcompare.errors import UserError
-from qcompare.sensitivity import (
+from qcompare.core.errors import UserError
+from qcompare.recipes.sensitivity import (
     PASS_SHARE,
     SensitivitySpec,
     SensitivityStore,
     estimator_agreement,
     unit_names,
 )
+from qcompare.sources import calibration, corpora, models
 
 BATCH = 4
 
@@ -51,7 +51,7 @@ class Replay:
     def __init__(self, model, score_ids):
         import torch
 
-        from qcompare.methods.sequential import _layer_out, capture_inputs, decoder_layers
+        from qcompare.methods.kernels.sequential import _layer_out, capture_inputs, decoder_layers
 
         self.model, self.layers = model, decoder_layers(model)
         self._out = _layer_out
@@ -92,7 +92,7 @@ class Replay:
 
 def _hessians(model, calib_ids, progress) -> dict:
     """H = (2/N) sum x x^T of every decoder Linear's input in the baseline (full names)."""
-    from qcompare.methods.sequential import collect_hessians, run_sequential
+    from qcompare.methods.kernels.sequential import collect_hessians, run_sequential
 
     names = {id(m): n for n, m in model.named_modules()}
     out = {}
@@ -122,7 +122,7 @@ def run(spec: SensitivitySpec, state_dir, report=lambda s, f: None) -> dict:
     """Measure the sweep and store its table; returns the stored facts."""
     import torch
 
-    from qcompare import shapes, sizing
+    from qcompare.decide import shapes, sizing
     from qcompare.methods.mixed import ROLES, Mixed, MixedConfig, linear_storage_bits, parse_name
     from qcompare.metrics import quality as q
 

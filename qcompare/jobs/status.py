@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
 from qcompare.jobs.store import Job
 
 
@@ -77,7 +77,7 @@ def batch_summary(jobs: list[Job], now: float, lang: str = "en") -> str:
         return ""
     done = sum(j.state == "done" for j in b)
     failed = sum(j.state in ("failed", "cancelled") for j in b)
-    from qcompare import i18n
+    from qcompare.i18n import catalogue as i18n
 
     parts = [i18n.t("jobs.b_done", lang, done=done, n=len(b))] + (
         [i18n.t("jobs.b_failed", lang, n=failed)] if failed else [])

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qcompare.errors import Message, UserError
+from qcompare.core.errors import Message, UserError
 
 LOG_TAIL_LINES = 200
 BUSY_TIMEOUT_S = 30
@@ -134,7 +134,7 @@ class JobStore:
         if "readonly" in msg or "unable to open" in msg or isinstance(e, PermissionError):
             return UserError(key="errors.state_readonly", folder=where.parent, error=msg)
         if "disk is full" in msg or "No space left" in msg:
-            from qcompare.diskspace import MB, free_bytes
+            from qcompare.core.diskspace import MB, free_bytes
 
             return UserError(key="errors.table_disk_full", where=where,
                              mb=free_bytes(where.parent) / MB)

@@ -26,10 +26,12 @@ from typing import Callable
 
 import numpy as np
 
-from qcompare import __version__, calibration, corpora, diskspace, models, registry
-from qcompare.errors import UserError
-from qcompare.results import ResultStore
-from qcompare.specs import PROTOCOL_VERSION, RunSpec
+from qcompare import __version__
+from qcompare.core import diskspace, registry
+from qcompare.core.errors import UserError
+from qcompare.core.specs import PROTOCOL_VERSION, RunSpec
+from qcompare.sources import calibration, corpora, models
+from qcompare.store.results import ResultStore
 
 Report = Callable[[str, float], None]          # (stage, fraction of the whole job)
 # The divergence of the baseline from itself, exactly: both sides are the same log-probabilities.
@@ -130,8 +132,8 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
 
 def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir, report: Report):
     """Baseline (fp32) log-probabilities for this model, corpus and protocol, computed once."""
-    from qcompare.reference import ReferenceStore
     from qcompare.runtime.torch_model import TorchRuntime
+    from qcompare.store.reference import ReferenceStore
 
     store, key = ReferenceStore(state_dir), spec.reference_key()
     with store.lock(key):
@@ -211,13 +213,15 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     call is the job's `startup` phase."""
     import torch
 
-    from qcompare import drift, effort, kldist
-    from qcompare.methods.base import BuildContext
+    from qcompare.core import effort
+    from qcompare.core.method import BuildContext
     from qcompare.metrics import quality as q
     from qcompare.metrics import roofline
     from qcompare.metrics.memory import PhasePeak
     from qcompare.metrics.speed import measure_speed
-    from qcompare.tokenscores import TokenScores
+    from qcompare.stats import kldist
+    from qcompare.store.reference import ensure_pieces
+    from qcompare.store.tokenscores import TokenScores
 
     state_dir = Path(state_dir)
     clock = PhaseClock()
@@ -251,7 +255,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     with clock("reference"):
         reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir,
                                       _phase(report, 0.05, 0.40))
-        drift.ensure_pieces(state_dir, spec.reference_key(),
+        ensure_pieces(state_dir, spec.reference_key(),
                             q.token_texts(tokenizer, text, len(ids)), windows)
 
     calib = None
@@ -358,12 +362,12 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
 
 def _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, reference,
                         report: Report, variants: dict | None = None) -> dict:
-    """The baseline's noise floor (`qcompare.noisefloor`), computed once per baseline pass."""
+    """The baseline's noise floor (`qcompare.stats.noisefloor`), computed once per baseline pass."""
     import torch
 
-    from qcompare import noisefloor
-    from qcompare.reference import ReferenceStore
     from qcompare.runtime.torch_model import TorchRuntime
+    from qcompare.stats import noisefloor
+    from qcompare.store.reference import ReferenceStore
 
     key = spec.reference_key()
     store = ReferenceStore(state_dir)
@@ -410,8 +414,8 @@ def failure_message(e: BaseException) -> UserError | str:
 def run_job(spec_json: str, state_dir, report: Report = lambda s, f: None,
              process_started: float | None = None) -> str:
     """Run one job of the table by the kind of its spec (a RunSpec, or a sensitivity sweep,
-    `qcompare.sensitivity`); returns the key its result is stored under."""
-    from qcompare import sensitivity
+    `qcompare.recipes.sensitivity`); returns the key its result is stored under."""
+    from qcompare.recipes import sensitivity
 
     if sensitivity.is_sensitivity_json(spec_json):
         from qcompare.jobs import sensitivity_job

@@ -1,1 +1,1 @@
-"""Quantization methods, one module per family; `base` holds the contract."""
+"""One file per quantization method family; methods/kernels/ holds their shared helpers."""

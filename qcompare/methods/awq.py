@@ -17,23 +17,23 @@ with calibration inputs X [n, in] and weights W_k:
 4. RTN with `bits`, `group_size`, symmetric or with zero points; storage as RTN counts it.
 
 Layers are processed in order, each calibrated on the outputs of the quantized layers before it
-(qcompare.methods.sequential). Loss is measured on at most `search_tokens` tokens per group.
+(qcompare.methods.kernels.sequential). Loss is measured on at most `search_tokens` tokens per group.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods import rtn
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.scaling import fold_scale, scale_groups
-from qcompare.methods.sequential import (
+from qcompare.methods.kernels.scaling import fold_scale, scale_groups
+from qcompare.methods.kernels.sequential import (
     decoder_layers,
     layer_diagnostics,
     run_hooked,
     run_sequential,
 )
-from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
+from qcompare.methods.kernels.simulated import finish_simulated, simulated_tensor_bits
 
 CLIP_TOKENS = 512
 CLIP_RATIOS = tuple(1 - i / 20 for i in range(10))

@@ -1,8 +1,9 @@
 """Unquantized baselines: the model's weights in fp32, bf16 or fp16, computed in that dtype."""
 from __future__ import annotations
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
-from qcompare.methods.storage import stored_bytes
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig
+from qcompare.runtime.storage import stored_bytes
+from qcompare.runtime.torch_model import TorchRuntime
 
 
 class _Dtype(Method):
@@ -17,7 +18,7 @@ class _Dtype(Method):
     def build(self, ctx: BuildContext) -> Built:
         ctx.progress("loading weights", 0.0)
         model = ctx.load_model(self.fixed_dtype)
-        return Built(runtime=ctx.torch_runtime(model), weights_bytes=stored_bytes(model), kernel="real",
+        return Built(runtime=TorchRuntime(model, ctx.device), weights_bytes=stored_bytes(model), kernel="real",
                      storage="real", compute_dtype=self.fixed_dtype,
                      notes=f"unquantized, stored and computed in {self.fixed_dtype}")
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.storage import stored_bytes
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.runtime.storage import stored_bytes
+from qcompare.runtime.torch_model import TorchRuntime
 
 BLOCK = 64                                 # bitsandbytes' 4-bit block size (transformers' default)
 
@@ -73,8 +74,8 @@ class _Bnb(Method):
         ctx.progress("loading and quantizing with bitsandbytes", 0.0)
         model = ctx.load_model(self.compute_dtype(), quantization_config=self.quantization_config())
         ctx.progress("quantized", 1.0)
-        runtime = ctx.torch_runtime(
-            model, f"bitsandbytes {bitsandbytes.__version__} {ctx.device} backend via transformers")
+        runtime = TorchRuntime(
+            model, ctx.device, f"bitsandbytes {bitsandbytes.__version__} {ctx.device} backend via transformers")
         return Built(runtime=runtime, weights_bytes=stored_bytes(model), kernel="real", storage="real",
                      compute_dtype=self.compute_dtype(), library="bitsandbytes",
                      notes="LM head and embeddings unquantized (transformers' default)")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
-from qcompare.methods.linears import quantizable_linears
-from qcompare.methods.simulated import SCALE_BITS, finish_simulated, simulated_tensor_bits
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig
+from qcompare.methods.kernels.linears import quantizable_linears
+from qcompare.methods.kernels.simulated import SCALE_BITS, finish_simulated, simulated_tensor_bits
 
 E4M3_MAX = 448.0
 

@@ -4,7 +4,7 @@ Build protocol:
 
 1. Source: the model's own .gguf file (the embedded model, or a `--model file.gguf`). A
    Hugging Face folder (local, or a hub id in the local cache) is first converted to an F16
-   GGUF by llama.cpp's own converter (`qcompare.hf2gguf`: a private install, run in a child
+   GGUF by llama.cpp's own converter (`qcompare.sources.hf2gguf`: a private install, run in a child
    process), once per model fingerprint; without the converter it is refused with the
    command that installs it.
 2. `llama_model_quantize` (llama-quantize's own code) writes `<type>.gguf` in the job's work
@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qcompare import corpora, diskspace, models
-from qcompare.errors import Message
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.core import diskspace
+from qcompare.core.errors import Message
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.core.specs import RunSpec
 from qcompare.runtime.llamacpp import LlamaCppRuntime
-from qcompare.specs import RunSpec
+from qcompare.sources import corpora, models
 
 # llama_ftype values (llama.h), by the names llama-quantize takes
 FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q6_K": 18, "Q5_K_M": 17, "Q5_K_S": 16, "Q5_0": 8,
@@ -123,7 +124,7 @@ def importance_matrix(model, calibration_ids, progress=lambda frac: None) -> dic
     """
     import torch
 
-    from qcompare.methods.sequential import run_hooked
+    from qcompare.methods.kernels.sequential import run_hooked
 
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
@@ -212,8 +213,8 @@ class GGUF(Method):
     @classmethod
     def sizing_tensors(cls, options: dict, shape) -> list:
         """The model's tensors and the file's header, metadata and tensor table."""
-        from qcompare.methods import gguf_types
-        from qcompare.sizing import Tensor
+        from qcompare.core.shape import Tensor
+        from qcompare.methods.kernels import gguf_types
 
         return shape.tensors() + [Tensor("gguf header, metadata and tensor table", "file",
                                          gguf_types.metadata_bytes(shape))]
@@ -222,7 +223,7 @@ class GGUF(Method):
     def stored_bits(cls, options: dict, tensor, shape) -> float:
         """The type llama-quantize picks for the tensor (`gguf_types.tensor_type`), at that
         type's block size, padded to the file's alignment: the file's size, as weights_mib."""
-        from qcompare.methods import gguf_types
+        from qcompare.methods.kernels import gguf_types
 
         if tensor.kind == "file":
             return 8.0 * tensor.rows
@@ -232,8 +233,8 @@ class GGUF(Method):
 
     @classmethod
     def request_problem(cls, spec: RunSpec) -> str | None:
-        """A Hugging Face model needs llama.cpp's converter installed (`qcompare.hf2gguf`)."""
-        from qcompare import hf2gguf
+        """A Hugging Face model needs llama.cpp's converter installed (`qcompare.sources.hf2gguf`)."""
+        from qcompare.sources import hf2gguf
 
         if models.source_gguf(spec.model):
             return None
@@ -246,7 +247,7 @@ class GGUF(Method):
         src = models.source_gguf(ctx.spec.model)
         converted = ""
         if src is None:                       # a Hugging Face folder: llama.cpp's converter
-            from qcompare import hf2gguf
+            from qcompare.sources import hf2gguf
 
             ctx.progress("converting the Hugging Face folder to F16 GGUF (llama.cpp's converter)", 0.0)
             folder = models.local_folder(ctx.spec.model, Path(ctx.state_dir))

@@ -29,16 +29,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods import rtn
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.hessian import damp_hessian, prepare_hessian
-from qcompare.methods.sequential import (
+from qcompare.methods.kernels.hessian import damp_hessian, prepare_hessian
+from qcompare.methods.kernels.sequential import (
     collect_hessians,
     layer_diagnostics,
     linears_of,
     run_sequential,
 )
-from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
+from qcompare.methods.kernels.simulated import finish_simulated, simulated_tensor_bits
 
 STAT_BLOCK = 16        # SpQR-style second-level statistics: one 16-bit scale and zero per 16 scales
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.linears import quantizable_linears, set_module
-from qcompare.methods.simulated import KEPT_BITS
-from qcompare.methods.storage import stored_bytes
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.kernels.linears import quantizable_linears, set_module
+from qcompare.methods.kernels.simulated import KEPT_BITS
+from qcompare.runtime.storage import stored_bytes
+from qcompare.runtime.torch_model import TorchRuntime
 
 # bits -> (groups packed together, container bits per packed value): hqq's bit packing
 PACKING = {8: (1, 8), 4: (2, 8), 2: (4, 8), 1: (8, 8), 3: (10, 32)}
@@ -87,7 +88,7 @@ class HQQ(Method):
         # packed codes as stored; per-group scale and zero (and every tensor left unquantized)
         # at 16 bits, as a deployed 16-bit model holds them
         weights = stored_bytes(model, lambda n, t: None if n in packed else KEPT_BITS)
-        runtime = ctx.torch_runtime(model, f"hqq {getattr(hqq, '__version__', '')} HQQLinear, "
+        runtime = TorchRuntime(model, ctx.device, f"hqq {getattr(hqq, '__version__', '')} HQQLinear, "
                                            f"{HQQLinear.backend.name.lower()} backend on {ctx.device}")
         return Built(runtime=runtime, weights_bytes=weights, kernel="dequantized", storage="real",
                      compute_dtype=ctx.dtype, library="hqq", layers=layers,

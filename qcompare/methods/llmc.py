@@ -19,8 +19,9 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.linears import check_group_size
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.kernels.linears import check_group_size
+from qcompare.runtime.torch_model import TorchRuntime
 
 
 def checkpoint_bytes(folder: Path) -> int:
@@ -145,7 +146,7 @@ class _LlmCompressorMethod(Method):
         packed = any(n.endswith("weight_packed") for n, _ in loaded.named_parameters())
         import llmcompressor
 
-        runtime = ctx.torch_runtime(loaded, (
+        runtime = TorchRuntime(loaded, ctx.device, (
             f"llm-compressor {llmcompressor.__version__} -> compressed-tensors pack-quantized "
             "checkpoint -> transformers" + ("" if packed else f" (decompressed to {ctx.dtype})")))
         return Built(runtime=runtime, weights_bytes=checkpoint_bytes(folder),

@@ -2,7 +2,7 @@
 built-in GPTQ as the quantizer.
 
 `bits_map` names units and their bits, as canonical JSON: `"3"` is every Linear of decoder
-layer 3, `"3.down_proj"` one Linear of it (the role names of `qcompare.sizing`). A Linear takes
+layer 3, `"3.down_proj"` one Linear of it (the role names of `qcompare.decide.sizing`). A Linear takes
 the bits of its own entry, else its layer's, else `default_bits`. 16 bits leaves a Linear
 unquantized (held as the baseline holds it, counted at 16 bits like every tensor left
 unquantized). Everything else is the family's own method, unchanged: with an empty map this is
@@ -10,18 +10,18 @@ exactly `rtn` (granularity group, or channel when group_size is 0) or `gptq` (no
 lazy blocks of 128) at `default_bits`, weight for weight (tested).
 
 The map is part of the options, so it is hashed into the cache key like any option; recipes
-from `qcompare.recipe` are written in this form.
+from `qcompare.recipes.recipe` are written in this form.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from qcompare.errors import Message, UserError
+from qcompare.core.errors import Message, UserError
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods import gptq as gptq_mod
 from qcompare.methods import rtn
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.simulated import KEPT_BITS, finish_simulated, simulated_tensor_bits
+from qcompare.methods.kernels.simulated import KEPT_BITS, finish_simulated, simulated_tensor_bits
 
 FAMILIES = ("rtn", "gptq")
 UNIT_BITS = (2, 3, 4, 8, 16)
@@ -177,8 +177,8 @@ class Mixed(Method):
     def build(self, ctx: BuildContext) -> Built:
         import torch
 
-        from qcompare.methods.linears import quantizable_linears
-        from qcompare.methods.sequential import (
+        from qcompare.methods.kernels.linears import quantizable_linears
+        from qcompare.methods.kernels.sequential import (
             collect_hessians,
             layer_diagnostics,
             linears_of,

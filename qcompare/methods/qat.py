@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods import rtn
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.sequential import decoder_layers, linears_of
-from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
+from qcompare.methods.kernels.sequential import decoder_layers, linears_of
+from qcompare.methods.kernels.simulated import finish_simulated, simulated_tensor_bits
 
 HELD_OUT = 2             # calibration sequences kept out of training for the held-out loss
 

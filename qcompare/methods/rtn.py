@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig
-from qcompare.methods.linears import quantizable_linears, untie_lm_head
-from qcompare.methods.simulated import SCALE_BITS, finish_simulated, simulated_tensor_bits
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig
+from qcompare.methods.kernels.linears import quantizable_linears, untie_lm_head
+from qcompare.methods.kernels.simulated import SCALE_BITS, finish_simulated, simulated_tensor_bits
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class RTN(Method):
 
     @classmethod
     def sizing_tensors(cls, options: dict, shape) -> list:
-        from qcompare.sizing import untied
+        from qcompare.core.shape import untied
 
         return untied(shape.tensors()) if options.get("include_lm_head") else shape.tensors()
 

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass, field
 
 from qcompare.methods import w8a8
-from qcompare.methods.scaling import fold_scale, scale_groups
-from qcompare.methods.sequential import run_hooked
+from qcompare.methods.kernels.scaling import fold_scale, scale_groups
+from qcompare.methods.kernels.sequential import run_hooked
 
 SEARCH_TOKENS = 1024
 ALPHAS = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))

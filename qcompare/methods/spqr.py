@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass, field
 
 from qcompare.methods import gptq, rtn
-from qcompare.methods.hessian import damp_hessian, prepare_hessian
-from qcompare.methods.simulated import SCALE_BITS
+from qcompare.methods.kernels.hessian import damp_hessian, prepare_hessian
+from qcompare.methods.kernels.simulated import SCALE_BITS
 
 
 def outlier_mask(W, H, fraction: float, rule: str, bits: int, group_size: int, sym: bool, damp: float):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.linears import set_module
-from qcompare.methods.storage import stored_bytes
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.kernels.linears import set_module
+from qcompare.runtime.storage import stored_bytes
+from qcompare.runtime.torch_model import TorchRuntime
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ class TorchDynamicInt8(Method):
                 wrapper = torch.nn.Sequential(model.get_submodule(name))
                 q = quantize_dynamic(wrapper, {torch.nn.Linear: qconfig}, dtype=torch.qint8)[0]
                 set_module(model, name, q)
-        runtime = ctx.torch_runtime(
-            model, f"torch.ao quantize_dynamic, {torch.backends.quantized.engine} engine")
+        runtime = TorchRuntime(
+            model, ctx.device, f"torch.ao quantize_dynamic, {torch.backends.quantized.engine} engine")
         return Built(runtime=runtime, weights_bytes=stored_bytes(model), kernel="real", storage="real",
                      compute_dtype="float32 (int8 matmuls)", library="torch",
                      notes=("activations quantized per tensor at run time, to 7 bits "

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.linears import check_group_size
-from qcompare.methods.storage import stored_bytes
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods.kernels.linears import check_group_size
+from qcompare.runtime.storage import stored_bytes
+from qcompare.runtime.torch_model import TorchRuntime
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class _TorchAo(Method):
     def built(self, model, ctx: BuildContext) -> Built:
         import torchao
 
-        runtime = ctx.torch_runtime(model, f"torchao {torchao.__version__} {ctx.device} via transformers")
+        runtime = TorchRuntime(model, ctx.device, f"torchao {torchao.__version__} {ctx.device} via transformers")
         return Built(runtime=runtime, weights_bytes=stored_bytes(model), kernel=self.kernel,
                      storage="real", compute_dtype=self.config.compute_dtype, library="torchao",
                      notes="; ".join(filter(None, ["LM head and embeddings unquantized "

@@ -3,7 +3,7 @@
 Every Linear but the LM head becomes a `W8A8Linear`:
 
 * weights: int8 per output channel, symmetric, threshold per row from a weight calibrator
-  (qcompare.methods.calibrators: minmax, percentile, mse); s_w = T_row / 127;
+  (qcompare.methods.kernels.calibrators: minmax, percentile, mse); s_w = T_row / 127;
 * activations (the Linear's input), symmetric int8, either
   - dynamic: per token, s_x = max_j |x_tj| / 127 computed at run time, or
   - static: one scale per Linear, s_x = T / 127 with T from an activation calibrator (minmax,
@@ -21,17 +21,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qcompare.methods import calibrators, rtn
-from qcompare.methods.base import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.linears import set_module
-from qcompare.methods.sequential import (
+from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
+from qcompare.methods import rtn
+from qcompare.methods.kernels import calibrators
+from qcompare.methods.kernels.linears import set_module
+from qcompare.methods.kernels.sequential import (
     HessianAccumulator,
     layer_diagnostics,
     linears_of,
     run_hooked,
     run_sequential,
 )
-from qcompare.methods.simulated import finish_simulated, simulated_tensor_bits
+from qcompare.methods.kernels.simulated import finish_simulated, simulated_tensor_bits
 
 ACT_SAMPLE = 1_000_000
 QMAX = 127

@@ -1,1 +1,2 @@
-"""Runtimes: what runs a built model for the worker (transformers on torch, or llama.cpp)."""
+"""What runs a built model (transformers, llama.cpp), what its weights take as held,
+and what one token costs it."""

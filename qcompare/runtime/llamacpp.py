@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcompare.runtime.base import Runtime
+from qcompare.core.runtime import Runtime
 
 
 class LlamaCppRuntime(Runtime):
@@ -30,7 +30,7 @@ class LlamaCppRuntime(Runtime):
         return self._backend
 
     def cost_model(self):
-        from qcompare.metrics.roofline import gguf_cost_model
+        from qcompare.runtime.cost import gguf_cost_model
 
         path = getattr(self.runner, "model_path", None)
         return gguf_cost_model(path) if path else None
@@ -71,3 +71,8 @@ class LlamaCppRuntime(Runtime):
             if len(out) == new_tokens:
                 break
         return out
+
+    def memory_phase(self):
+        from qcompare.metrics.memory import PhasePeak
+
+        return PhasePeak(self.device)

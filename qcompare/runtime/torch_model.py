@@ -1,7 +1,7 @@
 """The transformers runtime: any torch causal LM with transformers' forward and `generate`."""
 from __future__ import annotations
 
-from qcompare.runtime.base import Runtime
+from qcompare.core.runtime import Runtime
 
 
 class TorchRuntime(Runtime):
@@ -57,7 +57,7 @@ class TorchRuntime(Runtime):
         return out.logits[0, -1].float()
 
     def cost_model(self):
-        from qcompare.metrics.roofline import torch_cost_model
+        from qcompare.runtime.cost import torch_cost_model
 
         return torch_cost_model(self.model)
 
@@ -66,3 +66,8 @@ class TorchRuntime(Runtime):
             import torch
 
             torch.cuda.synchronize()
+
+    def memory_phase(self):
+        from qcompare.metrics.memory import PhasePeak
+
+        return PhasePeak(self.device)

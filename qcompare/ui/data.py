@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from qcompare import models
-from qcompare.results import ResultStore
-from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec
-from qcompare.statedir import default_state_dir
-from qcompare.submit import Submitted, build_specs, preset_specs, queue_order, submit
+from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec
+from qcompare.core.statedir import default_state_dir
+from qcompare.jobs.submit import Submitted, build_specs, preset_specs, queue_order, submit
+from qcompare.sources import models
+from qcompare.store.results import ResultStore
 
 
 def state_dir() -> Path:
@@ -69,7 +69,7 @@ def runner_choice() -> tuple[str, str | None]:
 @st.cache_data(show_spinner=False, ttl=30)
 def ray_cluster(address: str, lang: str = "en") -> tuple[dict | None, str]:
     """(summary, error in `lang`) of the Ray cluster at `address`, asked at most every 30 s."""
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
     from qcompare.jobs.ray_runner import cluster_summary
 
     try:
@@ -103,9 +103,9 @@ def submit_preset(preset: str, effort: str) -> list[Submitted]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def ranked(group: pd.DataFrame, folder: str) -> pd.DataFrame:
-    """qcompare.ranking.rank of a group, read from the per-token files once per group (Home
+    """qcompare.stats.ranking.rank of a group, read from the per-token files once per group (Home
     redraws its chart every few seconds; the rows, and so the ranking, change only as jobs land)."""
-    from qcompare import ranking
+    from qcompare.stats import ranking
 
     return ranking.rank(group, folder)
 
@@ -113,8 +113,8 @@ def ranked(group: pd.DataFrame, folder: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=16)
 def model_shape(spec_json: str):
     """The calculator's shape of the model a row was measured on (read from its header)."""
-    from qcompare import shapes
-    from qcompare.specs import RunSpec
+    from qcompare.core.specs import RunSpec
+    from qcompare.decide import shapes
 
     if not isinstance(spec_json, str):             # a row without its spec: no shape
         return None
@@ -128,8 +128,8 @@ def queue_like(spec_json: str, method_args: list[str]) -> list[Submitted]:
     """Queue `method_args` on the model, corpus and protocol of an existing row, so their
     results land in the same comparable group (a calibrating method gets the row's
     calibration settings, or its effort's)."""
-    from qcompare import effort, registry
-    from qcompare.specs import RunSpec
+    from qcompare.core import effort, registry
+    from qcompare.core.specs import RunSpec
 
     base = RunSpec.from_json(spec_json)
     name = effort.effort_of(base)
@@ -141,7 +141,7 @@ def queue_like(spec_json: str, method_args: list[str]) -> list[Submitted]:
 @st.cache_data(show_spinner=False, max_entries=8)
 def token_kl(keys: tuple[str, ...], labels: tuple[str, ...], folder: str) -> dict:
     """label -> the row's per-token KL values (for the distribution chart), rows with them."""
-    from qcompare.tokenscores import TokenScores
+    from qcompare.store.tokenscores import TokenScores
 
     store = TokenScores(folder)
     out = {}
@@ -153,8 +153,8 @@ def token_kl(keys: tuple[str, ...], labels: tuple[str, ...], folder: str) -> dic
 
 
 def submit_sweep(spec) -> Submitted:
-    """Queue a sensitivity sweep (qcompare.sensitivity) unless its table is stored."""
-    from qcompare.submit import submit_sensitivity
+    """Queue a sensitivity sweep (qcompare.recipes.sensitivity) unless its table is stored."""
+    from qcompare.jobs.submit import submit_sensitivity
 
     runner, address = runner_choice()
     return submit_sensitivity(spec, state_dir(), start_runner=start_runner(), runner=runner,
@@ -168,14 +168,14 @@ def submit_runs(specs) -> list[Submitted]:
 
 @st.cache_data(show_spinner=False, ttl=10)
 def sweeps(folder: str, signature: tuple):
-    """The stored sensitivity sweeps (`qcompare.budget.sweeps`), re-read when a file changes."""
-    from qcompare import budget
+    """The stored sensitivity sweeps (`qcompare.recipes.budget.sweeps`), re-read when a file changes."""
+    from qcompare.recipes import budget
 
     return budget.sweeps(folder)
 
 
 def stored_sweeps():
-    from qcompare.sensitivity import SensitivityStore
+    from qcompare.recipes.sensitivity import SensitivityStore
 
     store = SensitivityStore(state_dir())
     files = sorted(store.dir.glob("*.json")) if store.dir.exists() else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from qcompare import i18n
+from qcompare.i18n import catalogue as i18n
 
 KEY = "lang"
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from qcompare.errors import UserError
-from qcompare.submit import Submitted
+from qcompare.core.errors import UserError
+from qcompare.jobs.submit import Submitted
 from qcompare.ui.lang import current, t
 
 

@@ -89,8 +89,8 @@ def demo_script(steps: list[dict], expanded: bool) -> None:
 def steps() -> list[dict]:
     """The demo's steps with where their numbers come from right now (the stored rows, or what
     the step will measure): never a prepared figure."""
-    from qcompare import generation
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
+    from qcompare.explore import generation
     from qcompare.ui.data import embedded_state, preset_plan, results, state_dir
 
     df, _ = results()

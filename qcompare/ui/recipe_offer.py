@@ -1,14 +1,14 @@
 """The mixed-precision offer on Results and Choose: for a model with a stored sensitivity
 sweep, the best predicted recipe within a size beside the measured rows, and one click to
-measure it (`qcompare.budget`); without a sweep, the way to make one."""
+measure it (`qcompare.recipes.budget`); without a sweep, the way to make one."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from qcompare import budget
-from qcompare import recipe as recipes
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
+from qcompare.recipes import budget
+from qcompare.recipes import recipe as recipes
 from qcompare.ui.data import stored_sweeps, submit_runs
 from qcompare.ui.lang import current, t
 from qcompare.ui.notices import show_submitted, user_error

@@ -1,12 +1,12 @@
 """The generation page under AppTest: a request from the page, served by the worker's code
 inline (the page starts no worker in tests), then drawn side by side."""
-from qcompare import generation
-from qcompare.jobs import generation_worker as gw
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec, EvalSpec
+from qcompare.explore import generation
+from qcompare.explore import generation_worker as gw
 from qcompare.jobs import worker
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec, EvalSpec
-from qcompare.submit import build_specs
+from qcompare.jobs.submit import build_specs
+from qcompare.sources.models import model_from_arg
 from tests.app.pagetest import page_on
 
 TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec, EvalSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
 from qcompare.jobs.store import JobStore
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec, EvalSpec
+from qcompare.sources.models import model_from_arg
 from tests.app.pagetest import page_on
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -75,13 +75,13 @@ def test_default_comparison_button_queues_jobs(app, seeded):
     next(b for b in at.button if "default comparison" in b.label).click().run()
     assert not at.exception
     queued = JobStore.open(seeded).list(("queued",))
-    from qcompare.methods.presets import preset_methods
+    from qcompare.core.presets import preset_methods
     methods = preset_methods("default", "cpu")
     expected = {m.name for m in methods}
     assert {"fp32", "rtn", "gptq", "awq"} <= expected
     assert len(queued) - before == len(methods) and {j.label.split(" ")[0] for j in queued} == expected
-    from qcompare.effort import effort_of
-    from qcompare.specs import RunSpec
+    from qcompare.core.effort import effort_of
+    from qcompare.core.specs import RunSpec
     assert {effort_of(RunSpec.from_json(j.spec_json)) for j in queued} == {"quick"}
     assert queued[-1].label.startswith("fp32")            # listed newest first: queued first
     assert any("queued as job" in i.value or "already queued" in i.value for i in at.info)
@@ -146,7 +146,7 @@ def test_errors_and_reasons_reach_the_page_in_its_language(app, seeded):
         at.selectbox(key="device").set_value("cuda").run()
         said = [w.value for w in at.warning] + [c.value for c in at.caption]
         assert any("NVIDIA の GPU が見当たりません" in x for x in said), said
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
     from qcompare.jobs.status import exit_error
 
     store = JobStore.open(seeded)
@@ -182,7 +182,7 @@ def test_results_filters_change_the_plotted_rows(app):
     at.sidebar.multiselect(key="f.protocol").set_value(["disjoint", "strided"]).run()
     assert _points(at) == 4
     assert any("not comparable" in w.value for w in at.warning)
-    from qcompare.charts import png_unavailable_reason
+    from qcompare.charts.tradeoff import png_unavailable_reason
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Report as HTML" in labels
     assert len(labels) == (5 if png_unavailable_reason() is None else 4)
@@ -217,7 +217,7 @@ def test_results_empty_state_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_calibration_settings_reach_the_queued_spec_of_calibrating_methods(app, seeded, tiny_model_dir):
-    from qcompare.specs import RunSpec
+    from qcompare.core.specs import RunSpec
 
     at = app("pages/compare.py")
     at.checkbox(key="m.fp32").uncheck().run()
@@ -251,7 +251,7 @@ def test_options_read_as_words_booleans_are_pick_lists_and_a_bad_value_has_one_m
 
 
 def test_home_lists_the_runs_by_short_label_with_their_count_and_time(app):
-    from qcompare.methods.presets import preset_methods
+    from qcompare.core.presets import preset_methods
 
     at = app()
     n = len(preset_methods("default", "cpu"))
@@ -363,7 +363,7 @@ def test_choose_rule_button_queues_the_runs_on_the_measured_protocol(app, seeded
     before = {j.id for j in JobStore.open(seeded).list(("queued",))}
     next(b for b in at.button if b.label.startswith("Measure it on")).click().run()
     assert not at.exception
-    from qcompare.specs import RunSpec
+    from qcompare.core.specs import RunSpec
 
     new = [RunSpec.from_json(j.spec_json) for j in JobStore.open(seeded).list(("queued",))
            if j.id not in before]
@@ -391,7 +391,7 @@ def test_memory_calculator_sizes_a_known_7b_model(app):
 
 
 def test_published_tab_lists_every_published_row_with_its_caveats(app):
-    from qcompare import published
+    from qcompare.sources import published
 
     at = _choose(app)
     table = _frame(at, "gb_means")

@@ -1,7 +1,7 @@
 """The playground page under AppTest, on a model folder in the state folder's models/."""
 import shutil
 
-from qcompare import playground as pg
+from qcompare.explore import playground as pg
 from tests.app.pagetest import page_on
 
 
@@ -29,15 +29,15 @@ def test_two_settings_side_by_side_on_a_real_tensor(tmp_path, monkeypatch, tiny_
 
 
 def test_without_a_model_folder_it_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr("qcompare.models.embedded_gguf", lambda: tmp_path / "missing.gguf")
+    monkeypatch.setattr("qcompare.sources.models.embedded_gguf", lambda: tmp_path / "missing.gguf")
     at = _open(tmp_path, monkeypatch)
     assert any("No model folder with safetensors yet" in i.value for i in at.info)
 
 
 def test_the_activation_view_shows_outlier_channels_and_int8_per_tensor_vs_per_token(
         tmp_path, monkeypatch, tiny_model_dir):
-    from qcompare import generation
-    from qcompare.jobs import generation_worker as gw
+    from qcompare.explore import generation
+    from qcompare.explore import generation_worker as gw
 
     shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny")
     at = _open(tmp_path, monkeypatch)

@@ -30,11 +30,11 @@ def test_present_1_turns_it_on_with_the_demo_script(tmp_path, monkeypatch):
 
 
 def test_charts_use_the_presenter_theme_and_it_switches_off(tmp_path, monkeypatch, tiny_model_dir):
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec
     from qcompare.jobs import worker
-    from qcompare.models import model_from_arg
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec
-    from qcompare.submit import build_specs
+    from qcompare.jobs.submit import build_specs
+    from qcompare.sources.models import model_from_arg
 
     ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
     for spec in build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("fp32"),

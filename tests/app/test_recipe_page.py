@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from qcompare import budget, sensitivity
+from qcompare.core.specs import CalibSpec, EvalSpec
 from qcompare.jobs import worker
 from qcompare.jobs.runner import run_inline
 from qcompare.jobs.store import JobStore
-from qcompare.models import model_from_arg
-from qcompare.results import ResultStore
-from qcompare.specs import CalibSpec, EvalSpec
-from qcompare.submit import submit_sensitivity
+from qcompare.jobs.submit import submit_sensitivity
+from qcompare.recipes import budget, sensitivity
+from qcompare.sources.models import model_from_arg
+from qcompare.store.results import ResultStore
 from tests.app.pagetest import page_on
 
 TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
@@ -92,8 +92,8 @@ def test_results_and_choose_offer_the_recipe_of_a_swept_model(swept, monkeypatch
 
 
 def test_a_model_without_a_sweep_is_pointed_to_the_recipe_page(tmp_path, monkeypatch, tiny_model_dir):
-    from qcompare.specs import MethodSpec, RunSpec
-    from qcompare.submit import build_specs
+    from qcompare.core.specs import MethodSpec, RunSpec
+    from qcompare.jobs.submit import build_specs
 
     spec = build_specs(model_from_arg(str(tiny_model_dir)), [MethodSpec.of("fp32")],
                        sensitivity.CorpusSpec(), TINY)[0]

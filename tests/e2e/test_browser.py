@@ -67,10 +67,10 @@ def server(tmp_path):
 
 def _seed_collapsed_run(state_dir) -> None:
     """2-bit RTN per channel on the embedded model: its perplexity is off any useful scale."""
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec, ModelSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
 
     ev = EvalSpec(tokens=1024, speed_new_tokens=8, speed_repeats=1)
     (spec,) = submitting.build_specs(ModelSpec(), [parse_method_arg("rtn:bits=2,granularity=channel")],
@@ -187,14 +187,14 @@ def swept_server(tmp_path, tiny_model_dir):
     """A state with a sensitivity sweep of the tiny model and the runs verifying one recipe."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from qcompare import budget
+    from qcompare.core.specs import CalibSpec, EvalSpec
     from qcompare.jobs import worker
     from qcompare.jobs.runner import run_inline
     from qcompare.jobs.store import JobStore
-    from qcompare.models import model_from_arg
-    from qcompare.sensitivity import SensitivitySpec
-    from qcompare.specs import CalibSpec, EvalSpec
-    from qcompare.submit import submit_sensitivity
+    from qcompare.jobs.submit import submit_sensitivity
+    from qcompare.recipes import budget
+    from qcompare.recipes.sensitivity import SensitivitySpec
+    from qcompare.sources.models import model_from_arg
 
     state_dir = tmp_path / "state_dir"
     ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
@@ -241,11 +241,11 @@ def demo_server(tmp_path, tiny_model_dir):
     playground), and a real generation worker allowed to start."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec
     from qcompare.jobs import worker
-    from qcompare.models import model_from_arg
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec
-    from qcompare.submit import build_specs
+    from qcompare.jobs.submit import build_specs
+    from qcompare.sources.models import model_from_arg
 
     state_dir = tmp_path / "state_dir"
     ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)

@@ -3,11 +3,11 @@ import math
 
 import pytest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
-from qcompare.models import converted_dir, embedded_gguf
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec, EvalSpec, ModelSpec
+from qcompare.sources.models import converted_dir, embedded_gguf
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
 
 pytestmark = pytest.mark.slow
 
@@ -77,9 +77,10 @@ def test_the_memory_calculator_gives_every_rows_weights(rows):
     against the weights these real runs reported: the issue's bar is 2 %; they agree exactly."""
     import json
 
-    from qcompare import registry, sizing
-    from qcompare.models import embedded_gguf
-    from qcompare.shapes import shape_of_gguf
+    from qcompare.core import registry
+    from qcompare.decide import sizing
+    from qcompare.decide.shapes import shape_of_gguf
+    from qcompare.sources.models import embedded_gguf
 
     shape = shape_of_gguf(embedded_gguf())
     for name, row in rows.items():

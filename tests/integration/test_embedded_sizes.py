@@ -4,8 +4,10 @@ checked on their real rows in test_embedded_calibrated.py, GGUF against llama-qu
 in tests/methods/test_gguf.py."""
 import pytest
 
-from qcompare import models, registry, sizing
-from qcompare.errors import UserError
+from qcompare.core import registry
+from qcompare.core.errors import UserError
+from qcompare.decide import sizing
+from qcompare.sources import models
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +17,7 @@ VARIANTS = ["bf16", "fp8", "bnb-int8", "bnb-nf4:double_quant=true", "torchao-int
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    from qcompare.specs import ModelSpec
+    from qcompare.core.specs import ModelSpec
 
     try:
         spec = models.resolve(ModelSpec())
@@ -27,9 +29,9 @@ def embedded(tmp_path_factory):
 
 @pytest.mark.parametrize("arg", VARIANTS)
 def test_calculated_weights_equal_the_built_ones(arg, embedded):
-    from qcompare.methods.base import BuildContext
-    from qcompare.shapes import shape_of_gguf
-    from qcompare.specs import EvalSpec, RunSpec
+    from qcompare.core.method import BuildContext
+    from qcompare.core.specs import EvalSpec, RunSpec
+    from qcompare.decide.shapes import shape_of_gguf
 
     spec = registry.parse_method_arg(arg)
     cls = registry.get(spec.name)

@@ -4,13 +4,13 @@ import time
 import pytest
 import torch
 
-from qcompare import generation
-from qcompare.decoding import Decoding, penalise, pick
-from qcompare.jobs import generation_worker as gw
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec, EvalSpec
-from qcompare.submit import build_specs
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec, EvalSpec
+from qcompare.explore import generation
+from qcompare.explore import generation_worker as gw
+from qcompare.explore.decoding import Decoding, penalise, pick
+from qcompare.jobs.submit import build_specs
+from qcompare.sources.models import model_from_arg
 
 TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
 
@@ -113,7 +113,7 @@ def test_bad_requests_are_refused_with_a_reason(tmp_path, tiny_model_dir):
 def test_the_default_step_api_rescores_and_agrees_with_the_kv_cache(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    from qcompare.runtime.base import Runtime
+    from qcompare.core.runtime import Runtime
     from qcompare.runtime.torch_model import TorchRuntime
 
     rt = TorchRuntime(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval())

@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
 from qcompare.jobs import runner as local_runner
+from qcompare.jobs import submit as submitting
 from qcompare.jobs.store import JobStore
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.results import ResultStore
-from qcompare.specs import CorpusSpec
+from qcompare.sources.models import model_from_arg
+from qcompare.store.results import ResultStore
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray", reason="the ray package is not installed")

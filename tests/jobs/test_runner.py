@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive, runner_pid
 from qcompare.jobs.store import JobStore
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
+from qcompare.sources.models import model_from_arg
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def _kill_runner(state_dir):
 
 
 def test_a_job_runs_in_a_spawned_worker_and_lands_in_parquet(runner_env, tiny_model_dir, tiny_eval):
-    from qcompare.results import ResultStore
+    from qcompare.store.results import ResultStore
 
     store = JobStore.open(runner_env)
     sub = _submit(runner_env, tiny_model_dir, tiny_eval)

@@ -61,7 +61,7 @@ def test_status_rules():
 def test_a_table_from_before_translated_errors_gains_the_column_and_keeps_its_jobs(tmp_path):
     import sqlite3
 
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
     from qcompare.jobs.store import _SCHEMA, JobStore
 
     old = _SCHEMA.replace(",\n    error_i18n TEXT", "")

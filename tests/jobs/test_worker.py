@@ -2,15 +2,15 @@ import math
 
 import pytest
 
-from qcompare import submit as submitting
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
 from qcompare.jobs.runner import run_inline
 from qcompare.jobs.store import JobStore
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.results import ResultStore
-from qcompare.specs import CorpusSpec
+from qcompare.sources.models import model_from_arg
+from qcompare.store.results import ResultStore
 
 
 def _specs(model_dir, ev, *methods):
@@ -96,7 +96,7 @@ def test_inline_runner_records_failures_as_readable_rows(tiny_model_dir, state_d
 
 def test_the_fp32_row_reuses_the_baseline_pass_instead_of_scoring_again(tiny_model_dir, state_dir, tiny_eval,
                                                                         monkeypatch):
-    from qcompare.reference import ReferenceStore
+    from qcompare.store.reference import ReferenceStore
 
     monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "0")       # its 3 passes are counted elsewhere
     calls = []
@@ -121,9 +121,9 @@ def test_a_sweep_shares_its_baseline_and_calibration_draw(tiny_model_dir, state_
     cached calibration draw: neither is computed again."""
     import json
 
-    from qcompare import calibration
-    from qcompare.specs import CalibSpec
-    from qcompare.tokenscores import TokenScores
+    from qcompare.core.specs import CalibSpec
+    from qcompare.sources import calibration
+    from qcompare.store.tokenscores import TokenScores
 
     monkeypatch.setenv("QCOMPARE_NOISE_FLOOR", "0")       # its 3 passes are counted elsewhere
     passes, draws = [], []
@@ -153,7 +153,7 @@ def test_a_sweep_shares_its_baseline_and_calibration_draw(tiny_model_dir, state_
 def test_rows_name_their_effort_and_carry_roofline_columns(tiny_model_dir, state_dir):
     from dataclasses import replace
 
-    from qcompare import effort
+    from qcompare.core import effort
 
     ev = replace(effort.eval_spec("quick"), tokens=256, window=64)   # tiny model: tiny protocol
     (spec,) = _specs(tiny_model_dir, ev, "rtn:bits=8")

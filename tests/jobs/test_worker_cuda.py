@@ -3,11 +3,11 @@ from dataclasses import replace
 
 import pytest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
+from qcompare.sources.models import model_from_arg
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu,

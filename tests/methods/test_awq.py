@@ -1,6 +1,7 @@
 import torch
 
-from qcompare.methods import awq, rtn, scaling
+from qcompare.methods import awq, rtn
+from qcompare.methods.kernels import scaling
 
 
 def _inputs(n=256, d=64, seed=0):
@@ -55,7 +56,7 @@ def test_clip_search_never_increases_the_group_error():
 def test_unsupported_layout_is_a_clear_error():
     import pytest
 
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
 
     with pytest.raises(UserError, match="Llama-style"):
         scaling.scale_groups(torch.nn.Linear(2, 2))

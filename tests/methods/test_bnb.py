@@ -6,12 +6,12 @@ import torch
 
 pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed")
 
-from qcompare import submit as submitting  # noqa: E402
+from qcompare.core.registry import parse_method_arg  # noqa: E402
+from qcompare.core.specs import CorpusSpec  # noqa: E402
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker  # noqa: E402
 from qcompare.methods import bnb  # noqa: E402
-from qcompare.models import model_from_arg  # noqa: E402
-from qcompare.registry import parse_method_arg  # noqa: E402
-from qcompare.specs import CorpusSpec  # noqa: E402
+from qcompare.sources.models import model_from_arg  # noqa: E402
 
 
 def _linear_shapes(folder):

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CalibSpec, CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CalibSpec, CorpusSpec
+from qcompare.sources.models import model_from_arg
 
 CALIB = CalibSpec(samples=8, seq_len=64)
 
@@ -42,8 +42,8 @@ def test_method_runs_and_reports_per_layer_diagnostics(tiny_model_dir, state_dir
 
 
 def test_calibration_text_never_overlaps_the_evaluated_tokens(tiny_model_dir, tiny_eval):
-    from qcompare import calibration, corpora, models
     from qcompare.metrics import quality as q
+    from qcompare.sources import calibration, corpora, models
 
     corpus = corpora.resolve(CorpusSpec())
     tok = models.load_tokenizer(tiny_model_dir, model_from_arg(str(tiny_model_dir)))
@@ -65,7 +65,7 @@ def test_calibration_text_never_overlaps_the_evaluated_tokens(tiny_model_dir, ti
 def test_too_little_calibration_text_is_a_clear_error(tiny_model_dir, state_dir, tiny_eval):
     from dataclasses import replace
 
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
 
     big = replace(CALIB, samples=100_000)
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("gptq")],
@@ -83,13 +83,13 @@ def test_calibration_settings_only_key_methods_that_calibrate(tiny_model_dir, ti
     rtn_b, gptq_b = submitting.build_specs(*args, replace(CALIB, seed=7))
     assert rtn_a.calib is None and rtn_a.key() == rtn_b.key()
     assert gptq_a.key() != gptq_b.key()
-    from qcompare.specs import RunSpec
+    from qcompare.core.specs import RunSpec
     assert RunSpec.from_json(gptq_a.to_json()) == gptq_a
 
 
 def test_a_calibration_draw_is_cached_by_what_it_depends_on(tiny_model_dir, state_dir, monkeypatch):
-    from qcompare import calibration, corpora, models
     from qcompare.metrics import quality as q
+    from qcompare.sources import calibration, corpora, models
 
     corpus = corpora.resolve(CorpusSpec())
     spec = models.resolve(model_from_arg(str(tiny_model_dir)))

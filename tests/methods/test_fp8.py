@@ -36,11 +36,11 @@ def test_build_counts_8_bits_and_a_16_bit_scale_per_row(build_context, tiny_mode
 
 
 def test_fp8_row_through_the_worker_is_close_to_the_baseline(tiny_model_dir, state_dir, tiny_eval):
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.models import model_from_arg
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec
+    from qcompare.sources.models import model_from_arg
 
     model = model_from_arg(str(tiny_model_dir))
     rows = [worker.run(s, state_dir) for s in submitting.build_specs(

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from qcompare import models
-from qcompare.errors import UserError
+from qcompare.core.errors import UserError
+from qcompare.core.specs import MethodSpec, ModelSpec, RunSpec
 from qcompare.methods import gguf
 from qcompare.runtime.llamacpp import LlamaCppRuntime
-from qcompare.specs import MethodSpec, ModelSpec, RunSpec
+from qcompare.sources import models
 
 
 class FakeLlama:
@@ -85,11 +85,11 @@ def test_without_the_converter_a_hugging_face_folder_is_refused_before_any_work(
     """The whole request is checked: a model with no .gguf behind it, and no converter to make
     one, is refused at submission (with the command that installs the converter), before a job
     is queued or the baseline pass runs, and again by the worker."""
-    from qcompare import hf2gguf
-    from qcompare import submit as submitting
+    from qcompare.core.specs import CorpusSpec, EvalSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
     from qcompare.jobs.store import JobStore
-    from qcompare.specs import CorpusSpec, EvalSpec
+    from qcompare.sources import hf2gguf
 
     monkeypatch.setenv("QCOMPARE_CONVERTER_DIR", str(tmp_path / "none"))
     folder = models.model_from_arg(str(tiny_model_dir))
@@ -157,7 +157,7 @@ def test_only_an_imatrix_run_calibrates():
 
 def test_the_embedded_file_is_reported_as_requantized_from_its_stored_types():
     pytest.importorskip("gguf", reason="the gguf package is not installed")
-    from qcompare.models import embedded_gguf
+    from qcompare.sources.models import embedded_gguf
 
     try:
         src = embedded_gguf()
@@ -171,10 +171,10 @@ def test_the_embedded_file_is_reported_as_requantized_from_its_stored_types():
 @pytest.mark.slow
 def test_llama_cpp_on_the_embedded_model(tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CalibSpec, CorpusSpec, EvalSpec, ModelSpec
 
     ev = EvalSpec(tokens=1024, window=512, speed_repeats=1, speed_new_tokens=8, speed_prompt=32)
     methods = ["fp32", "gguf:type=F32", "gguf:type=Q8_0", "gguf:type=Q4_K_M", "gguf:type=Q2_K",
@@ -207,9 +207,9 @@ def test_planned_tensor_types_and_size_equal_what_llama_quantize_writes(ftype, t
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from gguf import GGUFReader
 
-    from qcompare import sizing
-    from qcompare.methods import gguf_types
-    from qcompare.shapes import shape_of_gguf
+    from qcompare.decide import sizing
+    from qcompare.decide.shapes import shape_of_gguf
+    from qcompare.methods.kernels import gguf_types
 
     try:
         src = models.embedded_gguf()
@@ -238,7 +238,7 @@ def _norm_name(hf: str) -> str:
 
 def _converter_or_skip():
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from qcompare import hf2gguf
+    from qcompare.sources import hf2gguf
 
     if hf2gguf.unavailable_reason():
         pytest.skip(hf2gguf.unavailable_reason())
@@ -270,10 +270,10 @@ def test_a_hugging_face_folder_goes_to_f16_gguf_and_every_type(tmp_path):
     _converter_or_skip()
     import gguf as env_gguf
 
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec
 
     state_dir = tmp_path / "state"
     folder = _tiny_llama_with_the_embedded_tokenizer(tmp_path / "tiny-llama", state_dir)
@@ -294,10 +294,10 @@ def test_a_hugging_face_folder_goes_to_f16_gguf_and_every_type(tmp_path):
 @pytest.mark.slow
 def test_the_embedded_models_folder_as_a_hugging_face_model_gives_f16_within_1e4(tmp_path):
     _converter_or_skip()
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec
 
     state_dir = tmp_path / "state"
     folder = models.local_folder(models.resolve(ModelSpec()), state_dir)

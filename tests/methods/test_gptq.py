@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from qcompare.methods import gptq, rtn
-from qcompare.methods.sequential import relative_output_error
+from qcompare.methods.kernels.sequential import relative_output_error
 
 
 def _correlated_inputs(n=512, d=64, seed=0):

@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("hqq", reason="hqq is not installed")
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
+from qcompare.sources.models import model_from_arg
 
 
 def test_hqq_rows_are_real_storage_and_error_grows_as_bits_shrink(tiny_model_dir, state_dir, tiny_eval):

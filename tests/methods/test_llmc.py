@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("llmcompressor", reason="llm-compressor is not installed")
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CalibSpec, CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
 from qcompare.methods import llmc
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CalibSpec, CorpusSpec
+from qcompare.sources.models import model_from_arg
 
 
 @pytest.mark.parametrize("method", ["llmc-gptq:group_size=32", "llmc-awq:group_size=32"])
@@ -49,8 +49,8 @@ def test_recipes_carry_the_options():
 def test_group_sizes_that_do_not_divide_the_inputs_are_refused_with_sizes_that_work():
     import torch
 
-    from qcompare.errors import UserError
-    from qcompare.methods.linears import check_group_size
+    from qcompare.core.errors import UserError
+    from qcompare.methods.kernels.linears import check_group_size
 
     class Tiny(torch.nn.Module):
         def __init__(self):

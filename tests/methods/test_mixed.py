@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from qcompare import registry
-from qcompare.errors import UserError
+from qcompare.core import registry
+from qcompare.core.errors import UserError
 from qcompare.methods import gptq, mixed, rtn
 
 

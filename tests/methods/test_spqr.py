@@ -26,7 +26,7 @@ def test_sensitivity_rule_prefers_the_channel_with_large_activations():
 
 
 def test_outliers_cut_the_output_error_and_storage_counts_them():
-    from qcompare.methods.sequential import relative_output_error
+    from qcompare.methods.kernels.sequential import relative_output_error
 
     torch.manual_seed(2)
     W = torch.randn(32, 64)

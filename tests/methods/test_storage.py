@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from qcompare.methods.storage import stored_bytes
+from qcompare.runtime.storage import stored_bytes
 
 
 class _Head(torch.nn.Module):

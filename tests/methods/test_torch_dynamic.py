@@ -5,12 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from qcompare import submit as submitting
+from qcompare.core.registry import parse_method_arg
+from qcompare.core.specs import CorpusSpec
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker
 from qcompare.methods import torch_dynamic as td
-from qcompare.models import model_from_arg
-from qcompare.registry import parse_method_arg
-from qcompare.specs import CorpusSpec
+from qcompare.sources.models import model_from_arg
 
 
 @pytest.mark.parametrize("per_channel", [True, False])

@@ -6,13 +6,13 @@ import torch
 
 pytest.importorskip("torchao", reason="torchao is not installed")
 
-from qcompare import submit as submitting  # noqa: E402
+from qcompare.core.registry import parse_method_arg  # noqa: E402
+from qcompare.core.specs import CorpusSpec  # noqa: E402
+from qcompare.jobs import submit as submitting
 from qcompare.jobs import worker  # noqa: E402
 from qcompare.methods import torchao as tao  # noqa: E402
-from qcompare.methods.storage import subclass_bytes  # noqa: E402
-from qcompare.models import model_from_arg  # noqa: E402
-from qcompare.registry import parse_method_arg  # noqa: E402
-from qcompare.specs import CorpusSpec  # noqa: E402
+from qcompare.runtime.storage import subclass_bytes  # noqa: E402
+from qcompare.sources.models import model_from_arg  # noqa: E402
 
 
 @pytest.mark.parametrize("cls", [tao.TorchAoInt8WeightOnly, tao.TorchAoInt8Dynamic])
@@ -66,7 +66,7 @@ def test_int4_codes_are_4_bit_per_group_and_stored_one_per_byte(build_context, s
 
 
 def test_int4_group_size_that_does_not_divide_the_inputs_is_a_clear_error(build_context, tiny_model_dir):
-    from qcompare.errors import UserError
+    from qcompare.core.errors import UserError
 
     m = tao.TorchAoInt4WeightOnly(tao.TorchAoInt4Config(group_size=256))   # inputs 64 and 128
     with pytest.raises(UserError, match="divisible by group_size 256; this model has 64, 128"):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from qcompare.methods import calibrators, smoothquant, w8a8
+from qcompare.methods import smoothquant, w8a8
+from qcompare.methods.kernels import calibrators
 
 
 def test_minmax_and_percentile_thresholds_by_hand():
@@ -59,7 +60,7 @@ def test_smoothing_preserves_the_model_output_before_quantization(tiny_model_dir
     from transformers import AutoModelForCausalLM
 
     from qcompare.methods.awq import scale_groups
-    from qcompare.methods.sequential import decoder_layers
+    from qcompare.methods.kernels.sequential import decoder_layers
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     ids = torch.randint(0, 300, (2, 32))

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from qcompare.metrics import roofline as rf
+from qcompare.runtime import cost
 
-CM = rf.CostModel(weight_bytes=1000, kv_bytes_per_position=10, body_params=300,
+CM = cost.CostModel(weight_bytes=1000, kv_bytes_per_position=10, body_params=300,
                   head_params=50, layers=2, heads=3, head_dim=4)
 
 
@@ -45,7 +46,7 @@ def _tiny(tied: bool, dtype=torch.float32):
 @pytest.mark.parametrize("tied", [True, False])
 def test_torch_cost_model_counts_what_a_token_touches(tied):
     m = _tiny(tied)
-    cm = rf.torch_cost_model(m)
+    cm = cost.torch_cost_model(m)
     per_layer = (16 * 16 + 2 * (16 * 8) + 16 * 16) + 3 * (16 * 32)   # q,k,v,o + gate, up, down
     norms = 2 * 2 * 16 + 16                                          # 2 per layer + final
     embed = 100 * 16
@@ -55,7 +56,7 @@ def test_torch_cost_model_counts_what_a_token_touches(tied):
     assert cm.body_params == 2 * per_layer and cm.head_params == embed
     # K and V, 2 layers x 2 kv heads x head_dim 4, fp32
     assert cm.kv_bytes_per_position == 2 * 2 * 2 * 4 * 4
-    assert cm.kv_bytes_per_position // 2 == rf.torch_cost_model(_tiny(tied, torch.bfloat16)).kv_bytes_per_position
+    assert cm.kv_bytes_per_position // 2 == cost.torch_cost_model(_tiny(tied, torch.bfloat16)).kv_bytes_per_position
 
 
 def test_gguf_cost_model_from_a_written_file(tmp_path):
@@ -75,7 +76,7 @@ def test_gguf_cost_model_from_a_written_file(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    cm = rf.gguf_cost_model(path)
+    cm = cost.gguf_cost_model(path)
     # untied (output.weight present): one embedding row; everything else whole, 4 bytes each
     assert cm.weight_bytes == 4 * (8 + 50 * 8 + 64 + 32 + 128 + 8)
     assert cm.body_params == 64 + 32 + 128 and cm.head_params == 400

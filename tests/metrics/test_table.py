@@ -2,8 +2,8 @@
 charts and pages all follow it."""
 import pytest
 
-from qcompare import results
-from qcompare.metrics import table
+from qcompare.core import columns as table
+from qcompare.store import results
 
 
 def test_the_parquet_schema_is_the_column_table():
@@ -23,11 +23,11 @@ def test_chart_axes_have_a_direction_and_a_label():
 
 
 def test_a_worker_row_fills_every_column_measured_on_its_device(tiny_model_dir, state_dir, tiny_eval):
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.models import model_from_arg
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec
+    from qcompare.sources.models import model_from_arg
 
     (spec,) = submitting.build_specs(model_from_arg(str(tiny_model_dir)), [parse_method_arg("rtn")],
                                      CorpusSpec(), tiny_eval)

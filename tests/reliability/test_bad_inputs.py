@@ -15,11 +15,11 @@ pytestmark = pytest.mark.reliability
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tiny_model_dir):
     """A state folder holding one measured row, and a shelf of broken inputs."""
-    from qcompare import submit as submitting
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec
+    from qcompare.jobs import submit as submitting
     from qcompare.jobs import worker
-    from qcompare.models import model_from_arg
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec
+    from qcompare.sources.models import model_from_arg
 
     state = tmp_path_factory.mktemp("bad-input-state")
     ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
@@ -42,7 +42,7 @@ def world(tmp_path_factory, tiny_model_dir):
     data = (cut / "model.safetensors").read_bytes()
     (cut / "model.safetensors").write_bytes(data[: len(data) // 2])
     try:
-        from qcompare.models import embedded_gguf
+        from qcompare.sources.models import embedded_gguf
 
         gguf = embedded_gguf().read_bytes()
         (shelf / "truncated.gguf").write_bytes(gguf[: len(gguf) // 3])

@@ -13,7 +13,7 @@ import pytest
 from harness import TINY, remount_read_only, run_cli, stored
 
 from qcompare.jobs.store import JobStore
-from qcompare.results import ResultStore
+from qcompare.store.results import ResultStore
 
 pytestmark = pytest.mark.reliability
 

@@ -22,10 +22,10 @@ STAGES = ("preparing model", "baseline: loading", "baseline: perplexity", "loadi
 
 
 def _submit(state_dir, model_dir, method="rtn:bits=8"):
-    from qcompare import submit as submitting
-    from qcompare.models import model_from_arg
-    from qcompare.registry import parse_method_arg
-    from qcompare.specs import CorpusSpec, EvalSpec
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import CorpusSpec, EvalSpec
+    from qcompare.jobs import submit as submitting
+    from qcompare.sources.models import model_from_arg
 
     ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
     specs = submitting.build_specs(model_from_arg(str(model_dir)), [parse_method_arg(method)],

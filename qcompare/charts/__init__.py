@@ -1,0 +1,1 @@
+"""DataFrame -> plotly figure: the trade-off charts, their style, the offline report."""

@@ -1,0 +1,1 @@
+"""The same pipeline without a browser: `python -m qcompare ...`."""

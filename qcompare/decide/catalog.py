@@ -1,0 +1,34 @@
+"""Common models and GPUs for the memory calculator: public config.json shapes and nominal GPU
+memory. Facts, not measurements: the calculator's presets, overridable by a user's own config
+or memory size."""
+from __future__ import annotations
+
+from qcompare.decide.sizing import ModelShape
+
+
+def _m(name, layers, hidden, heads, kv, inter, vocab, tied=False, bias=False) -> ModelShape:
+    return ModelShape(name, layers, hidden, heads, kv, inter, vocab, tied=tied,
+                      attention_bias=bias, basis="public config.json")
+
+
+MODELS: dict[str, ModelShape] = {m.name: m for m in (
+    _m("SmolLM2-135M", 30, 576, 9, 3, 1536, 49152, tied=True),
+    _m("Qwen2.5-0.5B", 24, 896, 14, 2, 4864, 151936, tied=True, bias=True),
+    _m("Llama-3.2-1B", 16, 2048, 32, 8, 8192, 128256, tied=True),
+    _m("Llama-2-7B", 32, 4096, 32, 32, 11008, 32000),
+    _m("ELYZA-japanese-Llama-2-7b", 32, 4096, 32, 32, 11008, 32000),
+    _m("Mistral-7B-v0.1", 32, 4096, 32, 8, 14336, 32000),
+    _m("Qwen2.5-7B", 28, 3584, 28, 4, 18944, 152064, bias=True),
+    _m("Llama-3.1-8B", 32, 4096, 32, 8, 14336, 128256),
+    _m("Llama-2-13B", 40, 5120, 40, 40, 13824, 32000),
+    _m("Llama-2-70B", 80, 8192, 64, 8, 28672, 32000),
+    _m("Llama-3.1-70B", 80, 8192, 64, 8, 28672, 128256),
+)}
+
+# nominal memory in GiB (what nvidia-smi's total is close to, before ECC and driver reserves)
+GPUS: dict[str, float] = {
+    "T4 (16 GB)": 16, "RTX 4080 (16 GB)": 16, "A10 (24 GB)": 24, "L4 (24 GB)": 24,
+    "RTX 4090 (24 GB)": 24, "A100 40GB": 40, "A6000 / L40S (48 GB)": 48, "A100 80GB": 80,
+    "H100 (80 GB)": 80, "H200 (141 GB)": 141,
+}
+COMMON_SIZES_GIB = (16, 24, 40, 48, 80)

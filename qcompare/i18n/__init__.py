@@ -1,0 +1,1 @@
+"""The message catalogue (English and Japanese) and the wording of job stages."""

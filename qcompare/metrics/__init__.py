@@ -1,0 +1,1 @@
+"""Pure measurements (quality, speed, memory, roofline); each docstring states its math."""

@@ -1,0 +1,1 @@
+"""Where models, corpora, calibration text and the published figures come from."""

@@ -1,0 +1,69 @@
+"""The noise floor: how far the baseline drifts from itself with only numerical noise added.
+
+Computed once per baseline pass (model, corpus, protocol, device), by the first job that finds
+it missing, after that job's row is written: the fp32 baseline run again
+
+* in bf16 compute (weights and activations in bfloat16),
+* in fp16 compute (float16),
+* with its weights rounded to bf16 but computed in fp32,
+
+each scored against the stored fp32 baseline exactly like a method (KL divergence, top-1
+agreement, `metrics.quality.score_window`). The band is the largest KL and the lowest top-1
+agreement among them: a method inside it cannot be told from the baseline by these metrics,
+whatever its ranking says. An fp32 rerun gives exactly 0 (tests check it). Kept as
+`noise.json` beside the baseline (`<state_dir>/baselines/<reference_key>/`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+VARIANTS = {"bf16 compute": ("bfloat16", False), "fp16 compute": ("float16", False),
+            "bf16-rounded weights, fp32 compute": ("float32", True)}
+
+
+def path(state_dir: str | os.PathLike, reference_key: str) -> Path:
+    return Path(state_dir) / "baselines" / reference_key / "noise.json"
+
+
+def read(state_dir: str | os.PathLike, reference_key: str) -> dict | None:
+    """{"variants": {name: {kld_mean, kld_p99, top1_agree, ppl, seconds}}, "kld_band",
+    "top1_band"}, or None when not computed (yet)."""
+    try:
+        return json.loads(path(state_dir, reference_key).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write(state_dir: str | os.PathLike, reference_key: str, variants: dict) -> dict:
+    data = {"variants": variants,
+            "kld_band": max(v["kld_mean"] for v in variants.values()),
+            "top1_band": min(v["top1_agree"] for v in variants.values())}
+    target = path(state_dir, reference_key)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".noise-pid{os.getpid()}-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return data
+
+
+def versus(value: float, noise: dict | None, metric: str = "kld_mean", lang: str = "en") -> str:
+    """'inside the noise floor' or '12x the noise floor' for a row's KL (or top-1) value."""
+    from qcompare.i18n import catalogue as i18n
+
+    if noise is None or value != value:
+        return "—"
+    if metric == "top1_agree":
+        band = noise["top1_band"]
+        return (i18n.t("noisefloor.inside", lang) if value >= band else
+                i18n.t("noisefloor.times_top1", lang, x=(1 - value) / max(1 - band, 1e-12)))
+    band = noise["kld_band"]
+    if value <= band:
+        return i18n.t("noisefloor.inside", lang)
+    return i18n.t("noisefloor.times", lang, x=value / band) if band > 0 else i18n.t("noisefloor.zero", lang)
