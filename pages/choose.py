@@ -8,7 +8,7 @@ import streamlit as st
 
 from qcompare.charts import tradeoff as charts
 from qcompare.charts.style import point_label
-from qcompare.core import registry
+from qcompare.core import presets, registry
 from qcompare.core.errors import UserError, text_of
 from qcompare.decide import catalog, recommend, sizing
 from qcompare.decide.sizing import GIB, MIB
@@ -208,9 +208,7 @@ with tab_rec:
             st.caption(t("choose.pick_model"))
 
 # --- memory calculator ------------------------------------------------------------------------
-DEFAULT_VARIANTS = ["fp16", "bnb-int8", "bnb-nf4", "gptq:bits=4,group_size=128",
-                    "awq:bits=4,group_size=128", "gguf:type=Q8_0", "gguf:type=Q4_K_M",
-                    "hqq:bits=4,group_size=64", "rtn:bits=8,granularity=channel"]
+DEFAULT_VARIANTS = list(presets.CALCULATOR)
 with tab_calc:
     models = sorted(df["model"].dropna().unique().tolist()) if not df.empty else []
     which = st.selectbox(t("choose.calc_rows"), ["none"] + models, key="calc.model",

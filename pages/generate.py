@@ -33,7 +33,7 @@ if not df.empty:
             continue
         models.setdefault(spec.model.label, spec)
 if not models:
-    models["embedded"] = RunSpec(model=ModelSpec(), method=registry.make_method_spec("fp32", {}),
+    models["embedded"] = RunSpec(model=ModelSpec(), method=registry.make_method_spec(registry.BASELINE, {}),
                                  eval=effort.eval_spec("quick", EvalSpec()))
 c = st.columns([2, 3])
 model_label = c[0].selectbox(t("generate.model"), list(models), key="gen.model")

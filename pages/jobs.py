@@ -4,6 +4,7 @@ import time
 
 import streamlit as st
 
+from qcompare.core import registry
 from qcompare.core.errors import UserError, stored_text
 from qcompare.i18n import stages
 from qcompare.jobs import status
@@ -60,7 +61,7 @@ def job_table() -> None:
                 word = t(f"jobs.s_{state}")
                 what = t("jobs.after", state=word, t=_duration(elapsed)) if elapsed else word
             else:
-                what = f"`{t(f'jobs.s_{state}')}` · {stages.text(j.stage, current()) or '—'}"
+                what = f"`{t(f'jobs.s_{state}')}` · {stages.text(j.stage, current(), registry.stage_patterns()) or '—'}"
             c[0].markdown(f'<span id="job-{j.id}"></span>{ICONS.get(state, "")} **#{j.id}** '
                           f"{j.label}  \n{what}", unsafe_allow_html=True)
             if j.state == "running":

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from qcompare.core import effort
+from qcompare.core import effort, registry
 from qcompare.core.errors import UserError
 from qcompare.core.specs import CorpusSpec, ModelSpec, RunSpec
 from qcompare.decide import shapes
@@ -53,7 +53,7 @@ with tab_measure:
     models_by_label = _models()
     c = st.columns(3)
     label = c[0].selectbox(t("rpage.model"), list(models_by_label), key="recipe.model")
-    family = c[1].radio(t("rpage.quantizer"), sensitivity.FAMILIES, horizontal=True, key="recipe.family",
+    family = c[1].radio(t("rpage.quantizer"), registry.unit_quantizers(), horizontal=True, key="recipe.family",
                         help=t("rpage.quantizer_help"))
     unit = c[2].radio(t("rpage.unit"), sensitivity.UNITS, horizontal=True, key="recipe.unit",
                       help=t("rpage.unit_help"))
@@ -99,7 +99,7 @@ with tab_measure:
                   if sensitivity.is_sensitivity_json(j.spec_json)]
         for j in active:
             st.progress(min(max(j.progress, 0.0), 1.0),
-                        text=f"#{j.id} {t(f'jobs.s_{j.state}')}: {stages.text(j.stage, lang) or t('jobs.s_queued')}")
+                        text=f"#{j.id} {t(f'jobs.s_{j.state}')}: {stages.text(j.stage, lang, registry.stage_patterns()) or t('jobs.s_queued')}")
     _progress()
 
 if not all_sweeps:
@@ -165,7 +165,7 @@ with tab_recipe:
         for _, row in same.iterrows():
             if row["key"] in keys:
                 runs.append({"kind": "uniform", "label": keys[row["key"]], **row[["weights_mib", "kld_mean"]]})
-            elif row["method"] == "mixed":
+            elif row["method"] == registry.RECIPE:
                 opts = json.loads(row["options_json"])
                 if all(opts.get(k) == v for k, v in sweep.spec.mixed_options().items()
                        if k not in ("bits_map", "default_bits")):

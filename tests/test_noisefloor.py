@@ -5,10 +5,10 @@ import pandas as pd
 from qcompare.charts import tradeoff as charts
 from qcompare.core.registry import parse_method_arg
 from qcompare.core.specs import CorpusSpec
-from qcompare.jobs import worker
+from qcompare.jobs import prepare, worker
 from qcompare.jobs.submit import build_specs
 from qcompare.metrics import quality as q
-from qcompare.sources import models
+from qcompare.sources import corpora, models
 from qcompare.stats import noisefloor
 from qcompare.store.reference import ReferenceStore
 
@@ -41,14 +41,13 @@ def test_noise_floor_once_per_baseline_fp32_rerun_is_zero_and_bf16_is_inside(tin
 
     # the fp32 baseline rerun against its own stored pass: exactly zero
     spec = specs[0]
-    folder = models.local_folder(spec.model, state_dir)
-    tok = models.load_tokenizer(folder, spec.model)
-    ids, nbytes = q.tokenize_stream(tok, __import__("qcompare.sources.corpora").sources.corpora.load_text(spec.corpus),
-                                    spec.eval.tokens)
+    opened = prepare.open_spec(spec, state_dir)
+    tok = opened.tokenizer
+    ids, nbytes = q.tokenize_stream(tok, corpora.load_text(spec.corpus), spec.eval.tokens)
     windows = q.plan_windows(len(ids), spec.eval.window, spec.eval.protocol, spec.eval.effective_stride)
     reference = ReferenceStore(state_dir).read(spec.reference_key())
-    again = worker._ensure_noise_floor(spec, folder, ids, nbytes, windows, tok.bos_token_id,
-                                       state_dir, reference, lambda s, f: None,
+    again = worker._ensure_noise_floor(opened, ids, nbytes, windows, tok.bos_token_id,
+                                       reference, lambda s, f: None,
                                        variants={"fp32 again": ("float32", False)})
     assert again["fp32 again"]["kld_mean"] == 0.0 and again["fp32 again"]["top1_agree"] == 1.0
 

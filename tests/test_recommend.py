@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
+from qcompare.core.shape import ModelShape
 from qcompare.decide import recommend
 from qcompare.decide.catalog import MODELS
 from qcompare.decide.recommend import Constraints
-from qcompare.decide.sizing import ModelShape
 
 SHAPE = ModelShape("m", layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, vocab=384,
                    tied=True)

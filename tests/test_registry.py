@@ -80,3 +80,4 @@ def test_what_the_pages_import_stays_torch_free(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", module
+

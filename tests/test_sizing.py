@@ -6,8 +6,9 @@ import math
 import pytest
 
 from qcompare.core import registry
+from qcompare.core.shape import ModelShape
 from qcompare.decide import sizing
-from qcompare.decide.sizing import GB, GIB, MIB, ModelShape, Setting
+from qcompare.decide.sizing import GB, GIB, MIB, Setting
 
 SMALL = ModelShape("small", layers=2, hidden=8, heads=2, kv_heads=1, intermediate=16, vocab=10,
                    tied=False)

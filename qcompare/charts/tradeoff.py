@@ -13,6 +13,7 @@ from qcompare.charts.style import colour_of, place_labels, point_label, symbol_o
 from qcompare.core.columns import METRICS, SPEED_SPREAD, label, pareto_mask
 from qcompare.core.registry import BASELINE
 from qcompare.i18n import catalogue as i18n
+from qcompare.stats import noisefloor
 from qcompare.stats.comparability import COMPARABLE
 
 HOVER_COLUMNS = ["method_label", "effort", "options_json", "model", "corpus", "protocol", "tokens", "window",
@@ -168,13 +169,15 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
         strip_y = 10 ** top if log_y else top
         band = tuple(10 ** b for b in band) if log_y else band
     floor = None                        # the noise floor, with the axis taking its edge in
-    if noise is not None and y in ("kld_mean", "kld_p99", "kld_p999") and noise["kld_band"] > 0:
-        edge = math.log10(noise["kld_band"]) if log_y else noise["kld_band"]
+    noise_edge = noisefloor.band(noise, y)
+    higher = bool(METRICS[y].higher_is_better)
+    if noise_edge is not None and not higher and noise_edge > 0:
+        edge = math.log10(noise_edge) if log_y else noise_edge
         y_range = (min(y_range[0], edge - 0.1 * abs(edge) if log_y else 0.0), max(y_range[1], edge))
-        floor = (10 ** y_range[0] if log_y else y_range[0], noise["kld_band"])
-    elif noise is not None and y == "top1_agree":
-        y_range = (min(y_range[0], noise["top1_band"]), max(y_range[1], 1.0 + 0.02 * (1 - y_range[0])))
-        floor = (noise["top1_band"], 1.0)
+        floor = (10 ** y_range[0] if log_y else y_range[0], noise_edge)
+    elif noise_edge is not None and higher:      # a fraction whose best value is 1
+        y_range = (min(y_range[0], noise_edge), max(y_range[1], 1.0 + 0.02 * (1 - y_range[0])))
+        floor = (noise_edge, 1.0)
     labels = [point_label(r) for _, r in ok.iterrows()]
     spots = place_labels(ok[x].tolist(), ok[y].tolist(), labels, x_range, y_range, log_x, log_y)
     numbered = []
@@ -225,9 +228,9 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
         fig.add_hrect(y0=floor[0], y1=floor[1], fillcolor="rgba(31,119,180,0.10)", line_width=0,
                       layer="below")
         fig.add_annotation(text=i18n.t("chart.noise", lang), xref="paper",
-                           x=0, y=math.log10(floor[1] if y != "top1_agree" else floor[0]) if log_y
-                           else (floor[1] if y != "top1_agree" else floor[0]),
-                           xanchor="left", yanchor="bottom" if y != "top1_agree" else "top",
+                           x=0, y=math.log10(floor[0] if higher else floor[1]) if log_y
+                           else (floor[0] if higher else floor[1]),
+                           xanchor="left", yanchor="top" if higher else "bottom",
                            showarrow=False, font={"size": 11, "color": "#1f77b4"})
     if METRICS[y].vs_baseline and not base.empty:
         fig.add_vline(x=float(base[x].iloc[0]), line={"color": "#555", "dash": "dash"},

@@ -8,6 +8,7 @@ import json
 import math
 import sys
 
+from qcompare.core import registry
 from qcompare.core.errors import UserError
 
 
@@ -178,7 +179,7 @@ def add_commands(sub) -> None:
                                            "each unit alone, measured, with the sweep's cost first")
     p.add_argument("--model", default="embedded")
     p.add_argument("--corpus", default="embedded")
-    p.add_argument("--family", default="rtn", choices=("rtn", "gptq"))
+    p.add_argument("--family", default=registry.unit_quantizers()[0], choices=registry.unit_quantizers())
     p.add_argument("--bits", type=_bits_arg, default=BITS, help="widths, e.g. 2,3,4,8")
     p.add_argument("--unit", default="linear", choices=("linear", "block"),
                    help="linear: each Linear of each layer; block: each decoder layer")
@@ -207,7 +208,7 @@ def add_commands(sub) -> None:
     p.add_argument("--target-bpw", type=float, default=None,
                    help="bits per weight of the quantized Linears, scales included")
     p.add_argument("--model", default=None, help="the sweep's model (a label or part of one)")
-    p.add_argument("--family", default=None, choices=("rtn", "gptq"))
+    p.add_argument("--family", default=None, choices=registry.unit_quantizers())
     p.add_argument("--sweep", default=None, help="a sweep's key (or its start)")
     p.add_argument("--no-keep", action="store_true", help="never leave a unit at 16 bits")
     p.add_argument("--verify", action="store_true",

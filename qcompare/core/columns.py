@@ -35,6 +35,9 @@ class Column:
     # `collapse_ratio` times the baseline's value in the bad direction, or past `collapse_value`
     collapse_ratio: float | None = None
     collapse_value: float | None = None
+    # which band of the baseline's noise floor (`stats.noisefloor`) this metric is read against:
+    # the worst value the reference's own precision gives, on the metric's bad side
+    noise_band: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -77,21 +80,25 @@ COLUMNS: tuple[Column, ...] = (
        collapse_ratio=3.0),
     _f("byte_ppl", "Byte perplexity", "", False),
     _f("kld_mean", "KL divergence vs baseline", "nats/token", False, log_scale=True,
-       axis="quality", vs_baseline=True, table=True, brief=True, collapse_value=2.0),
+       axis="quality", vs_baseline=True, table=True, brief=True, collapse_value=2.0,
+       noise_band="kld_band"),
     _f("kld_se", "KL divergence, standard error", "nats/token"),
     _f("kld_p99", "KL divergence, 99th pct", "nats/token", False, log_scale=True,
-       axis="quality", vs_baseline=True, table=True, collapse_value=20.0),
+       axis="quality", vs_baseline=True, table=True, collapse_value=20.0,
+       noise_band="kld_band"),
     _f("kld_p50", "KL divergence, median", "nats/token", False, vs_baseline=True),
     _f("kld_p90", "KL divergence, 90th pct", "nats/token", False, vs_baseline=True),
     _f("kld_p999", "KL divergence, 99.9th pct", "nats/token", False, log_scale=True,
-       axis="quality", vs_baseline=True, collapse_value=50.0),
+       axis="quality", vs_baseline=True, collapse_value=50.0,
+       noise_band="kld_band"),
     _f("kld_max", "KL divergence, max", "nats/token", False, vs_baseline=True),
     _f("kld_share_01", "Share of tokens with KL > 0.1", "fraction", False, axis="quality",
        vs_baseline=True),
     _f("kld_share_1", "Share of tokens with KL > 1", "fraction", False, vs_baseline=True),
     _s("kld_by_confidence_json"),
     _f("top1_agree", "Top-1 agreement with baseline", "fraction", True, axis="quality",
-       vs_baseline=True, table=True, brief=True, collapse_value=0.2),
+       vs_baseline=True, table=True, brief=True, collapse_value=0.2,
+       noise_band="top1_band"),
     _f("delta_p_mean", "Mean change of correct-token prob.", "", True, vs_baseline=True,
        table=True),
     _f("prefill_tok_s", "Prefill speed", "tok/s", True, axis="cost", table=True, brief=True),

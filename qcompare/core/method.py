@@ -26,7 +26,7 @@ class MethodConfig:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            choices = f.metadata.get("choices")
+            choices = _choices(f)
             if choices is not None and value not in choices:
                 raise UserError(key="errors.option_choice", name=f.name,
                                 choices=", ".join(map(str, choices)), value=repr(value))
@@ -41,7 +41,7 @@ class MethodConfig:
         out = []
         for f in fields(cls):
             default = f.default if f.default is not MISSING else None
-            choices = f.metadata.get("choices")
+            choices = _choices(f)
             if choices is None and isinstance(default, bool):
                 choices = (False, True)
             out.append({"name": f.name, "label": f.metadata.get("label") or _words(f.name),
@@ -61,6 +61,13 @@ class MethodConfig:
         for name, value in raw.items():
             values[name] = _coerce(name, value, type(known[name].default))
         return cls(**values)
+
+
+def _choices(f) -> tuple | None:
+    """A field's fixed values: metadata `choices`, a tuple or a function returning one (for
+    choices known only once the registry is loaded, such as the methods that quantize a unit)."""
+    choices = f.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else choices
 
 
 ACRONYMS = {"lm": "LM", "kd": "KD", "mse": "MSE", "qat": "QAT", "ptq": "PTQ"}
@@ -159,6 +166,32 @@ class Method:
     # how slow a run is on a CPU beside the others, for the queue order (cheap first):
     # 1 = a few seconds to build and plain kernels; methods with slow builds or kernels say more
     cpu_cost: int = 1
+    # Can this method quantize one Linear alone, outside a model? Mixed precision and the
+    # sensitivity sweep ask this instead of naming methods; a unit quantizer implements
+    # `unit_options`, `quantize_unit` and `unit_storage_bits`.
+    unit_quantizer: bool = False
+    # (regex, catalogue key) of the progress lines this method's build reports beyond the
+    # shared ones (`i18n.stages.STAGES`), so the Jobs page shows them in the page's language
+    stages: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def unit_options(cls, bits: int, symmetric: bool, group_size: int, damp: float) -> dict:
+        """This method's own options for one unit setting (group_size 0: per output channel);
+        the method built with them quantizes every Linear as `quantize_unit` does."""
+        raise NotImplementedError(f"{cls.name} does not quantize a Linear alone")
+
+    @classmethod
+    def quantize_unit(cls, W, H, bits: int, symmetric: bool, group_size: int, damp: float):
+        """W_hat (W's shape, fp32, dequantized) of one Linear's weight W [out, in]; H is the
+        Hessian of its inputs (2/N sum x x^T) for methods that calibrate, else unused. W is
+        not changed."""
+        raise NotImplementedError(f"{cls.name} does not quantize a Linear alone")
+
+    @classmethod
+    def unit_storage_bits(cls, rows: int, cols: int, bits: int, symmetric: bool,
+                          group_size: int) -> int:
+        """Stored bits of one [rows x cols] Linear at this setting (codes, scales, zeros)."""
+        raise NotImplementedError(f"{cls.name} does not quantize a Linear alone")
 
     @classmethod
     def short_label(cls, options: dict) -> str:

@@ -14,6 +14,30 @@ PRESETS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The source guide's rules of thumb (`decide.recommend.rules`): the runs each rule names, as
+# `method:options` arguments; the first of each is the one the calculator sizes.
+RULES_OF_THUMB: dict[str, tuple[str, ...]] = {
+    "qlora": ("bnb-nf4:double_quant=true",),          # fine-tuning: NF4 + QLoRA
+    "cpu": ("gguf:type=Q4_K_M",),                     # CPU only
+    "fp16": ("fp16",),                                # when 16-bit weights fit 80 % of the GPU
+    "int4": ("awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"),  # serving / quality
+}
+RULES_OF_THUMB["gpu_generic"] = RULES_OF_THUMB["fp16"] + RULES_OF_THUMB["int4"]
+
+# The memory calculator's default variants (Choose page): a common setting of each family.
+CALCULATOR: tuple[str, ...] = (
+    "fp16", "bnb-int8", "bnb-nf4", "gptq:bits=4,group_size=128", "awq:bits=4,group_size=128",
+    "gguf:type=Q8_0", "gguf:type=Q4_K_M", "hqq:bits=4,group_size=64",
+    "rtn:bits=8,granularity=channel")
+
+# A published figure's method family (shared/reference/published.csv) -> the methods here that
+# measure the same kind of thing, for the "beside what was measured" table.
+PUBLISHED_FAMILIES: dict[str, tuple[str, ...]] = {
+    "baseline": (registry.BASELINE, "bf16", "fp16"), "rtn": ("rtn",),
+    "gptq": ("gptq", "llmc-gptq"), "awq": ("awq", "llmc-awq"), "gguf": ("gguf",),
+    "bitsandbytes": ("bnb-int8", "bnb-nf4", "bnb-fp4")}
+
+
 def preset_methods(name: str = "default", device: str = "cpu") -> list[MethodSpec]:
     """The preset's methods that can run on `device`, each at its default options otherwise."""
     if name not in PRESETS:

@@ -14,6 +14,8 @@ from qcompare.core.method import Method
 
 # The unquantized reference every other method is measured against.
 BASELINE = "fp32"
+# The method a mixed-precision recipe (a bits map from a sensitivity sweep) runs as.
+RECIPE = "mixed"
 
 METHODS: dict[str, str] = {
     "fp32": "qcompare.methods.baselines:FP32",
@@ -44,6 +46,20 @@ METHODS: dict[str, str] = {
 
 def names() -> list[str]:
     return list(METHODS)
+
+
+def stage_patterns() -> tuple[tuple[str, str], ...]:
+    """Every registered method's own progress lines (`Method.stages`), for `i18n.stages.text`."""
+    seen: dict[tuple[str, str], None] = {}
+    for n in METHODS:
+        seen.update(dict.fromkeys(get(n).stages))
+    return tuple(seen)
+
+
+def unit_quantizers() -> tuple[str, ...]:
+    """The methods that can quantize one Linear alone (`Method.unit_quantizer`): the quantizers
+    mixed precision and sensitivity sweeps offer."""
+    return tuple(n for n in METHODS if get(n).unit_quantizer)
 
 
 def get(name: str) -> type[Method]:

@@ -3,7 +3,7 @@ memory. Facts, not measurements: the calculator's presets, overridable by a user
 or memory size."""
 from __future__ import annotations
 
-from qcompare.decide.sizing import ModelShape
+from qcompare.core.shape import ModelShape
 
 
 def _m(name, layers, hidden, heads, kv, inter, vocab, tied=False, bias=False) -> ModelShape:

@@ -36,8 +36,10 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from qcompare.core import registry
+from qcompare.core.presets import RULES_OF_THUMB
+from qcompare.core.shape import ModelShape
 from qcompare.decide import sizing
-from qcompare.decide.sizing import GIB, MIB, ModelShape, Setting
+from qcompare.decide.sizing import GIB, MIB, Setting
 from qcompare.i18n import catalogue as i18n
 
 PRIORITIES = ("quality", "speed", "size")
@@ -283,8 +285,10 @@ def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constra
     return out, excluded
 
 
-def _size(method: str, options: dict, shape: ModelShape, c: Constraints) -> sizing.Estimate:
-    return sizing.estimate(registry.get(method), options, shape, c.setting())
+def _size(arg: str, shape: ModelShape, c: Constraints) -> sizing.Estimate:
+    """The calculator's estimate for a `method:options` argument."""
+    m = registry.parse_method_arg(arg)
+    return sizing.estimate(registry.get(m.name), m.options_dict, shape, c.setting())
 
 
 def rules(shape: ModelShape | None, c: Constraints, lang: str = "en") -> list[Rule]:
@@ -297,34 +301,33 @@ def rules(shape: ModelShape | None, c: Constraints, lang: str = "en") -> list[Ru
 
     out: list[Rule] = []
     if c.finetune:
-        out.append(rule(t("qlora"), ["bnb-nf4:double_quant=true"], t("qlora_why")))
+        out.append(rule(t("qlora"), list(RULES_OF_THUMB["qlora"]), t("qlora_why")))
     if c.device == "cpu":
         why = t("cpu_why")
         if shape is not None:
             try:
-                e = _size("gguf", {"type": "Q4_K_M"}, shape, c)
+                e = _size(RULES_OF_THUMB["cpu"][0], shape, c)
                 why += t("cpu_size", need=_gib(e.total), ctx=_ctx(c.context))
             except ValueError as err:             # rows llama.cpp's blocks cannot hold
                 why += t("cpu_unsized", error=err)
-        out.append(rule(t("cpu"), ["gguf:type=Q4_K_M"], why))
+        out.append(rule(t("cpu"), list(RULES_OF_THUMB["cpu"]), why))
         return out
     if shape is None or c.memory_gib is None:
-        out.append(rule(t("gpu_generic"),
-                        ["fp16", "awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"],
+        out.append(rule(t("gpu_generic"), list(RULES_OF_THUMB["gpu_generic"]),
                         t("gpu_generic_why")))
         return out
     total = c.memory_gib * GIB * (c.gpus if c.device == "cuda" else 1)
-    fp16 = _size("fp16", {}, shape, c)
-    int4 = _size("awq", {"bits": 4, "group_size": 128}, shape, c)
+    fp16 = _size(RULES_OF_THUMB["fp16"][0], shape, c)
+    int4 = _size(RULES_OF_THUMB["int4"][0], shape, c)
     params = shape.param_count() / 1e9
     seven_b = 5 < params < 9
     if fp16.total <= FP16_FRACTION * total:
-        out.append(rule(t("fp16"), ["fp16"],
+        out.append(rule(t("fp16"), list(RULES_OF_THUMB["fp16"]),
                         t("fp16_why", need=_gib(fp16.total), total=_gib(total),
                           share=f"{fp16.total / total:.0%}", ctx=_ctx(c.context))
                         + (t("fp16_7b") if seven_b and c.memory_gib <= 24 else "")))
     elif sizing.fits(int4, c.memory_gib):
-        out.append(rule(t("int4"), ["awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"],
+        out.append(rule(t("int4"), list(RULES_OF_THUMB["int4"]),
                         t("int4_why_per_gpu" if int4.gpus > 1 else "int4_why",
                           fp16=_gib(fp16.total), total=_gib(total), int4=_gib(int4.per_gpu))
                         + (t("int4_7b") if seven_b else "")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qcompare.decide.sizing import ModelShape
+from qcompare.core.shape import ModelShape
 
 
 def shape_of_gguf(path: Path, name: str = "") -> ModelShape:

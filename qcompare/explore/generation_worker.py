@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qcompare.core import locks, registry
-from qcompare.core.errors import UserError
+from qcompare.core import locks
 from qcompare.core.specs import RunSpec
 from qcompare.explore import generation
 from qcompare.explore.decoding import Decoding, pick
+from qcompare.jobs import prepare
+from qcompare.metrics.quality import kl_rows
 
 IDLE_EXIT_S = 300.0
 KEEP_MODELS = 5          # built models kept loaded between prompts (the oldest goes first)
@@ -52,42 +53,10 @@ def ensure_worker(state_dir, idle_exit: float | None = None) -> bool:
 
 def build_runtime(spec: RunSpec, state_dir, report=lambda s, f: None):
     """(runtime, tokenizer, stored weight bytes) of a RunSpec's model, built as its run builds
-    it (the same folder, calibration draw and method)."""
-    from qcompare.core.method import BuildContext
-    from qcompare.jobs.worker import _prepare_env
-    from qcompare.metrics import quality as q
-    from qcompare.sources import calibration, corpora, models
-
-    cls = registry.get(spec.method.name)
-    reason = cls.refusal(spec)
-    if reason:
-        raise UserError(reason)
-    _prepare_env(spec)
-    state_dir = Path(state_dir)
-    folder = models.local_folder(spec.model, state_dir, report)
-    tokenizer = models.load_tokenizer(folder, spec.model)
-    calib = None
-    if cls.calibrates(spec.method.options_dict):
-        ids, _ = q.tokenize_stream(tokenizer, corpora.load_checked(spec.corpus), spec.eval.tokens)
-        calib, _ = calibration.cached_draw(state_dir, tokenizer, spec.calib, spec.corpus, ids,
-                                           spec.model.fingerprint)
-    ctx = BuildContext(spec=spec, tokenizer=tokenizer, progress=report,
-                       load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype,
-                                                                        spec.eval.device, **kw),
-                       workdir=str(state_dir / "work" / spec.key()), state_dir=str(state_dir),
-                       calibration=calib.tensor if calib else None,
-                       calibration_label=calib.label if calib else "")
-    built = cls(cls.config_cls.parse(spec.method.options_dict)).build(ctx)
-    return built.runtime, tokenizer, built.weights_bytes
-
-
-def _kl_rows(base_logits, quant_logits) -> list[float]:
-    """KL(p_base || p_quant) per row, float64, nats."""
-    import torch
-
-    lb = torch.log_softmax(base_logits.double(), -1)
-    lq = torch.log_softmax(quant_logits.double(), -1)
-    return (lb.exp() * (lb - lq)).sum(-1).tolist()
+    it (`qcompare.jobs.prepare`: the same folder, calibration draw and method)."""
+    opened = prepare.open_spec(spec, state_dir, report)
+    built = prepare.build(opened, report, prepare.calibration(opened))
+    return built.runtime, opened.tokenizer, built.weights_bytes
 
 
 class Server:
@@ -211,7 +180,7 @@ class Server:
                 continue
             seq = torch.as_tensor(prompt + col["tokens"][:-1], dtype=torch.long)
             base_rows = runtime.logits(seq, len(col["tokens"]))
-            col["kl"] = _kl_rows(base_rows, torch.stack(logits_seen))
+            col["kl"] = kl_rows(base_rows, torch.stack(logits_seen)).tolist()
             col["first_divergence"] = generation.first_divergence(base["tokens"], col["tokens"])
 
 

@@ -1,8 +1,9 @@
 """A job's stage line in the page's language. Workers report their stage in English (it is also
 the job's log, read by people and scripts); the pages show it through `text`, which matches the
 line against the stages qcompare reports (`STAGES`: a pattern and its catalogue key, the
-pattern's named groups filling the message) and leaves anything else as written (a library's
-own words, file and tensor names). A stage may nest another ("baseline: loading weights"):
+pattern's named groups filling the message; a method's own stages come from its class,
+`Method.stages`, gathered by `core.registry.stage_patterns` and passed in as `extra`) and
+leaves anything else as written (a library's own words, file and tensor names). A stage may nest another ("baseline: loading weights"):
 the inner part is translated the same way."""
 from __future__ import annotations
 
@@ -39,14 +40,6 @@ STAGES: tuple[tuple[str, str], ...] = (
     (r"quantizing (?P<name>\S+)", "stage.quantizing"),
     (r"loading and quantizing with (?P<library>\S+)", "stage.load_quantize_with"),
     (r"quantizing with (?P<library>\S+)", "stage.quantize_with"),
-    (r"converting the Hugging Face folder to F16 GGUF \(llama\.cpp's converter\)", "stage.hf_to_gguf"),
-    (r"importance matrix on (?P<label>.+)", "stage.imatrix_on"),
-    (r"importance matrix (?P<pct>\d+%)", "stage.imatrix"),
-    (r"loading with llama\.cpp", "stage.load_llamacpp"),
-    (r"llm-compressor oneshot \(calibrating and quantizing\)", "stage.llmc_oneshot"),
-    (r"saving the compressed checkpoint", "stage.llmc_save"),
-    (r"loading the checkpoint back", "stage.llmc_load"),
-    (r"QAT step (?P<i>\d+)/(?P<n>\d+) \(loss (?P<loss>[\d.]+)\)", "stage.qat_step"),
     (r"layer (?P<i>\d+)/(?P<n>\d+)", "stage.layer"),
     (r"converting GGUF to safetensors \(once\)", "stage.gguf_to_st"),
     (r"converted", "stage.converted"),
@@ -54,17 +47,19 @@ STAGES: tuple[tuple[str, str], ...] = (
 
 
 @lru_cache(maxsize=None)
-def _compiled():
-    return [(re.compile(p), key) for p, key in STAGES]
+def _compiled(extra: tuple[tuple[str, str], ...] = ()):
+    return [(re.compile(p), key) for p, key in STAGES + tuple(extra)]
 
 
-def text(stage: str | None, lang: str = "en") -> str:
-    """The stage line in `lang` (as written where no pattern matches it, and in English)."""
+def text(stage: str | None, lang: str = "en", extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The stage line in `lang` (as written where no pattern matches it, and in English);
+    `extra`: more (pattern, key) pairs, the methods' own stages."""
     if not stage or lang == "en":
         return stage or ""
-    for pattern, key in _compiled():
+    for pattern, key in _compiled(tuple(extra)):
         m = pattern.fullmatch(stage)
         if m:
-            values = {k: text(v, lang) if k in NESTED else v for k, v in m.groupdict().items()}
+            values = {k: text(v, lang, extra) if k in NESTED else v
+                      for k, v in m.groupdict().items()}
             return i18n.t(key, lang, **values)
     return stage

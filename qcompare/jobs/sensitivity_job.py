@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qcompare.core.errors import UserError
+from qcompare.core import registry
+from qcompare.jobs import prepare
+from qcompare.metrics.quality import BaselineDistribution
 from qcompare.recipes.sensitivity import (
     PASS_SHARE,
     SensitivitySpec,
@@ -17,31 +19,9 @@ from qcompare.recipes.sensitivity import (
     estimator_agreement,
     unit_names,
 )
-from qcompare.sources import calibration, corpora, models
+from qcompare.sources import calibration, corpora
 
 BATCH = 4
-
-
-class _Baseline:
-    """One batch's baseline distribution, kept as what the divergence needs: p [n, V] and
-    sum_v p log p per position (float64), so that for logits z
-
-        KL(p || softmax z) = sum_v p log p - sum_v p z + logsumexp(z)
-
-    costs one product and one logsumexp per pass (equal to the direct sum to 1e-12)."""
-
-    def __init__(self, logits):
-        import torch
-
-        logp = torch.log_softmax(logits.double(), dim=-1)
-        self.p = logp.exp()
-        self.neg_entropy = (self.p * logp).sum(-1)
-
-    def kl(self, logits):
-        import torch
-
-        z = logits.double()
-        return self.neg_entropy - (self.p * z).sum(-1) + torch.logsumexp(z, dim=-1)
 
 
 class Replay:
@@ -63,7 +43,7 @@ class Replay:
             for layer in self.layers:
                 self.inputs.append(hidden)
                 hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, self.kwargs)]
-            self.base = [_Baseline(self._head(h).reshape(-1, self._vocab(h))) for h in hidden]
+            self.base = [BaselineDistribution(self._head(h).reshape(-1, self._vocab(h))) for h in hidden]
 
     def _head(self, h):
         return self.model.get_output_embeddings()(self.model.model.norm(h))
@@ -73,7 +53,7 @@ class Replay:
 
     @property
     def tokens(self) -> int:
-        return sum(b.p.shape[0] for b in self.base)
+        return sum(b.rows for b in self.base)
 
     def kl_from(self, start: int):
         """Per-position KL of the model as it is now against the baseline, running the layers
@@ -87,7 +67,7 @@ class Replay:
                 for layer in self.layers[start:]:
                     h = self._out(layer(h, **kw))
                 out.append(self.base[b].kl(self._head(h).reshape(-1, self._vocab(h))))
-        return torch.cat(out).numpy()
+        return torch.cat(out).cpu().numpy()
 
 
 def _hessians(model, calib_ids, progress) -> dict:
@@ -105,16 +85,11 @@ def _hessians(model, calib_ids, progress) -> dict:
 
 
 def _quantizer(spec: SensitivitySpec):
-    """(W, H, bits) -> W_hat for the sweep's family and settings (those of `mixed`)."""
-    from qcompare.methods import gptq, rtn
+    """(W, H, bits) -> W_hat by the sweep's quantizer with its settings (those of `mixed`)."""
+    cls = registry.get(spec.family)
 
     def quantize(W, H, bits):
-        if spec.family == "rtn":
-            gran = "group" if spec.group_size else "channel"
-            return rtn.fake_quantize(W, bits, spec.symmetric, gran, spec.group_size or 128)
-        Q, _ = gptq.gptq_quantize(W.clone(), H, bits=bits, group_size=spec.group_size,
-                                  sym=spec.symmetric, damp=spec.damp, block=128)
-        return Q
+        return cls.quantize_unit(W, H, bits, spec.symmetric, spec.group_size, spec.damp)
     return quantize
 
 
@@ -128,18 +103,17 @@ def run(spec: SensitivitySpec, state_dir, report=lambda s, f: None) -> dict:
 
     state_dir = Path(state_dir)
     t_start = time.perf_counter()
-    if spec.eval.device == "cuda" and not torch.cuda.is_available():
-        raise UserError(key="errors.no_torch_cuda")
-    torch.set_num_threads(spec.eval.threads or torch.get_num_threads())
     report("preparing model", 0.0)
-    folder = models.local_folder(spec.model, state_dir, lambda s, f: report(s, 0.02 * f))
-    tokenizer = models.load_tokenizer(folder, spec.model)
+    # the reference model, built as every job builds it (`jobs.prepare`)
+    opened = prepare.open_spec(spec.reference_spec(), state_dir,
+                               lambda s, f: report(s, 0.02 * f))
+    tokenizer = opened.tokenizer
     ids, _ = q.tokenize_stream(tokenizer, corpora.load_checked(spec.corpus), spec.eval.tokens)
     draw, _ = calibration.cached_draw(state_dir, tokenizer, spec.score_calib, spec.corpus, ids,
                                       spec.model.fingerprint)
     calib_ids = torch.from_numpy(draw.ids[:spec.calib.samples].astype(np.int64))
     score_ids = torch.from_numpy(draw.ids[spec.calib.samples:].astype(np.int64))
-    model = models.load_model(folder, spec.model, "float32", spec.eval.device)
+    model = prepare.build(opened).runtime.model
     model.eval()
     report("calibration inputs of every Linear (baseline)", 0.03)
     hessians = _hessians(model, calib_ids, lambda s, f: report(f"Hessians: {s}", 0.03 + 0.05 * f))

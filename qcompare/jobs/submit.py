@@ -36,10 +36,12 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
     that cannot take this model, device, dtype or these options is refused here, with why; when
     a `skipped` list is given (a preset: "whatever runs here"), it is left out and its
     (label, reason) appended there instead."""
-    for m in methods:
-        reason = registry.get(m.name).unavailable_reason(ev.device)
-        if reason:
-            raise UserError(key="errors.cannot_run", label=m.label, reason=reason)
+    unavailable: dict[str, str | None] = {}
+    for m in methods:              # before the model is resolved: this device, these packages
+        if m.name not in unavailable:
+            unavailable[m.name] = registry.get(m.name).unavailable_reason(ev.device)
+        if unavailable[m.name] and skipped is None:
+            raise UserError(key="errors.cannot_run", label=m.label, reason=unavailable[m.name])
     model = models.resolve(model)
     corpus = corpora.resolve(corpus, min_tokens=ev.tokens)
     calib = calib or CalibSpec(corpus=corpus)
@@ -47,6 +49,9 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
     specs = []
     for m in methods:
         cls = registry.get(m.name)
+        if unavailable[m.name]:
+            skipped.append((m.label, unavailable[m.name]))
+            continue
         calibrates = cls.calibrates(m.options_dict)
         if calibrates and calib_resolved is None:
             calib_resolved = replace(calib, corpus=corpora.resolve(calib.corpus))
@@ -54,7 +59,7 @@ def build_specs(model: ModelSpec, methods: list[MethodSpec], corpus: CorpusSpec,
         spec = RunSpec(model=model, method=m, corpus=corpus,
                        eval=replace(ev, dtype=fixed) if fixed else ev,
                        calib=calib_resolved if calibrates else None)
-        reason = cls.refusal(spec)
+        reason = cls.request_problem(spec)     # the rest of `Method.refusal`, once per spec
         if reason and skipped is None:
             raise UserError(key="errors.cannot_take", label=m.label, model=model.label, reason=reason)
         if reason:

@@ -27,10 +27,11 @@ from typing import Callable
 import numpy as np
 
 from qcompare import __version__
-from qcompare.core import diskspace, registry
+from qcompare.core import diskspace
 from qcompare.core.errors import UserError
 from qcompare.core.specs import PROTOCOL_VERSION, RunSpec
-from qcompare.sources import calibration, corpora, models
+from qcompare.jobs import prepare
+from qcompare.sources import corpora, models
 from qcompare.store.results import ResultStore
 
 Report = Callable[[str, float], None]          # (stage, fraction of the whole job)
@@ -61,26 +62,6 @@ def _with_test_pause(report: Report) -> Report:
 def _phase(report: Report, lo: float, hi: float) -> Report:
     """A reporter for a sub-range [lo, hi] of the job's progress."""
     return lambda stage, frac: report(stage, lo + (hi - lo) * min(max(frac, 0.0), 1.0))
-
-
-def _prepare_env(spec: RunSpec):
-    import torch
-
-    if spec.eval.device == "cuda" and not torch.cuda.is_available():
-        raise UserError(key="errors.no_torch_cuda")
-    torch.set_num_threads(spec.eval.threads or os.cpu_count() or 1)
-    torch.manual_seed(0)
-
-
-def _check_memory(folder: Path, device: str) -> None:
-    import psutil
-    import torch
-
-    needed = models.estimate_fp32_bytes(folder)
-    if device == "cuda":
-        free, _ = torch.cuda.mem_get_info()
-        models.check_fits(needed, free, "GPU memory")
-    models.check_fits(needed, psutil.virtual_memory().available, "RAM")
 
 
 def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
@@ -130,17 +111,17 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
     return out, per_token
 
 
-def _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir, report: Report):
+def _ensure_reference(opened: prepare.Opened, ids, nbytes, windows, bos_id, report: Report):
     """Baseline (fp32) log-probabilities for this model, corpus and protocol, computed once."""
     from qcompare.runtime.torch_model import TorchRuntime
     from qcompare.store.reference import ReferenceStore
 
-    store, key = ReferenceStore(state_dir), spec.reference_key()
+    spec = opened.spec
+    store, key = ReferenceStore(opened.state_dir), spec.reference_key()
     with store.lock(key):
         if not store.exists(key):
             report("baseline: loading fp32 reference", 0.0)
-            runtime = TorchRuntime(models.load_model(folder, spec.model, "float32",
-                                                     spec.eval.device), spec.eval.device)
+            runtime = TorchRuntime(opened.load("float32"), spec.eval.device)
             n_scored = sum(w.n_scored for w in windows)
             diskspace.require(store.dir, 2 * n_scored * runtime.vocab_size,
                               "the baseline's log-probabilities (fp16, one row per scored token)")
@@ -214,7 +195,6 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     import torch
 
     from qcompare.core import effort
-    from qcompare.core.method import BuildContext
     from qcompare.metrics import quality as q
     from qcompare.metrics import roofline
     from qcompare.metrics.memory import PhasePeak
@@ -229,22 +209,16 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
         clock.seconds["startup"] = max(time.time() - process_started, 0.0)
     report = _with_test_pause(report)
     started = dt.datetime.now(dt.timezone.utc)
-    method_cls = registry.get(spec.method.name)
-    reason = method_cls.refusal(spec)
-    if reason:
-        raise UserError(reason)
-    method = method_cls(method_cls.config_cls.parse(spec.method.options_dict))
-    _prepare_env(spec)
     ev = spec.eval
 
     report("preparing model", 0.0)
     # Test seam: lets the runner tests cancel or kill a worker in a known stage.
     time.sleep(float(os.environ.get("QCOMPARE_TEST_WORKER_DELAY_S", "0")))
     with clock("convert"):
-        folder = models.local_folder(spec.model, state_dir, _phase(report, 0.0, 0.05))
+        opened = prepare.open_spec(spec, state_dir, _phase(report, 0.0, 0.05))
+    method_cls, method, tokenizer = opened.method_cls, opened.method, opened.tokenizer
     with clock("load"):
-        _check_memory(folder, ev.device)
-        tokenizer = models.load_tokenizer(folder, spec.model)
+        prepare.check_memory(opened)
         text = corpora.load_checked(spec.corpus)
         ids, nbytes = q.tokenize_stream(tokenizer, text, ev.tokens)
         if len(ids) < ev.tokens:
@@ -253,25 +227,17 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
         windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
         bos_id = tokenizer.bos_token_id
     with clock("reference"):
-        reference = _ensure_reference(spec, folder, ids, nbytes, windows, bos_id, state_dir,
+        reference = _ensure_reference(opened, ids, nbytes, windows, bos_id,
                                       _phase(report, 0.05, 0.40))
         ensure_pieces(state_dir, spec.reference_key(),
-                            q.token_texts(tokenizer, text, len(ids)), windows)
+                      q.token_texts(tokenizer, text, len(ids)), windows)
 
     calib = None
-    if method_cls.calibrates(spec.method.options_dict):
-        if spec.calib is None:
-            raise UserError(key="errors.needs_calib", name=spec.method.name)
+    if opened.calibrates:
         report("drawing calibration text", 0.40)
         with clock("calibration"):          # one draw per sweep, shared through the cache
-            calib, _ = calibration.cached_draw(state_dir, tokenizer, spec.calib, spec.corpus, ids,
-                                               spec.model.fingerprint)
-    ctx = BuildContext(spec=spec, tokenizer=tokenizer, progress=_phase(report, 0.40, 0.50),
-                       load_model=lambda dtype, **kw: models.load_model(folder, spec.model, dtype,
-                                                                        ev.device, **kw),
-                       workdir=str(state_dir / "work" / spec.key()), state_dir=str(state_dir),
-                       calibration=calib.tensor if calib else None,
-                       calibration_label=calib.label if calib else "")
+            calib = prepare.calibration(opened, ids)
+    ctx = prepare.context(opened, _phase(report, 0.40, 0.50), calib)
     with PhasePeak(ev.device) as load_phase, clock("build"):
         t0 = time.perf_counter()
         built = method.build(ctx)
@@ -351,7 +317,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     ResultStore(state_dir).write(row)
     if os.environ.get("QCOMPARE_NOISE_FLOOR", "1") != "0":      # after the row: charts first
         try:
-            _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, reference,
+            _ensure_noise_floor(opened, ids, nbytes, windows, bos_id, reference,
                                 _phase(report, 0.98, 1.0))
         except Exception as e:  # noqa: BLE001 - the row is stored; the next job tries again
             report(f"noise floor not computed ({type(e).__name__}: {e}); the next run on this "
@@ -360,7 +326,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     return row
 
 
-def _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, reference,
+def _ensure_noise_floor(opened: prepare.Opened, ids, nbytes, windows, bos_id, reference,
                         report: Report, variants: dict | None = None) -> dict:
     """The baseline's noise floor (`qcompare.stats.noisefloor`), computed once per baseline pass."""
     import torch
@@ -369,6 +335,7 @@ def _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, r
     from qcompare.stats import noisefloor
     from qcompare.store.reference import ReferenceStore
 
+    spec, state_dir = opened.spec, opened.state_dir
     key = spec.reference_key()
     store = ReferenceStore(state_dir)
     with store.lock(f"{key}.noise"):
@@ -379,7 +346,7 @@ def _ensure_noise_floor(spec, folder, ids, nbytes, windows, bos_id, state_dir, r
         for i, (name, (dtype, round_weights)) in enumerate((variants or noisefloor.VARIANTS).items()):
             report(f"noise floor: baseline in {name}", i / len(noisefloor.VARIANTS))
             t0 = time.perf_counter()
-            model = models.load_model(folder, spec.model, dtype, spec.eval.device)
+            model = opened.load(dtype)
             if round_weights:
                 with torch.no_grad():
                     for p in model.parameters():

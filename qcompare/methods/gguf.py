@@ -200,6 +200,12 @@ class GGUF(Method):
     cpu_cost = 2                           # writes and quantizes a GGUF file first
     family = "GGUF / llama.cpp"
     summary = "llama.cpp quantization types (Q8_0 ... Q2_K, K-quant mixes), evaluated by llama.cpp"
+    stages = (   # its progress lines, for the Jobs page in the page's language
+        (r"converting the Hugging Face folder to F16 GGUF \(llama\.cpp's converter\)", "stage.hf_to_gguf"),
+        (r"importance matrix on (?P<label>.+)", "stage.imatrix_on"),
+        (r"importance matrix (?P<pct>\d+%)", "stage.imatrix"),
+        (r"loading with llama\.cpp", "stage.load_llamacpp"),
+    )
     config_cls = GGUFConfig
     needs = Needs(packages=("llama_cpp",), devices=("cpu",), calibration="imatrix",
                   install="llama-cpp-python (it compiles llama.cpp: minutes; see the README)")

@@ -176,6 +176,23 @@ class GPTQ(Method):
     config_cls = GPTQConfig
     needs = Needs(calibration=True)
     key_options = ("bits", "group_size")
+    unit_quantizer = True
+
+    @classmethod
+    def unit_options(cls, bits: int, symmetric: bool, group_size: int, damp: float) -> dict:
+        return {"bits": bits, "symmetric": symmetric, "group_size": group_size, "damp": damp,
+                "act_order": False, "block_size": 128}
+
+    @classmethod
+    def quantize_unit(cls, W, H, bits: int, symmetric: bool, group_size: int, damp: float):
+        Q, _ = gptq_quantize(W.clone(), H, bits=bits, group_size=group_size, sym=symmetric,
+                             damp=damp, block=128)
+        return Q
+
+    @classmethod
+    def unit_storage_bits(cls, rows: int, cols: int, bits: int, symmetric: bool,
+                          group_size: int) -> int:
+        return storage_bits((rows, cols), bits, symmetric, group_size, False)
 
     @classmethod
     def linear_bits(cls, c, rows: int, cols: int) -> float:

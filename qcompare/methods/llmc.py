@@ -84,6 +84,11 @@ def _no_pinning_without_cuda():
 
 
 class _LlmCompressorMethod(Method):
+    stages = (   # its progress lines, for the Jobs page in the page's language
+        (r"llm-compressor oneshot \(calibrating and quantizing\)", "stage.llmc_oneshot"),
+        (r"saving the compressed checkpoint", "stage.llmc_save"),
+        (r"loading the checkpoint back", "stage.llmc_load"),
+    )
     cpu_cost = 3                           # runs a whole library pipeline
     family = "llm-compressor"
     needs = Needs(packages=("llmcompressor",), calibration=True)

@@ -1,5 +1,5 @@
-"""Mixed precision: a different bit width per decoder layer or per Linear, with RTN or the
-built-in GPTQ as the quantizer.
+"""Mixed precision: a different bit width per decoder layer or per Linear, with any method that
+quantizes one Linear alone (`Method.unit_quantizer`: RTN and the built-in GPTQ) as the quantizer.
 
 `bits_map` names units and their bits, as canonical JSON: `"3"` is every Linear of decoder
 layer 3, `"3.down_proj"` one Linear of it (the role names of `qcompare.decide.sizing`). A Linear takes
@@ -17,13 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from qcompare.core import registry
 from qcompare.core.errors import Message, UserError
 from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods import gptq as gptq_mod
-from qcompare.methods import rtn
 from qcompare.methods.kernels.simulated import KEPT_BITS, finish_simulated, simulated_tensor_bits
 
-FAMILIES = ("rtn", "gptq")
 UNIT_BITS = (2, 3, 4, 8, 16)
 ROLES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -77,7 +75,7 @@ def bits_for(bits_map: dict, default_bits: int, layer: int, role: str) -> int:
 class MixedConfig(MethodConfig):
     family: str = field(default="rtn", metadata={
         "help": "the quantizer applied to each Linear: round-to-nearest or the built-in GPTQ",
-        "choices": FAMILIES})
+        "choices": registry.unit_quantizers})
     default_bits: int = field(default=4, metadata={
         "help": "bits of every Linear the map does not name", "choices": UNIT_BITS})
     bits_map: str = field(default="{}", metadata={
@@ -95,8 +93,14 @@ class MixedConfig(MethodConfig):
         object.__setattr__(self, "bits_map", canonical_map(self.bits_map))
 
     @property
-    def uses_gptq(self) -> bool:
-        return self.family == "gptq"
+    def quantizer(self) -> type[Method]:
+        """The method class that quantizes each Linear."""
+        return registry.get(self.family)
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether the quantizer calibrates (then the run draws calibration text)."""
+        return self.quantizer.may_calibrate()
 
     @property
     def units(self) -> dict[str, int]:
@@ -107,22 +111,18 @@ class MixedConfig(MethodConfig):
 
     def family_options(self, bits: int) -> dict:
         """The options of the family's own method that this config applies at `bits`."""
-        if self.family == "rtn":
-            return {"bits": bits, "symmetric": self.symmetric,
-                    "granularity": "group" if self.group_size else "channel",
-                    "group_size": self.group_size or 128}
-        return {"bits": bits, "symmetric": self.symmetric, "group_size": self.group_size,
-                "damp": self.damp, "act_order": False, "block_size": 128}
+        return self.quantizer.unit_options(bits, self.symmetric, self.group_size, self.damp)
+
+    def quantize(self, W, H, bits: int):
+        """W_hat of one Linear at `bits` by the family's quantizer."""
+        return self.quantizer.quantize_unit(W, H, bits, self.symmetric, self.group_size, self.damp)
 
 
 def linear_storage_bits(c: MixedConfig, rows: int, cols: int, bits: int) -> int:
     """Stored bits of one [rows x cols] Linear at `bits` under `c`'s family (16: kept)."""
     if bits == KEPT_BITS:
         return KEPT_BITS * rows * cols
-    if c.family == "rtn":
-        o = c.family_options(bits)
-        return rtn.storage_bits((rows, cols), bits, o["symmetric"], o["granularity"], o["group_size"])
-    return gptq_mod.storage_bits((rows, cols), bits, c.symmetric, c.group_size, False)
+    return c.quantizer.unit_storage_bits(rows, cols, bits, c.symmetric, c.group_size)
 
 
 class Mixed(Method):
@@ -130,7 +130,7 @@ class Mixed(Method):
     family = "mixed precision"
     summary = "a bit width per layer or per Linear (a recipe for a size), quantized by RTN or GPTQ"
     config_cls = MixedConfig
-    needs = Needs(calibration="uses_gptq")
+    needs = Needs(calibration="calibrates")
     key_options = ("family", "default_bits")
     cpu_cost = 2
 
@@ -155,7 +155,7 @@ class Mixed(Method):
     @classmethod
     def request_problem(cls, spec) -> str | None:
         c = cls.config_cls.parse(spec.method.options_dict)
-        if c.family == "gptq" and spec.calib is None:
+        if c.calibrates and spec.calib is None:
             return Message("errors.mixed_calib")
         return None
 
@@ -166,12 +166,7 @@ class Mixed(Method):
         bits = c.bits_of(*where) if where else KEPT_BITS
         if bits == KEPT_BITS:
             return W.clone(), KEPT_BITS * W.numel(), bits
-        o = c.family_options(bits)
-        if c.family == "rtn":
-            Q = rtn.fake_quantize(W, bits, c.symmetric, o["granularity"], o["group_size"])
-        else:
-            Q, _ = gptq_mod.gptq_quantize(W, H, bits=bits, group_size=c.group_size,
-                                          sym=c.symmetric, damp=c.damp, block=128)
+        Q = c.quantize(W, H, bits)
         return Q, linear_storage_bits(c, W.shape[0], W.shape[1], bits), bits
 
     def build(self, ctx: BuildContext) -> Built:
@@ -200,7 +195,7 @@ class Mixed(Method):
                                "bits_per_weight": stored / W.numel(), "unit_bits": bits})
             layer_bits[f"{full}.weight"] = stored / W.numel()
 
-        if c.family == "rtn":
+        if not c.calibrates:
             with torch.no_grad():
                 targets = list(quantizable_linears(model, False))
                 for i, (full, lin) in enumerate(targets):
@@ -226,7 +221,7 @@ class Mixed(Method):
         for d in layers:
             counts[d["unit_bits"]] = counts.get(d["unit_bits"], 0) + 1
         mix = ", ".join(f"{n} Linears at {b} bits" for b, n in sorted(counts.items()))
-        calib = f"; calibration {ctx.calibration_label}" if c.family == "gptq" else ""
+        calib = f"; calibration {ctx.calibration_label}" if c.calibrates else ""
         return finish_simulated(
             model, ctx, layer_bits, layers,
             f"mixed precision ({c.family}): {mix}{calib}; dequantized to {ctx.dtype} for compute; "

@@ -99,6 +99,9 @@ class QAT(Method):
     cpu_cost = 3                           # trains
     family = "built-in (inspectable)"
     summary = "QAT: straight-through fake quantization, short fine-tune from the RTN model"
+    stages = (   # its progress lines, for the Jobs page in the page's language
+        (r"QAT step (?P<i>\d+)/(?P<n>\d+) \(loss (?P<loss>[\d.]+)\)", "stage.qat_step"),
+    )
     config_cls = QATConfig
     needs = Needs(calibration=True)
     key_options = ("bits", "group_size", "steps")

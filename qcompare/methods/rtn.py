@@ -113,6 +113,24 @@ class RTN(Method):
     summary = "round-to-nearest integer weights, per tensor / channel / group, sym or asym"
     config_cls = RTNConfig
     key_options = ("bits", "granularity", "group_size")
+    unit_quantizer = True
+
+    @classmethod
+    def unit_options(cls, bits: int, symmetric: bool, group_size: int, damp: float) -> dict:
+        return {"bits": bits, "symmetric": symmetric,
+                "granularity": "group" if group_size else "channel",
+                "group_size": group_size or 128}
+
+    @classmethod
+    def quantize_unit(cls, W, H, bits: int, symmetric: bool, group_size: int, damp: float):
+        o = cls.unit_options(bits, symmetric, group_size, damp)
+        return fake_quantize(W, bits, symmetric, o["granularity"], o["group_size"])
+
+    @classmethod
+    def unit_storage_bits(cls, rows: int, cols: int, bits: int, symmetric: bool,
+                          group_size: int) -> int:
+        o = cls.unit_options(bits, symmetric, group_size, 0.0)
+        return storage_bits((rows, cols), bits, symmetric, o["granularity"], o["group_size"])
 
     @classmethod
     def sizing_tensors(cls, options: dict, shape) -> list:

@@ -75,6 +75,7 @@ class SpQR(gptq.GPTQ):
     summary = "SpQR-style: small groups, quantized scales, GPTQ, 16-bit outliers stored sparsely"
     config_cls = SpQRConfig
     key_options = ("bits", "group_size", "outlier_percent")
+    unit_quantizer = False          # its outliers and quantized statistics are not a unit setting
 
     @classmethod
     def linear_bits(cls, c, rows: int, cols: int) -> float:

@@ -155,6 +155,51 @@ def storage_logprobs(logp):
     return lp - torch.logsumexp(lp, dim=-1, keepdim=True)
 
 
+def kl_from_logprobs(base_lp, quant_lp):
+    """KL(P || Q) per row from log-probabilities [n, V] of the baseline (P) and the method (Q):
+
+        kl = sum_v P(v) (log P(v) - log Q(v))      (nats)
+
+    The one definition of the divergence: `divergence`, `kl_rows` and the fused forms
+    (`score_window`, `BaselineDistribution`) compute this and are tested equal to it."""
+    return (base_lp.exp() * (base_lp - quant_lp)).sum(-1)
+
+
+def kl_rows(base_logits, quant_logits):
+    """KL(softmax(base) || softmax(quant)) per row of logits [n, V], in float64 (nats): the
+    unfused form, for a few rows at a time (the generation page's steps)."""
+    import torch
+
+    return kl_from_logprobs(torch.log_softmax(base_logits.double(), -1),
+                            torch.log_softmax(quant_logits.double(), -1))
+
+
+class BaselineDistribution:
+    """The fused form for many passes against one baseline (the sensitivity sweep): the
+    baseline's rows kept as p [n, V] and sum_v p log p per row (float64), so that for logits z
+
+        KL(p || softmax z) = sum_v p log p - sum_v p z + logsumexp(z)
+
+    costs one product and one logsumexp per pass (equal to `kl_rows` to 1e-12)."""
+
+    def __init__(self, logits):
+        import torch
+
+        logp = torch.log_softmax(logits.double(), dim=-1)
+        self.p = logp.exp()
+        self.neg_entropy = (self.p * logp).sum(-1)
+
+    @property
+    def rows(self) -> int:
+        return self.p.shape[0]
+
+    def kl(self, logits):
+        import torch
+
+        z = logits.double()
+        return self.neg_entropy - (self.p * z).sum(-1) + torch.logsumexp(z, dim=-1)
+
+
 def divergence(base_lp, quant_lp, targets) -> dict[str, np.ndarray]:
     """Per scored token, from renormalised log-probs [n, V] of the baseline (P) and method (Q):
 
@@ -164,8 +209,7 @@ def divergence(base_lp, quant_lp, targets) -> dict[str, np.ndarray]:
     """
     import torch
 
-    p = base_lp.exp()
-    kl = (p * (base_lp - quant_lp)).sum(-1).clamp_min(0)
+    kl = kl_from_logprobs(base_lp, quant_lp).clamp_min(0)
     same = base_lp.argmax(-1) == quant_lp.argmax(-1)
     idx = targets.unsqueeze(-1)
     dp = quant_lp.gather(-1, idx).exp().squeeze(-1) - base_lp.gather(-1, idx).exp().squeeze(-1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from qcompare.core import registry
 from qcompare.core.errors import UserError
 from qcompare.recipes import recipe as recipes
 from qcompare.recipes.sensitivity import Cost, SensitivitySpec, SensitivityStore, estimate_cost
@@ -87,7 +88,7 @@ def cost_for(spec: SensitivitySpec, state_dir, layers: int | None,
                                  "rpage.basis_sweep", (("s", meta["seconds"]),))
     if results is not None and not results.empty:
         rows = results[(results["model_fingerprint"] == spec.model.fingerprint)
-                       & (results["method"] == "fp32") & (results["device"] == spec.eval.device)]
+                       & (results["method"] == registry.BASELINE) & (results["device"] == spec.eval.device)]
         rows = rows[rows["eval_s"].notna() & (rows["n_scored"] > 0)]
         if not rows.empty:
             r = rows.sort_values("finished_at").iloc[-1]

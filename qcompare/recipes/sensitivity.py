@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qcompare.core import registry
 from qcompare.core.errors import UserError
 from qcompare.core.specs import (
     PROTOCOL_VERSION,
@@ -55,7 +56,6 @@ from qcompare.core.specs import (
 
 KIND = "sensitivity"
 UNITS = ("linear", "block")
-FAMILIES = ("rtn", "gptq")
 BITS = (2, 3, 4, 8)
 # the share of a full forward pass one unit's pass costs on average: the layers after it and
 # the LM head (for L layers, about (L + 1) / 2L of the layers, plus the head)
@@ -68,7 +68,8 @@ class SensitivitySpec:
     excluded from the slices) and where the sweep runs (device, threads)."""
 
     model: ModelSpec
-    family: str = field(default="rtn", metadata={"help": "rtn or gptq"})
+    family: str = field(default_factory=lambda: registry.unit_quantizers()[0], metadata={
+        "help": "the quantizer: a method that quantizes one Linear alone (Method.unit_quantizer)"})
     bits: tuple[int, ...] = field(default=BITS, metadata={"help": "bit widths to measure"})
     unit: str = field(default="linear", metadata={"help": "linear: each Linear; block: each layer"})
     symmetric: bool = True
@@ -80,9 +81,10 @@ class SensitivitySpec:
     calib: CalibSpec = CalibSpec()
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
+        families = registry.unit_quantizers()
+        if self.family not in families:
             raise UserError(key="errors.choice", what="sensitivity family",
-                            choices=", ".join(FAMILIES), value=repr(self.family))
+                            choices=", ".join(families), value=repr(self.family))
         if self.unit not in UNITS:
             raise UserError(key="errors.choice", what="sensitivity unit",
                             choices=", ".join(UNITS), value=repr(self.unit))
@@ -143,16 +145,19 @@ class SensitivitySpec:
 
     def run_spec(self, bits_map: dict[str, int] | None = None, default_bits: int = 4) -> RunSpec:
         """The RunSpec measuring a recipe (or, with no map, the uniform setting) for real."""
-        from qcompare.core import registry
-
-        m = registry.make_method_spec("mixed", self.mixed_options(bits_map, default_bits))
+        m = registry.make_method_spec(registry.RECIPE, self.mixed_options(bits_map, default_bits))
         return RunSpec(model=self.model, method=m, corpus=self.corpus, eval=self.eval,
-                       calib=self.calib if self.family == "gptq" else None)
+                       calib=self.calib if registry.get(self.family).may_calibrate() else None)
+
+    def reference_spec(self) -> RunSpec:
+        """The RunSpec of the unquantized reference on this sweep's model, in fp32 on the
+        sweep's device: the model the sweep quantizes one unit at a time."""
+        return RunSpec(model=self.model, method=registry.make_method_spec(registry.BASELINE, {}),
+                       corpus=self.corpus, eval=replace(self.eval, dtype="float32"))
 
     def uniform_method(self, bits: int) -> MethodSpec:
         """The family's own method at `bits` with this sweep's settings (the uniform setting a
         recipe is compared with): exactly what `mixed` with an empty map builds."""
-        from qcompare.core import registry
         from qcompare.methods.mixed import MixedConfig
 
         options = MixedConfig(family=self.family, default_bits=bits, symmetric=self.symmetric,

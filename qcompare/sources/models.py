@@ -8,6 +8,7 @@ Resolving a spec (path checks, fingerprint) never imports torch.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -41,6 +42,15 @@ def embedded_gguf() -> Path:
 
 
 def _file_sha256(path: Path) -> str:
+    """sha256 of the whole file, computed once per content: a submission, its preset's specs
+    and the pages ask for the same file's hash several times; the answer is kept while the
+    file's size, modification time and inode stay the same."""
+    st = Path(path).stat()
+    return _file_sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256_of(path: str, size: int, mtime_ns: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):

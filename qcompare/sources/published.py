@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from qcompare.core.presets import PUBLISHED_FAMILIES
+
 CSV = Path(__file__).with_name("published.csv")
 COLUMNS = ("source", "where", "model", "hardware", "method", "family", "bits", "weights_gb",
            "memory_gb", "decode_tok_s", "ppl", "ppl_text", "note", "gb_means")
@@ -61,15 +63,11 @@ def on_axes(published: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return published.dropna(subset=[x, y])
 
 
-# a published family -> qcompare method names measuring the same kind of thing
-FAMILY_METHODS = {"baseline": ("fp32", "bf16", "fp16"), "rtn": ("rtn",), "gptq": ("gptq", "llmc-gptq"),
-                  "awq": ("awq", "llmc-awq"), "gguf": ("gguf",),
-                  "bitsandbytes": ("bnb-int8", "bnb-nf4", "bnb-fp4")}
 
 
 def beside_measured(published: pd.DataFrame, measured: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     """Each published row with the measured rows of the same model (name contained in the
-    measured model's label, case-insensitive) and method family (FAMILY_METHODS): perplexity
+    measured model's label, case-insensitive) and method family (`core.presets.PUBLISHED_FAMILIES`): perplexity
     and weights side by side, or "not measured here" (column names and that phrase in `lang`)."""
     from qcompare.i18n import catalogue as i18n
 
@@ -80,7 +78,7 @@ def beside_measured(published: pd.DataFrame, measured: pd.DataFrame, lang: str =
     for _, p in published.iterrows():
         name = str(p["model"]).split(" (")[0].lower()
         same = measured[measured["model"].str.lower().str.contains(name, regex=False)
-                        & measured["method"].isin(FAMILY_METHODS.get(str(p["family"]), ()))] \
+                        & measured["method"].isin(PUBLISHED_FAMILIES.get(str(p["family"]), ()))] \
             if not measured.empty else measured
         out.append({t("published"): p["label"], t("published_ppl"): p["ppl"],
                     t("published_gb"): p["memory_gb"] if p["memory_gb"] == p["memory_gb"] else p["weights_gb"],

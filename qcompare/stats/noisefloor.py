@@ -20,6 +20,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from qcompare.core.columns import METRICS
+
 VARIANTS = {"bf16 compute": ("bfloat16", False), "fp16 compute": ("float16", False),
             "bf16-rounded weights, fp32 compute": ("float32", True)}
 
@@ -53,17 +55,29 @@ def write(state_dir: str | os.PathLike, reference_key: str, variants: dict) -> d
     return data
 
 
+def band(noise: dict | None, metric: str) -> float | None:
+    """The noise floor's edge for `metric` (its column's `noise_band`), or None when the metric
+    has no band or the floor is not computed: a value on the good side of it (below for a
+    lower-is-better metric, above for a higher-is-better one) is within what the reference's
+    own precision changes."""
+    col = METRICS.get(metric)
+    if noise is None or col is None or not col.noise_band:
+        return None
+    return noise.get(col.noise_band)
+
+
 def versus(value: float, noise: dict | None, metric: str = "kld_mean", lang: str = "en") -> str:
-    """'inside the noise floor' or '12x the noise floor' for a row's KL (or top-1) value."""
+    """'inside the noise floor' or '12x the noise floor' for a row's value of `metric`: for a
+    lower-is-better metric the ratio value / band; for a higher-is-better fraction (top-1
+    agreement) the ratio of what is missing, (1 - value) / (1 - band)."""
     from qcompare.i18n import catalogue as i18n
 
-    if noise is None or value != value:
+    edge = band(noise, metric)
+    if edge is None or value != value:
         return "—"
-    if metric == "top1_agree":
-        band = noise["top1_band"]
-        return (i18n.t("noisefloor.inside", lang) if value >= band else
-                i18n.t("noisefloor.times_top1", lang, x=(1 - value) / max(1 - band, 1e-12)))
-    band = noise["kld_band"]
-    if value <= band:
+    if METRICS[metric].higher_is_better:
+        return (i18n.t("noisefloor.inside", lang) if value >= edge else
+                i18n.t("noisefloor.times_top1", lang, x=(1 - value) / max(1 - edge, 1e-12)))
+    if value <= edge:
         return i18n.t("noisefloor.inside", lang)
-    return i18n.t("noisefloor.times", lang, x=value / band) if band > 0 else i18n.t("noisefloor.zero", lang)
+    return i18n.t("noisefloor.times", lang, x=value / edge) if edge > 0 else i18n.t("noisefloor.zero", lang)

@@ -158,3 +158,18 @@ def test_fused_scores_of_a_model_against_itself_are_exactly_zero():
     got = q.score_window(logits, torch.zeros(9, dtype=torch.long), base16, chunk=4)
     assert np.all(got["kl"] == 0) and np.all(got["same_top"] == 1)
     assert "lp16" not in got
+
+
+def test_the_one_kl_in_its_fused_and_unfused_forms_agree():
+    """kl_rows (unfused, float64), BaselineDistribution (fused: one product and one logsumexp
+    per pass) and divergence (on stored log-probs) are the same KL(P || Q)."""
+    g = torch.Generator().manual_seed(3)
+    base, quant = torch.randn(7, 50, generator=g) * 3, torch.randn(7, 50, generator=g) * 3
+    unfused = q.kl_rows(base, quant)
+    fused = q.BaselineDistribution(base).kl(quant)
+    torch.testing.assert_close(fused, unfused, rtol=0, atol=1e-12)
+    lp = torch.log_softmax(base.double(), -1), torch.log_softmax(quant.double(), -1)
+    d = q.divergence(*lp, torch.zeros(7, dtype=torch.long))
+    np.testing.assert_allclose(d["kl"], unfused.numpy(), rtol=0, atol=1e-12)
+    assert (unfused > 0.1).all()                     # different rows: a real divergence
+    assert q.kl_rows(base, base).abs().max() < 1e-12
