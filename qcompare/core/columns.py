@@ -147,7 +147,7 @@ def label(column: str, lang: str = "en") -> str:
     m = BY_NAME.get(column)
     if m is None or not m.label:
         return column
-    text = i18n.t(f"metric.{column}", lang) if f"metric.{column}" in i18n.catalogue("en") else m.label
+    text = i18n.in_code(f"metric.{column}", m.label, lang)
     return f"{text} ({m.unit})" if m.unit else text
 
 

@@ -46,36 +46,35 @@ def from_locale(locale: str | None) -> str:
     return "ja" if (locale or "").lower().startswith("ja") else "en"
 
 
-# a method family's name (Method.family) -> its message key
-FAMILIES = {"baseline": "baseline", "round-to-nearest": "round_to_nearest",
-            "float8 (simulated)": "float8", "bitsandbytes": "bitsandbytes", "torchao": "torchao",
-            "PyTorch (torch.ao)": "torch_ao", "HQQ": "hqq", "GGUF / llama.cpp": "gguf",
-            "llm-compressor": "llm_compressor", "built-in (inspectable)": "built_in",
-            "mixed precision": "mixed"}
+# Texts whose English lives in the code, once, and whose Japanese the catalogue holds under a
+# key made from the code: a method's summary (`method.<name>`), an option's label
+# (`option.<field>`), an option's help (`help.<its English text>`, as gettext keys by msgid),
+# a metric's label (`metric.<column>`) and a family's name (`family.<its English name>`).
+CODE_ENGLISH = ("method", "option", "help", "metric", "family")
+
+
+def in_code(key: str, english: str, lang: str = "en") -> str:
+    """A text whose English is in the code: `english` itself in English (or where the catalogue
+    lacks the key), else the catalogue's translation."""
+    if lang == "en":
+        return english
+    return catalogue(lang if lang in LANGS else "en").get(key, english)
 
 
 def family(name: str, lang: str = "en") -> str:
-    """A method family's name in `lang` (an unknown family keeps its own name)."""
-    key = FAMILIES.get(name)
-    return t(f"family.{key}", lang) if key else name
+    """A method family's name in `lang` (its English is `Method.family`)."""
+    return in_code(f"family.{name}", name, lang)
 
 
 def method_summary(cls, lang: str = "en") -> str:
     """A method's one-line summary (its class's `summary` is the English)."""
-    return cls.summary if lang == "en" else t(f"method.{cls.name}", lang)
+    return in_code(f"method.{cls.name}", cls.summary, lang)
 
 
 def option_label(name: str, english: str, lang: str = "en") -> str:
-    return english if lang == "en" else t(f"option.{name}", lang)
-
-
-@lru_cache(maxsize=None)
-def _help_keys() -> dict[str, str]:
-    return {text: key for key, text in catalogue("en").items() if key.startswith("help.")}
+    return in_code(f"option.{name}", english, lang)
 
 
 def option_help(english: str, lang: str = "en") -> str:
-    """An option's help text in `lang`, found by its English (the config's metadata); the
-    English where the catalogue lacks it (the catalogue test keeps them in step)."""
-    key = _help_keys().get(english)
-    return english if lang == "en" or key is None else t(key, lang)
+    """An option's help text in `lang`, found by its English (the config's metadata)."""
+    return in_code(f"help.{english}", english, lang)
