@@ -81,3 +81,17 @@ def test_what_the_pages_import_stays_torch_free(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", module
 
+
+def test_an_option_past_its_stated_max_is_refused_with_the_limit():
+    from dataclasses import dataclass, field
+
+    from qcompare.core.errors import UserError
+    from qcompare.core.method import MethodConfig
+
+    @dataclass(frozen=True)
+    class Ratio(MethodConfig):
+        ratio: float = field(default=0.5, metadata={"help": "a fraction", "min": 0.0, "max": 1.0})
+
+    assert Ratio.parse({"ratio": "1"}).ratio == 1.0
+    with pytest.raises(UserError, match="at most 1.0"):
+        Ratio.parse({"ratio": "1.5"})

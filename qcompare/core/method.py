@@ -33,6 +33,9 @@ class MethodConfig:
             low = f.metadata.get("min")
             if low is not None and value < low:
                 raise UserError(key="errors.option_min", name=f.name, low=low, value=repr(value))
+            high = f.metadata.get("max")
+            if high is not None and value > high:
+                raise UserError(key="errors.option_max", name=f.name, high=high, value=repr(value))
 
     @classmethod
     def option_table(cls) -> list[dict]:

@@ -145,6 +145,17 @@ class RTN(Method):
         return simulated_tensor_bits(tensor, lambda r, k: storage_bits(
             (r, k), c.bits, c.symmetric, c.granularity, c.group_size), kinds)
 
+    def quantize_weight(self, w):
+        """w_hat of one Linear's weight under this config (variants change how scales are
+        chosen, not what is stored)."""
+        c = self.config
+        return fake_quantize(w, c.bits, c.symmetric, c.granularity, c.group_size)
+
+    def settings_text(self) -> str:
+        c = self.config
+        return (f"int{c.bits} {'sym' if c.symmetric else 'asym'} {c.granularity}"
+                + (f" g{c.group_size}" if c.granularity == "group" else ""))
+
     def build(self, ctx: BuildContext) -> Built:
         import torch
 
@@ -159,7 +170,7 @@ class RTN(Method):
         with torch.no_grad():
             for i, (name, lin) in enumerate(targets):
                 w = lin.weight.data
-                w_hat = fake_quantize(w, c.bits, c.symmetric, c.granularity, c.group_size)
+                w_hat = self.quantize_weight(w)
                 rel = float((w_hat - w).norm() / w.norm().clamp_min(1e-30))
                 lin.weight.data.copy_(w_hat)
                 bits = storage_bits(tuple(w.shape), c.bits, c.symmetric, c.granularity, c.group_size)
@@ -169,6 +180,5 @@ class RTN(Method):
                 ctx.progress(f"quantizing {name}", (i + 1) / len(targets))
         return finish_simulated(
             model, ctx, layer_bits, layers,
-            f"int{c.bits} {'sym' if c.symmetric else 'asym'} {c.granularity}"
-            + (f" g{c.group_size}" if c.granularity == "group" else "")
-            + f"; dequantized to {ctx.dtype} for compute; unquantized tensors counted at 16 bits")
+            f"{self.settings_text()}; dequantized to {ctx.dtype} for compute; "
+            "unquantized tensors counted at 16 bits")
