@@ -23,6 +23,7 @@ METHODS: dict[str, str] = {
     "fp16": "qcompare.methods.baselines:FP16",
     "fp8": "qcompare.methods.fp8:FP8",
     "rtn": "qcompare.methods.rtn:RTN",
+    "rtn-mse": "qcompare.methods.rtn_mse:RTNMSE",
     "bnb-int8": "qcompare.methods.bnb:BnbInt8",
     "bnb-nf4": "qcompare.methods.bnb:BnbNF4",
     "bnb-fp4": "qcompare.methods.bnb:BnbFP4",
