@@ -14,7 +14,7 @@ os.environ.setdefault("QCOMPARE_BANDWIDTH_PROCESSES", "0")
 os.environ.setdefault("QCOMPARE_BANDWIDTH_MIB", "64")
 os.environ.setdefault("QCOMPARE_MATMUL_N", "256")
 # the noise floor adds three baseline passes per new baseline (fp16 compute is slow on a CPU):
-# off unless a test is about it (tests/test_noisefloor.py, the seeded page store)
+# off unless a test is about it (tests/stats/test_noisefloor.py, the seeded page store)
 os.environ.setdefault("QCOMPARE_NOISE_FLOOR", "0")
 
 

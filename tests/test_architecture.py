@@ -130,3 +130,12 @@ def test_the_checks_can_fail():
     g = {"qcompare.core.x": {"qcompare.jobs.y"}, "qcompare.jobs.y": {"qcompare.core.x"}}
     assert upward(g) == ["qcompare.core.x -> qcompare.jobs.y"]
     assert cycles(g) == [["qcompare.core.x", "qcompare.jobs.y"]]
+
+
+def test_tests_mirror_the_folders():
+    """tests/<folder>/ for a folder of qcompare; the rest are whole-product suites."""
+    suites = {"app", "e2e", "integration", "reliability", "fixtures"}
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert folders - suites <= set(RANK), sorted(folders - suites - set(RANK))
+    assert not [p.name for p in tests.glob("test_*.py") if p.name != "test_architecture.py"]

@@ -5,7 +5,7 @@ from pathlib import Path
 from qcompare.core import registry
 from qcompare.i18n import stages
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TECHNICAL = {"quantize_dynamic"}                  # a torch function's name: shown as it is
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from qcompare.i18n import catalogue as i18n
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "qcompare").rglob("*.py"))]
 
 
