@@ -11,6 +11,7 @@ from qcompare.jobs import status
 from qcompare.jobs.runner import cancel, ensure_runner, process_alive
 from qcompare.jobs.store import JobStore
 from qcompare.ui.data import start_runner, state_dir
+from qcompare.ui.escape import literal
 from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import user_error
@@ -61,9 +62,9 @@ def job_table() -> None:
                 word = t(f"jobs.s_{state}")
                 what = t("jobs.after", state=word, t=_duration(elapsed)) if elapsed else word
             else:
-                what = f"`{t(f'jobs.s_{state}')}` · {stages.text(j.stage, current(), registry.stage_patterns()) or '—'}"
+                what = f"`{t(f'jobs.s_{state}')}` · {literal(stages.text(j.stage, current(), registry.stage_patterns())) or '—'}"
             c[0].markdown(f'<span id="job-{j.id}"></span>{ICONS.get(state, "")} **#{j.id}** '
-                          f"{j.label}  \n{what}", unsafe_allow_html=True)
+                          f"{literal(j.label)}  \n{what}", unsafe_allow_html=True)
             if j.state == "running":
                 c[0].progress(min(max(j.progress, 0.0), 1.0))
                 c[1].caption(t("jobs.elapsed", t=_duration(elapsed), eta=_duration(status.eta_seconds(j, now))))
@@ -80,7 +81,7 @@ def job_table() -> None:
                         ensure_runner(state_dir())
                     st.rerun()
             if j.error:
-                st.error(stored_text(j.error, j.error_i18n, current()))
+                st.error(literal(stored_text(j.error, j.error_i18n, current())))
             if j.traceback or j.log:
                 with st.expander(t("jobs.log")):
                     if j.log:

@@ -10,6 +10,7 @@ time, so listing methods stays cheap.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -26,6 +27,8 @@ class MethodConfig:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(key="errors.option_finite", name=f.name, value=repr(value))
             choices = _choices(f)
             if choices is not None and value not in choices:
                 raise UserError(key="errors.option_choice", name=f.name,

@@ -314,6 +314,7 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     # which must carry these numbers, comes after (a few milliseconds)
     row["phases_json"] = json.dumps({k: round(v, 3) for k, v in clock.seconds.items()})
     row["finished_at"] = dt.datetime.now(dt.timezone.utc)
+    check_finite(row)
     ResultStore(state_dir).write(row)
     if os.environ.get("QCOMPARE_NOISE_FLOOR", "1") != "0":      # after the row: charts first
         try:
@@ -324,6 +325,22 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
                    "baseline tries again", 1.0)
     report("done", 1.0)
     return row
+
+
+# a row is a measurement only when these are numbers: a NaN or infinite perplexity, divergence
+# or speed (a method that produced NaN weights, an overflow) is a failed job, never a row
+MUST_BE_FINITE = ("ppl", "nll_mean", "bits_per_byte", "kld_mean", "kld_p99", "top1_agree",
+                  "weights_mib", "prefill_tok_s", "decode_tok_s", "ttft_ms")
+
+
+def check_finite(row: dict) -> None:
+    """Refuse to store a row whose headline numbers are not finite (MUST_BE_FINITE; speed
+    columns only where speed was measured)."""
+    bad = [k for k in MUST_BE_FINITE if k in row and row[k] is not None
+           and not np.isfinite(float(row[k]))]
+    if bad:
+        raise UserError(key="errors.row_not_finite",
+                        values=", ".join(f"{k}={row[k]}" for k in bad))
 
 
 def _ensure_noise_floor(opened: prepare.Opened, ids, nbytes, windows, bos_id, reference,

@@ -27,7 +27,7 @@ COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 class BnbInt8Config(MethodConfig):
     threshold: float = field(default=6.0, metadata={
         "help": "outlier threshold: activation columns above it are computed in 16-bit "
-                "(0 turns the mixed decomposition off)", "min": 0.0})
+                "(0 turns the mixed decomposition off)", "min": 0.0, "max": 1000.0})
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,8 @@ class GPTQConfig(MethodConfig):
     act_order: bool = field(default=False, metadata={
         "help": "process columns by decreasing Hessian diagonal (desc_act)", "choices": (True, False)})
     damp: float = field(default=0.01, metadata={
-        "help": "dampening added to H's diagonal, as a fraction of its mean", "min": 0.0})
+        "help": "dampening added to H's diagonal, as a fraction of its mean", "min": 0.0,
+        "max": 10.0})
     block_size: int = field(default=128, metadata={"help": "lazy-batch block of columns", "min": 1})
 
 

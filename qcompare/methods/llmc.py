@@ -172,7 +172,8 @@ class LlmcGPTQConfig(MethodConfig):
     act_order: str = field(default="none", metadata={
         "help": "column order: none, or weight (static act-order: columns by decreasing Hessian "
                 "diagonal, groups kept contiguous, no runtime cost)", "choices": ("none", "weight")})
-    damp: float = field(default=0.01, metadata={"help": "dampening_frac", "min": 0.0})
+    damp: float = field(default=0.01, metadata={"help": "dampening_frac", "min": 0.0,
+                                                 "max": 10.0})
     block_size: int = field(default=128, metadata={"help": "lazy-batch block of columns", "min": 1})
 
 

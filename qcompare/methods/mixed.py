@@ -86,7 +86,8 @@ class MixedConfig(MethodConfig):
     group_size: int = field(default=128, metadata={
         "help": "input columns per scale; 0 = one scale per output channel", "min": 0})
     damp: float = field(default=0.01, metadata={
-        "help": "GPTQ only: dampening added to H's diagonal, as a fraction of its mean", "min": 0.0})
+        "help": "GPTQ only: dampening added to H's diagonal, as a fraction of its mean", "min": 0.0,
+        "max": 10.0})
 
     def __post_init__(self):
         super().__post_init__()

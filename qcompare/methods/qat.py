@@ -83,7 +83,8 @@ class QATConfig(MethodConfig):
     symmetric: bool = field(default=True, metadata={"help": "symmetric or with zero points",
                                                     "choices": (True, False)})
     steps: int = field(default=30, metadata={"help": "optimizer steps", "min": 1})
-    lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate", "min": 0.0})
+    lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate", "min": 0.0,
+                                              "max": 1.0})
     batch: int = field(default=2, metadata={"help": "sequences per step", "min": 1})
     seq_len: int = field(default=256, metadata={"help": "tokens per training sequence", "min": 8})
     loss: str = field(default="kd", metadata={

@@ -74,7 +74,8 @@ def smooth_layer(layer, inputs: dict, alpha: float | None, act: str = "dynamic",
 @dataclass(frozen=True)
 class SmoothQuantConfig(w8a8.W8A8Config):
     alpha: float = field(default=0.5, metadata={
-        "help": "migration strength: 0 keeps activations, 1 moves all range into weights", "min": 0.0})
+        "help": "migration strength: 0 keeps activations, 1 moves all range into weights", "min": 0.0,
+        "max": 1.0})
     alpha_search: bool = field(default=False, metadata={
         "help": "choose alpha per layer group by W8A8 output error", "choices": (True, False)})
 

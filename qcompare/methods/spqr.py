@@ -62,7 +62,7 @@ class SpQRConfig(gptq.GPTQConfig):
     symmetric: bool = field(default=False, metadata={
         "help": "symmetric codes, or zero points", "choices": (True, False)})
     outlier_percent: float = field(default=1.0, metadata={
-        "help": "percent of weights kept in 16 bits", "min": 0.0})
+        "help": "percent of weights kept in 16 bits", "min": 0.0, "max": 100.0})
     outlier_rule: str = field(default="sensitivity", metadata={
         "help": "which weights are outliers: by OBS sensitivity or by magnitude",
         "choices": ("sensitivity", "magnitude")})

@@ -117,7 +117,7 @@ class W8A8Config(MethodConfig):
     weight_calibrator: str = field(default="minmax", metadata={
         "help": "range of each output channel's weight scale", "choices": calibrators.WEIGHT_CALIBRATORS})
     percentile: float = field(default=99.99, metadata={
-        "help": "percentile for the percentile calibrators", "min": 50.0})
+        "help": "percentile for the percentile calibrators", "min": 50.0, "max": 100.0})
 
 
 class W8A8(Method):

@@ -103,9 +103,34 @@ def check_folder(folder: Path, spec: ModelSpec) -> None:
             raise UserError(key="errors.model_no_weights", folder=folder)
     if cfg.get("auto_map") and not spec.trust_remote_code:
         raise UserError(key="errors.model_remote_code", folder=folder)
+    stored = []
     for n in names:
         if n.endswith(".safetensors"):
-            check_safetensors(folder / n)
+            stored += check_safetensors(folder / n)
+    if any(n.endswith(".safetensors") for n in names):
+        check_weight_names(folder, cfg, set(stored))
+
+
+def check_weight_names(folder: Path, cfg: dict, stored: set[str]) -> None:
+    """Refuse, from the safetensors headers alone, weights that cannot be this config's model:
+    no tensor at all, or (for a Llama config, whose tensor names the calculator knows) a tensor
+    the config expects that no file holds. transformers would fill those with random values
+    and the run would measure noise (the worker checks every architecture again at load,
+    `check_loading`)."""
+    if not stored:
+        raise UserError(key="errors.weights_none", folder=folder)
+    if cfg.get("model_type") != "llama":
+        return
+    from qcompare.core.shape import ModelShape
+
+    try:
+        shape = ModelShape.from_config(cfg)
+    except (ValueError, TypeError):
+        raise UserError(key="errors.weights_config", folder=folder) from None
+    missing = sorted(t.name for t in shape.tensors() if t.name not in stored)
+    if missing:
+        raise UserError(key="errors.weights_missing", folder=folder, n=len(missing),
+                        first=", ".join(missing[:4]))
 
 
 def _hub_folder(repo_id: str) -> Path:
@@ -153,9 +178,10 @@ def check_gguf(path: Path) -> None:
         raise UserError(key="errors.gguf_truncated", path=path, need=end, size=size)
 
 
-def check_safetensors(path: Path) -> None:
+def check_safetensors(path: Path) -> list[str]:
     """Refuse a .safetensors file whose header does not parse or whose tensors run past its
-    end: the library's own error on a truncated file gives no advice."""
+    end: the library's own error on a truncated file gives no advice. Returns the names of the
+    tensors it holds."""
     size = path.stat().st_size
     try:
         with open(path, "rb") as f:
@@ -169,6 +195,7 @@ def check_safetensors(path: Path) -> None:
         raise UserError(key="errors.st_broken", path=path, error=e) from None
     if 8 + n + end > size:
         raise UserError(key="errors.st_truncated", path=path, need=8 + n + end, size=size)
+    return [k for k in header if k != "__metadata__"]
 
 
 def resolve(spec: ModelSpec) -> ModelSpec:
@@ -330,10 +357,30 @@ def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str, **from_pr
     quantized = from_pretrained.get("quantization_config") is not None
     if quantized:
         from_pretrained.setdefault("device_map", device)
-    model = AutoModelForCausalLM.from_pretrained(
+    if quantized:      # the library places (and may rename) the weights: its own load path
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
+            use_safetensors=not spec.allow_pickle or None, **from_pretrained)
+        return model.eval()
+    model, info = AutoModelForCausalLM.from_pretrained(
         folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
-        use_safetensors=not spec.allow_pickle or None, **from_pretrained)
-    return (model if quantized else model.to(device)).eval()
+        use_safetensors=not spec.allow_pickle or None, output_loading_info=True,
+        **from_pretrained)
+    check_loading(info, folder)
+    return model.to(device).eval()
+
+
+def check_loading(info: dict, folder: Path) -> None:
+    """Fail on transformers' loading report when any weight was missing from the checkpoint
+    (it would be randomly initialised), unexpected (the config describes another model) or of
+    another shape: a model that is not the checkpoint must never be measured."""
+    bad = [f"{k} (missing)" for k in sorted(info.get("missing_keys") or [])]
+    bad += [f"{k} (unexpected)" for k in sorted(info.get("unexpected_keys") or [])]
+    bad += [f"{m[0] if isinstance(m, (tuple, list)) else m} (other shape)"
+            for m in info.get("mismatched_keys") or []]
+    if bad:
+        raise UserError(key="errors.weights_mismatch", folder=folder, n=len(bad),
+                        first=", ".join(bad[:4]))
 
 
 def embedded_state(state_dir: Path) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def test_errors_and_reasons_reach_the_page_in_its_language(app, seeded):
     other, _ = store.submit("plain-key", "rtn on plain (cpu)", "{}")
     store.finish(other, "failed", error=UserError("an English-only message"))
     jobs = in_japanese("pages/jobs.py")
-    shown = [e.value for e in jobs.error]
+    shown = [re.sub(r"\\(.)", r"\1", e.value) for e in jobs.error]      # as the markdown renders
     assert any("SIGKILL で強制終了されました" in x for x in shown), shown
     assert any(x == "an English-only message" for x in shown)     # no key: as stored
     assert "SIGKILL" in store.get(job_id).error and store.get(job_id).error.isascii()
@@ -169,6 +170,25 @@ def test_jobs_page_lists_jobs_and_shows_a_failure_readably(app, seeded):
     assert any("something broke" in e.value for e in at.error)
     assert any(b.label == "Retry" for b in at.button)
     assert any("Traceback" in c.value for c in at.code)
+
+
+INJECTED = '<h1 style="color:red">INJECTED</h1><input placeholder="your HF token"> ![x](http://198.51.100.1/x.png)'
+
+
+def test_user_typed_text_on_the_jobs_page_is_text_never_markup(app, seeded):
+    """A model folder named like markup (in the job's label, its stage and its error) is shown
+    as written: escaped for the HTML the Jobs page allows, and for markdown's links and images."""
+    store = JobStore.open(seeded)
+    job_id, _ = store.submit("injected-key", f"rtn on {INJECTED} (cpu)", "{}")
+    store.progress(job_id, f"importance matrix on {INJECTED}", 0.2)
+    store.finish(job_id, "failed", error=f"{INJECTED} does not exist")
+    at = app("pages/jobs.py")
+    bodies = [m.value for m in at.markdown] + [e.value for e in at.error]
+    shown = [b for b in bodies if "INJECTED" in b]
+    assert len(shown) >= 2, bodies                   # the card and the error
+    for b in shown:
+        assert "<h1" not in b and "<input" not in b and "](" not in b, b
+        assert "&lt;h1" in b and "&lt;input" in b
 
 
 def test_results_filters_change_the_plotted_rows(app):

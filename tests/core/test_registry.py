@@ -95,3 +95,20 @@ def test_an_option_past_its_stated_max_is_refused_with_the_limit():
     assert Ratio.parse({"ratio": "1"}).ratio == 1.0
     with pytest.raises(UserError, match="at most 1.0"):
         Ratio.parse({"ratio": "1.5"})
+
+
+def test_every_float_option_has_a_finite_range_and_refuses_nan():
+    import math
+    from dataclasses import fields
+
+    from qcompare.core.errors import UserError
+
+    for cls in registry.all_methods():
+        for f in fields(cls.config_cls):
+            if isinstance(f.default, float):
+                low, high = f.metadata.get("min"), f.metadata.get("max")
+                assert low is not None and high is not None, (cls.name, f.name)
+                assert math.isfinite(low) and math.isfinite(high) and low <= f.default <= high
+                for bad in ("nan", "inf", "-inf"):
+                    with pytest.raises(UserError, match="finite"):
+                        cls.config_cls.parse({f.name: bad})

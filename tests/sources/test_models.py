@@ -30,7 +30,8 @@ def test_pickle_only_checkpoint_is_refused_unless_allowed(tmp_path):
 
 def test_remote_code_is_refused_unless_trusted(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "m.Model"}}))
-    (tmp_path / "model.safetensors").write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    (tmp_path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
     with pytest.raises(UserError, match="trust-remote-code"):
         models.resolve(models.model_from_arg(str(tmp_path)))
     assert models.resolve(models.model_from_arg(str(tmp_path), trust_remote_code=True)).fingerprint
