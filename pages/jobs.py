@@ -56,7 +56,10 @@ def job_table() -> None:
         with st.container(border=True):
             c = st.columns([5, 2, 2, 1])
             elapsed = ((j.finished or now) - j.started) if j.started else None
-            if j.state == "done":
+            row_gone = status.result_missing(j, state_dir())
+            if row_gone:            # the result file was deleted after the job ended
+                what = f"⚠️ {t('jobs.row_missing')}"
+            elif j.state == "done":
                 what = t("jobs.cached") if j.cached else t("jobs.done_in", t=_duration(elapsed))
             elif j.state in ("failed", "cancelled"):
                 word = t(f"jobs.s_{state}")
@@ -74,7 +77,7 @@ def job_table() -> None:
                     st.rerun()
             elif j.id in retried:
                 c[3].markdown(t("jobs.retried", id=retried[j.id]))
-            elif j.state in ("failed", "cancelled") or state == "lost":
+            elif j.state in ("failed", "cancelled") or state == "lost" or row_gone:
                 if c[3].button(t("jobs.retry"), key=f"retry{j.id}"):
                     retried[j.id] = store.retry(j.id)
                     if start_runner():

@@ -298,12 +298,30 @@ def _shape_arg(args, rows):
     return None
 
 
+def _check_recommend_numbers(args) -> None:
+    """One line for a number no machine or model can have (negative, zero, NaN, infinite),
+    instead of a recommendation that quotes it ("has nan GiB") or ignores it."""
+    limits = (("--memory-gb", args.memory_gb, "a positive number of GiB", False),
+              ("--max-memory-gb", args.max_memory_gb, "a positive number of GiB", False),
+              ("--params", args.params, "a positive parameter count", False),
+              ("--max-kld", args.max_kld, "a KL divergence of 0 or more (nats)", True),
+              ("--max-ppl-increase", args.max_ppl_increase, "a percentage of 0 or more", True),
+              ("--min-decode-tok-s", args.min_decode_tok_s, "a speed of 0 or more tokens/s", True))
+    for flag, value, what, zero_ok in limits:
+        if value is not None and (not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok)):
+            raise UserError(f"{flag} needs {what}; got {value:g}.")
+    for flag, value in (("--gpus", args.gpus), ("--context", args.context), ("--batch", args.batch)):
+        if value < 1:
+            raise UserError(f"{flag} needs a whole number of 1 or more; got {value}.")
+
+
 def cmd_recommend(args) -> int:
     from dataclasses import asdict
 
     from qcompare.decide import recommend
     from qcompare.i18n import catalogue as i18n
 
+    _check_recommend_numbers(args)
     try:
         c = recommend.Constraints(
             memory_gib=args.memory_gb, device=args.device, gpus=args.gpus, context=args.context,

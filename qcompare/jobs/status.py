@@ -94,3 +94,17 @@ def batch_summary(jobs: list[Job], now: float, lang: str = "en") -> str:
         else:
             parts.append(i18n.t("jobs.b_unknown", lang))
     return ", ".join(parts) if lang == "en" else "、".join(parts)
+
+
+def result_missing(job, state_dir) -> bool:
+    """A done job whose stored result is gone (its file deleted after the job ended): the Jobs
+    page says so and offers to run it again instead of showing it as done."""
+    if job.state != "done":
+        return False
+    from qcompare.recipes import sensitivity
+    from qcompare.store.results import ResultStore
+
+    key = job.result_key or job.key
+    if sensitivity.is_sensitivity_json(job.spec_json):
+        return not sensitivity.SensitivityStore(state_dir).exists(key)
+    return not ResultStore(state_dir).has(key)

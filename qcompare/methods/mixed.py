@@ -21,6 +21,7 @@ from qcompare.core import registry
 from qcompare.core.errors import Message, UserError
 from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
 from qcompare.methods.kernels.simulated import KEPT_BITS, finish_simulated, simulated_tensor_bits
+from qcompare.sources import models
 
 UNIT_BITS = (2, 3, 4, 8, 16)
 ROLES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -126,6 +127,17 @@ def linear_storage_bits(c: MixedConfig, rows: int, cols: int, bits: int) -> int:
     return c.quantizer.unit_storage_bits(rows, cols, bits, c.symmetric, c.group_size)
 
 
+def layers_problem(c: MixedConfig, layers: int | None) -> Message | None:
+    """Why the map cannot apply to a model of `layers` decoder layers (a unit past the last
+    layer would be silently ignored), or None."""
+    if layers is None:
+        return None
+    beyond = [u for u in c.units if int(u.partition(".")[0]) >= layers]
+    if beyond:
+        return Message("errors.bits_map_layer", unit=repr(beyond[0]), last=layers - 1)
+    return None
+
+
 class Mixed(Method):
     name = "mixed"
     family = "mixed precision"
@@ -158,7 +170,7 @@ class Mixed(Method):
         c = cls.config_cls.parse(spec.method.options_dict)
         if c.calibrates and spec.calib is None:
             return Message("errors.mixed_calib")
-        return None
+        return layers_problem(c, models.layer_count(spec.model))
 
     def _quantize(self, name: str, W, H):
         """(W_hat, stored bits, bits) of one Linear."""
@@ -184,6 +196,9 @@ class Mixed(Method):
         c = self.config
         ctx.progress("loading weights", 0.0)
         model = ctx.load_model("float32")
+        problem = layers_problem(c, model.config.num_hidden_layers)
+        if problem:
+            raise UserError(problem)
         layer_bits: dict[str, float] = {}
         layers: list[dict] = []
 

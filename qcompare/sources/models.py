@@ -91,9 +91,12 @@ def check_folder(folder: Path, spec: ModelSpec) -> None:
     if not config.is_file():
         raise UserError(key="errors.model_no_config", folder=folder)
     try:
-        cfg = json.loads(config.read_text())
-    except json.JSONDecodeError as e:
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(key="errors.model_bad_config", config=config, error=e) from None
+    if not isinstance(cfg, dict):
+        raise UserError(key="errors.model_config_not_object", config=config,
+                        kind=type(cfg).__name__)
     names = [p.name for p in folder.iterdir()]
     if not any(n.endswith(WEIGHT_SUFFIXES) for n in names):
         if any(n.endswith(PICKLE_SUFFIXES) for n in names):
@@ -148,6 +151,24 @@ def _hub_folder(repo_id: str) -> Path:
     except Exception as e:  # noqa: BLE001
         raise UserError(key="errors.hub_unreachable", repo=repr(repo_id),
                         error=type(e).__name__) from None
+
+
+def layer_count(spec: ModelSpec) -> int | None:
+    """Decoder layers of a model, from its config.json or its GGUF header, without loading it;
+    None where that cannot be read cheaply (a hub model, a broken file)."""
+    try:
+        if spec.source == "local":
+            cfg = json.loads((Path(spec.ref) / "config.json").read_text(encoding="utf-8"))
+            return int(cfg["num_hidden_layers"])
+        if spec.source in ("embedded", "gguf"):
+            import gguf
+
+            r = gguf.GGUFReader(str(embedded_gguf() if spec.source == "embedded" else spec.ref))
+            arch = r.fields["general.architecture"].contents()
+            return int(r.fields[f"{arch}.block_count"].contents())
+    except Exception:  # noqa: BLE001 - a folder or file that does not read is refused elsewhere
+        return None
+    return None
 
 
 def gguf_param_count(path: Path) -> int:

@@ -191,6 +191,26 @@ def test_user_typed_text_on_the_jobs_page_is_text_never_markup(app, seeded):
         assert "&lt;h1" in b and "&lt;input" in b
 
 
+def test_a_done_job_whose_row_was_deleted_says_so_and_can_run_again(app, seeded):
+    from qcompare.jobs.status import result_missing
+    from qcompare.store.results import ResultStore
+
+    store = JobStore.open(seeded)
+    key = next(iter(ResultStore(seeded).load().frame["key"]))
+    job_id, _ = store.submit(key, "fp32 on deleted (cpu)", "{}")
+    store.finish(job_id, "done", result_key=key)
+    assert not result_missing(store.get(job_id), seeded)
+    backup = ResultStore(seeded).path(key).read_bytes()
+    ResultStore(seeded).path(key).unlink()
+    try:
+        assert result_missing(store.get(job_id), seeded)
+        at = app("pages/jobs.py")
+        assert any("row missing" in m.value for m in at.markdown)
+        assert any(b.key == f"retry{job_id}" for b in at.button)
+    finally:
+        ResultStore(seeded).path(key).write_bytes(backup)
+
+
 def test_results_filters_change_the_plotted_rows(app):
     at = app("pages/results.py")
     assert _points(at) == 1                                   # newest group: strided fp32
@@ -291,6 +311,10 @@ def test_jobs_page_leads_with_the_sweep_and_puts_the_running_job_on_top(tmp_path
     done, _ = store.submit("k-done", "rtn on tiny (cpu)", "{}")
     store.mark_running(done, 1, None)
     store.finish(done, "done", result_key="k-done")
+    from qcompare.store.results import ResultStore
+    row = ResultStore(tmp_path).path("k-done")            # its row is stored (not read here)
+    row.parent.mkdir(parents=True, exist_ok=True)
+    row.write_bytes(b"")
     failed, _ = store.submit("k-failed", "awq on tiny (cpu)", "{}")
     store.finish(failed, "failed", error="ValueError: boom")
     running, _ = store.submit("k-running", "gptq on tiny (cpu)", "{}")

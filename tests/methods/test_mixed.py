@@ -63,3 +63,20 @@ def test_units_get_their_own_bits(build_context, tiny_model_dir):
     q = m.get_parameter("model.layers.0.self_attn.q_proj.weight")
     assert all(row.unique().numel() <= 4 for row in q.reshape(-1, 32))   # 2 bits: 4 levels
     assert "2 Linears at 16 bits" not in built.notes and "1 Linears at 16 bits" in built.notes
+
+
+def test_a_map_naming_a_layer_the_model_lacks_is_refused(tiny_model_dir, build_context):
+    """A unit past the last decoder layer would be silently ignored (and labelled '+1 units'):
+    refused with the valid range, at submission from the config and again at build."""
+    from qcompare.core.errors import UserError
+    from qcompare.core.specs import MethodSpec, RunSpec
+    from qcompare.methods.mixed import Mixed
+    from qcompare.sources.models import model_from_arg
+
+    options = {"bits_map": '{"5":8}'}
+    spec = RunSpec(model=model_from_arg(str(tiny_model_dir)), method=MethodSpec.of("mixed", **options))
+    assert "0 to 1" in str(Mixed.request_problem(spec))
+    with pytest.raises(UserError, match="0 to 1"):
+        Mixed(Mixed.config_cls.parse(options)).build(build_context(tiny_model_dir, "mixed"))
+    ok = RunSpec(model=spec.model, method=MethodSpec.of("mixed", bits_map='{"1":8}'))
+    assert Mixed.request_problem(ok) is None

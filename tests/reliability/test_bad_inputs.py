@@ -30,6 +30,10 @@ def world(tmp_path_factory, tiny_model_dir):
     (shelf / "no-config").mkdir()
     (shelf / "bad-json").mkdir()
     (shelf / "bad-json" / "config.json").write_text("{not json")
+    (shelf / "list-config").mkdir()
+    (shelf / "list-config" / "config.json").write_text("[1, 2]")
+    (shelf / "latin1-config").mkdir()
+    (shelf / "latin1-config" / "config.json").write_bytes('{"name": "café"}'.encode("latin-1"))
     (shelf / "pickle-only").mkdir()
     (shelf / "pickle-only" / "config.json").write_text("{}")
     (shelf / "pickle-only" / "pytorch_model.bin").write_bytes(b"\x80\x04")
@@ -76,6 +80,9 @@ CASES = {
     "infinite option": (["run", "--method", "smoothquant", "--set", "alpha=inf"], "needs a finite number"),
     "NaN damping": (["run", "--method", "gptq", "--set", "damp=nan"], "needs a finite number"),
     "percentile past 100": (["run", "--method", "w8a8", "--set", "percentile=200"], "at most 100.0"),
+    "bits map naming a layer the model lacks": (
+        ["run", "--method", "mixed", "--model", "{model}", "--set", 'bits_map={{"99":8}}'],
+        "decoder layers are 0 to 1"),
     "unknown option": (["run", "--method", "rtn", "--set", "bitz=4"], "unknown option(s) bitz"),
     "option of the wrong type": (["run", "--method", "rtn", "--set", "bits=four"], "needs an integer"),
     "option without a value": (["run", "--method", "rtn", "--set", "bits"], "needs the form key=value"),
@@ -85,6 +92,10 @@ CASES = {
     "missing model folder": (["run", "--method", "fp32", "--model", "/no/such/folder"], "does not exist"),
     "folder without config": (["run", "--method", "fp32", "--model", "{shelf}/no-config"], "no config.json"),
     "config that is not JSON": (["run", "--method", "fp32", "--model", "{shelf}/bad-json"], "not valid JSON"),
+    "config that is a JSON list": (["run", "--method", "fp32", "--model", "{shelf}/list-config"],
+                                   "holds a JSON list"),
+    "config that is not UTF-8": (["run", "--method", "fp32", "--model", "{shelf}/latin1-config"],
+                                 "not valid JSON"),
     "pickle-only weights": (["run", "--method", "fp32", "--model", "{shelf}/pickle-only"], "--allow-pickle"),
     "remote code": (["run", "--method", "fp32", "--model", "{shelf}/remote-code"], "--trust-remote-code"),
     "truncated safetensors": (["run", "--method", "fp32", "--model", "{shelf}/truncated-safetensors"],
@@ -120,6 +131,13 @@ CASES = {
                                      "does not exist. Create it"),
     "unknown preset": (["sweep", "--preset", "nosuch"], "presets: default"),
     "sweep of nothing": (["sweep"], "name the methods"),
+    "negative memory": (["recommend", "--memory-gb", "-1"], "--memory-gb needs a positive number"),
+    "zero memory": (["recommend", "--memory-gb", "0"], "--memory-gb needs a positive number"),
+    "NaN memory": (["recommend", "--memory-gb", "nan"], "--memory-gb needs a positive number"),
+    "zero parameters": (["recommend", "--params", "0"], "--params needs a positive parameter count"),
+    "negative parameters": (["recommend", "--params=-7e9"], "--params needs a positive"),
+    "negative KL limit": (["recommend", "--max-kld", "-1"], "--max-kld needs a KL divergence of 0"),
+    "no GPUs": (["recommend", "--gpus", "0"], "--gpus needs a whole number of 1 or more"),
 }
 
 
