@@ -76,12 +76,14 @@ def _specs_from_args(args, method_args: list[str], skipped: list | None = None):
         return {k: v for k, v in values.items() if v is not None}
 
     methods = [registry.parse_method_arg(m) for m in method_args]
-    ev = replace(effort.eval_spec(args.effort, EvalSpec(
-        window=args.window, stride=args.stride, protocol=args.protocol, device=args.device,
-        dtype=args.dtype, threads=args.threads)),
-        **given(tokens=args.tokens, speed_prompt=args.speed_prompt,
-                speed_new_tokens=args.speed_new_tokens, speed_repeats=args.speed_repeats,
-                speed_spread=args.speed_spread))
+    # one EvalSpec from the effort's values with the typed flags over them, so its checks see
+    # the numbers the person typed (not the effort's tokens beside a typed window)
+    ev = EvalSpec(window=args.window, stride=args.stride, protocol=args.protocol,
+                  device=args.device, dtype=args.dtype, threads=args.threads,
+                  **{**effort.get(args.effort).eval,
+                     **given(tokens=args.tokens, speed_prompt=args.speed_prompt,
+                             speed_new_tokens=args.speed_new_tokens,
+                             speed_repeats=args.speed_repeats, speed_spread=args.speed_spread)})
     model = models.model_from_arg(args.model, args.trust_remote_code, args.allow_pickle)
     corpus = corpora.corpus_from_arg(args.corpus)
     calib_corpus = corpora.corpus_from_arg(args.calib_corpus) if args.calib_corpus else corpus
@@ -310,9 +312,6 @@ def _check_recommend_numbers(args) -> None:
     for flag, value, what, zero_ok in limits:
         if value is not None and (not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok)):
             raise UserError(f"{flag} needs {what}; got {value:g}.")
-    for flag, value in (("--gpus", args.gpus), ("--context", args.context), ("--batch", args.batch)):
-        if value < 1:
-            raise UserError(f"{flag} needs a whole number of 1 or more; got {value}.")
 
 
 def cmd_recommend(args) -> int:

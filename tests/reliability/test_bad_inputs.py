@@ -152,7 +152,6 @@ CASES = {
     "zero parameters": (["recommend", "--params", "0"], "--params needs a positive parameter count"),
     "negative parameters": (["recommend", "--params=-7e9"], "--params needs a positive"),
     "negative KL limit": (["recommend", "--max-kld", "-1"], "--max-kld needs a KL divergence of 0"),
-    "no GPUs": (["recommend", "--gpus", "0"], "--gpus needs a whole number of 1 or more"),
 }
 
 
@@ -200,3 +199,19 @@ def test_weights_that_are_not_the_configs_model_fail_the_job_and_store_no_row(wo
     assert failed and "does not match its config" in (failed[0].error or "")
     assert not (state / "baselines").exists() or not any(
         "bert-config" in p.read_text() for p in (state / "baselines").rglob("meta.json"))
+
+
+
+@pytest.mark.parametrize("args,tokens,window", [
+    (["--tokens", "20000", "--window", "10000"], 20000, 10000),
+    (["--effort", "quick", "--window", "4096", "--tokens", "8192"], 8192, 4096)])
+def test_a_window_larger_than_the_efforts_tokens_is_judged_on_the_typed_tokens(
+        tiny_model_dir, args, tokens, window):
+    """The effort's token count was checked against a typed window before the typed token
+    count replaced it: both requests were refused, quoting the effort's number."""
+    from qcompare.cli.commands import _specs_from_args, build_parser
+
+    a = build_parser().parse_args(["sweep", "--model", str(tiny_model_dir), "--method", "fp32",
+                                   *args])
+    (spec,) = _specs_from_args(a, a.method)
+    assert (spec.eval.tokens, spec.eval.window) == (tokens, window)
