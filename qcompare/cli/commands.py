@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from qcompare.cli.waiting import open_store, wait
+from qcompare.core import statedir
 from qcompare.core.columns import names as column_names
 from qcompare.core.errors import UserError
 from qcompare.core.statedir import default_state_dir
@@ -468,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     try:
+        args.state_dir = statedir.resolve(args.state_dir) if args.state_dir else default_state_dir()
         if args.state_dir.exists() and not args.state_dir.is_dir():
             raise UserError(f"the state folder {args.state_dir} is a file, not a folder: pick a "
                             "folder with --home or QCOMPARE_HOME.")

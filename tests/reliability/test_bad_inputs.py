@@ -215,3 +215,27 @@ def test_a_window_larger_than_the_efforts_tokens_is_judged_on_the_typed_tokens(
                                    *args])
     (spec,) = _specs_from_args(a, a.method)
     assert (spec.eval.tokens, spec.eval.window) == (tokens, window)
+
+
+def test_the_state_folder_is_never_the_package_and_a_relative_one_is_made_absolute(tmp_path):
+    """--home inside qcompare/ wrote jobs.sqlite among the code; a relative --home made the
+    runner (started in the repository) serve another folder and left the job queued."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import qcompare
+
+    package = Path(qcompare.__file__).resolve().parent
+    out = run_cli(package / "state", "jobs")
+    assert out.returncode == 2 and "inside qcompare's own code" in out.stderr, out.stderr
+    assert not (package / "state").exists()
+    repo = package.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-m", "qcompare", "--home", "rel-state", "jobs"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "rel-state" / "jobs.sqlite").is_file()
+    from qcompare.core import statedir
+
+    assert statedir.resolve("rel") == Path.cwd() / "rel"
