@@ -60,6 +60,21 @@ def _hover(row: pd.Series) -> str:
 SPREAD_WARN = 0.25        # speed repeats spread wider than +-25 % of the median: a busy machine
 
 
+def _not_finite_rows(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows that are no measurement to draw: an infinite value on either axis or in the
+    perplexity or divergence, or a NaN perplexity (every run has one; NaN means the run broke).
+    A value merely absent (a column an older row never had, a speed not measured) is not one
+    of them."""
+    bad = pd.Series(False, index=df.index)
+    for col in dict.fromkeys((x, y, "ppl", "kld_mean")):
+        if col in df:
+            v = pd.to_numeric(df[col], errors="coerce")
+            bad |= v.isin([math.inf, -math.inf])
+    if "ppl" in df:
+        bad |= pd.to_numeric(df["ppl"], errors="coerce").isna()
+    return df[bad]
+
+
 def frontier(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """The rows on the Pareto frontier of (x, y), sorted by x, using each metric's direction.
     For a metric measured against the baseline (KL, top-1) the baseline scores trivially, so
@@ -141,7 +156,8 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     are joined by a dotted grey line: not distinguishable at this sample size. `noise`
     (`qcompare.stats.noisefloor.read`) shades the baseline's noise floor on a KL or top-1 axis."""
     fig = go.Figure()
-    d = df.dropna(subset=[x, y]).copy()
+    unfit = _not_finite_rows(df, x, y)
+    d = df.drop(index=unfit.index).dropna(subset=[x, y]).copy()
     base = d[d["method"] == BASELINE]
     if METRICS[y].vs_baseline:
         d = d[d["method"] != BASELINE]
@@ -248,7 +264,13 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
         legend={"title": i18n.t("chart.method", lang), "groupclick": "toggleitem"}, height=560,
         margin={"t": 70, "l": 70, "r": 20, "b": 60},
         meta={"numbered": numbered, "collapsed": broken["key"].tolist(),
-              "wide_spread": [point_label(r) for r in wide]})
+              "wide_spread": [point_label(r) for r in wide],
+              "not_finite": unfit["key"].tolist() if "key" in unfit else []})
+    if not unfit.empty:
+        fig.add_annotation(text=i18n.t("chart.not_finite", lang, n=len(unfit), labels=", ".join(
+                               point_label(r) for _, r in unfit.iterrows())),
+                           xref="paper", yref="paper", x=1, y=-0.16, xanchor="right",
+                           showarrow=False, font={"size": 11, "color": "#b00020"})
     if wide:
         fig.add_annotation(text=f"⚠ speed spread over ±{SPREAD_WARN:.0%} for "
                                 f"{', '.join(point_label(r) for r in wide)}: a busy machine?",

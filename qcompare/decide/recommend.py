@@ -31,6 +31,7 @@ message catalogue (`qcompare.i18n.catalogue`, section `rec`); `Excluded.limit` s
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -47,7 +48,8 @@ PRIORITIES = ("quality", "speed", "size")
 LIMITS = {"device": "rec.limit_device", "memory": "rec.limit_memory",
           "max memory": "rec.limit_max_memory", "max KLD": "rec.limit_max_kld",
           "max PPL increase": "rec.limit_max_ppl", "min decode": "rec.limit_min_decode",
-          "method": "rec.limit_method"}
+          "method": "rec.limit_method",
+          "not_finite": "rec.limit_not_finite"}
 FP16_FRACTION = 0.8                         # the guide: FP16 when it fits in 80 % of the GPU
 
 
@@ -261,6 +263,11 @@ def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constra
     ties = _ties(group, state_dir, lang) if c.priority == "quality" else {}
     kept, excluded = [], []
     for idx, row in group.iterrows():
+        bad = [k for k in ("ppl", "kld_mean", "weights_mib") if _not_finite(k, row.get(k))]
+        if bad:                 # a stored NaN or infinite number is no measurement to rank
+            excluded.append(Excluded(str(row["method_label"]), str(row["key"]), "not_finite",
+                                     ", ".join(f"{k}={row.get(k)}" for k in bad)))
+            continue
         try:
             est = memory_of(row, shape, c)
             ppl_inc = _num(inc.get(idx))
@@ -283,6 +290,16 @@ def recommend_measured(group: pd.DataFrame, shape: ModelShape | None, c: Constra
                           _num(row.get("decode_tok_s")), on, bool(tie),
                           _reason(row, est, ppl_inc, c, on, tie, lang)))
     return out, excluded
+
+
+def _not_finite(column: str, value) -> bool:
+    """An infinite number, or a NaN perplexity or weight size (a NaN KL alone is a row that
+    never had the column, left to the limits that need it)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return column != "kld_mean"
+    return math.isinf(v) or (math.isnan(v) and column != "kld_mean")
 
 
 def _size(arg: str, shape: ModelShape, c: Constraints) -> sizing.Estimate:

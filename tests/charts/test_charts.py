@@ -225,3 +225,17 @@ def test_kl_survival_is_the_share_above_each_x_and_buckets_group_by_method():
         json.dumps([{"lo": 0.0, "hi": 0.5, "tokens": 3, "kld_mean": 0.2}])] * 2})
     bars = charts.kl_by_confidence(rows)
     assert [t.name for t in bars.data] == ["a", "b"] and bars.layout.barmode == "group"
+
+
+@pytest.mark.parametrize("y", ["ppl", "kld_mean"])
+def test_rows_with_non_finite_numbers_are_left_out_and_named(y):
+    df = _rows([("fp32", {}, 500.0, 15.0, 0.0), ("rtn", {"bits": 8}, 140.0, 15.1, 0.01),
+                ("smoothquant", {}, 130.0, float("nan"), float("nan")),
+                ("rtn", {"bits": 4}, 80.0, 17.0, float("inf"))])
+    fig = charts.tradeoff(df, "weights_mib", y)
+    assert fig.layout.meta["not_finite"] == ["k2", "k3"]
+    drawn = {t.customdata[0] for t in fig.data if t.customdata is not None}
+    assert not drawn & {"k2", "k3"}
+    assert all(math.isfinite(v) for v in fig.layout.yaxis.range)
+    note = [a.text for a in fig.layout.annotations if "not a finite" in a.text]
+    assert note and "smoothquant" in note[0] and "(2)" in note[0]

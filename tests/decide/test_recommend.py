@@ -139,3 +139,19 @@ def test_every_sentence_comes_in_japanese_and_the_limit_stays_an_identifier():
     for rule in recommend.rules(MODELS["Llama-2-7B"], Constraints(memory_gib=16, context=2048),
                                 "ja"):
         assert "7B クラス" in rule.why and "GiB" in rule.why and "fits" not in rule.why
+
+
+@pytest.mark.parametrize("priority", ["quality", "speed", "size"])
+def test_a_row_with_a_non_finite_number_is_excluded_and_says_so(priority):
+    """A NaN perplexity (smoothquant alpha=nan stored one before options were checked) ranked
+    first by size; it is excluded, with the values, whatever the priority."""
+    rows = pd.concat([ROWS, pd.DataFrame([
+        _row("smoothquant", "smoothquant nan", 30.0, float("nan"), float("nan"), 80.0),
+        _row("rtn", "rtn inf", 35.0, 12.0, float("inf"), 80.0, options={"bits": 3})])],
+        ignore_index=True)
+    rec = recommend.recommend(rows, SHAPE, Constraints(device="cpu", context=64, priority=priority))
+    assert not {"smoothquant nan", "rtn inf"} & set(_labels(rec.measured))
+    out = {e.method_label: e for e in rec.excluded}
+    assert out["smoothquant nan"].limit == out["rtn inf"].limit == "not_finite"
+    assert "ppl=nan" in out["smoothquant nan"].detail and "kld_mean=inf" in out["rtn inf"].detail
+    assert recommend.limit_name("not_finite", "ja") != "not_finite"
