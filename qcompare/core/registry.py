@@ -6,6 +6,7 @@ that name, raises (and fails the registry test) instead of silently disappearing
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import itertools
 
@@ -49,6 +50,7 @@ def names() -> list[str]:
     return list(METHODS)
 
 
+@functools.lru_cache(maxsize=1)          # the table is fixed: the Jobs page asks every refresh
 def stage_patterns() -> tuple[tuple[str, str], ...]:
     """Every registered method's own progress lines (`Method.stages`), for `i18n.stages.text`."""
     seen: dict[tuple[str, str], None] = {}
@@ -57,6 +59,7 @@ def stage_patterns() -> tuple[tuple[str, str], ...]:
     return tuple(seen)
 
 
+@functools.lru_cache(maxsize=1)          # asked at every MixedConfig parse
 def unit_quantizers() -> tuple[str, ...]:
     """The methods that can quantize one Linear alone (`Method.unit_quantizer`): the quantizers
     mixed precision and sensitivity sweeps offer."""
