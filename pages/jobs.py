@@ -18,7 +18,8 @@ from qcompare.ui.notices import user_error
 
 ensure_navigation("pages/jobs.py")
 st.title(t("jobs.title"))
-ICONS = {"queued": "🕓", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⛔", "lost": "❌"}
+ICONS = {"queued": "🕓", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⛔", "lost": "❌",
+         "stalled": "⚠️"}
 
 
 def _duration(seconds: float | None) -> str:
@@ -83,6 +84,8 @@ def job_table() -> None:
                     if start_runner():
                         ensure_runner(state_dir())
                     st.rerun()
+            if state == "stalled":
+                st.warning(literal(status.stalled_error(j, now).text(current())))
             if j.error:
                 st.error(literal(stored_text(j.error, j.error_i18n, current())))
             if j.traceback or j.log:

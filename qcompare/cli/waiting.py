@@ -1,5 +1,7 @@
 """Waiting for jobs from a terminal: one progress line per job, and a runner that dies on
-the way is noticed and replaced."""
+the way is noticed and replaced. Waiting ends with one line, instead of hanging, when a job
+stalls (its worker stopped beating, `qcompare.jobs.status`) or when a job's worker died while
+the state folder's disk is full (the table cannot record it until space is freed)."""
 from __future__ import annotations
 
 import sys
@@ -48,6 +50,23 @@ def _ensure_served(state_dir: Path, jobs, seen: dict) -> None:
     ensure_runner(state_dir)
 
 
+def _give_up_on_faults(state_dir: Path, jobs) -> None:
+    """Stop waiting, with what to do, on a job that cannot end by itself: a stalled one, or
+    one whose worker is gone while the disk is full."""
+    from qcompare.core import diskspace
+    from qcompare.jobs import status
+    from qcompare.jobs.runner import process_alive
+
+    now = time.time()
+    for j in jobs:
+        if j.state != "running":
+            continue
+        if not process_alive(j.pid, j.pid_start) and diskspace.is_full(state_dir):
+            raise status.death_error(j.id, status.lost_error(j), state_dir)
+        if status.is_stalled(j, now):
+            raise status.stalled_error(j, now)
+
+
 def wait(state_dir: Path, job_ids: list[int], quiet: bool) -> None:
     """Poll the job table (no busy loop) and show one progress line per job until all end;
     a runner that dies is noticed within two RUNNER_CHECK_S checks and replaced."""
@@ -68,6 +87,7 @@ def wait(state_dir: Path, job_ids: list[int], quiet: bool) -> None:
                 print(file=sys.stderr)
             return
         if time.monotonic() - checked >= RUNNER_CHECK_S:
+            _give_up_on_faults(state_dir, jobs)
             _ensure_served(state_dir, jobs, seen)
             checked = time.monotonic()
         time.sleep(0.5)

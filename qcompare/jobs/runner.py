@@ -8,6 +8,15 @@ a runner removes the temporaries that killed writers left (qcompare.jobs.cleanup
 its log how much it freed. A failure of the job table (a full disk, a lock held too long) is
 logged and retried on the next poll: it never ends the runner, and a dead worker's failure is
 recorded once the table can be written again.
+
+Stalls: each worker beats (qcompare.jobs.worker.Heartbeat); on each poll the runner marks a job
+whose heartbeat is older than its limit as stalled (`qcompare.jobs.status`, the stall rule) and
+says so in its log. A stalled job keeps running: it clears by itself if its worker resumes, and
+`cancel` ends it (a stopped process group is continued so that it receives the SIGTERM).
+
+A worker that dies while the state folder's disk is full (SIGBUS from a memory-mapped page, or
+an outcome it could not write) is recorded as failed for the disk, not for the signal: the
+reason is fixed when its death is first seen, and written once the table can be written.
 """
 from __future__ import annotations
 
@@ -95,6 +104,7 @@ class ProcessRunner:
         self.poll_s = poll_s
         self.children: dict[int, subprocess.Popen] = {}     # job id -> our worker
         self.adopted: dict[int, tuple[int, float | None]] = {}   # job id -> (pid, start)
+        self.deaths: dict[int, UserError] = {}     # job id -> why its worker died, until recorded
 
     def serve(self) -> int:
         """Run until idle for `idle_exit_s`; returns 0, or 1 if another runner holds the lock."""
@@ -112,6 +122,7 @@ class ProcessRunner:
                     self._recover()
                     recovered = True
                 self._reap()
+                self._watch_stalls()
                 self._start_queued()
                 busy = bool(self.children or self.adopted or self.store.next_queued())
                 last_error = ""
@@ -170,23 +181,42 @@ class ProcessRunner:
             rc = proc.poll()
             if rc is None:
                 continue
+            # the reason is fixed when the death is first seen (a full disk is the cause even
+            # if space is freed before the table can be written)
+            reason = self.deaths.setdefault(job_id, status.death_error(
+                job_id, status.exit_error(rc), self.state_dir))
             # forgotten only once its outcome is recorded: a table error retries next poll
             if rc != 0 or self.store.get(job_id).state == "running":
-                self.store.finish(job_id, "failed", error=status.exit_error(rc),
+                self.store.finish(job_id, "failed", error=reason,
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
             del self.children[job_id]
+            self.deaths.pop(job_id, None)
         for job_id, (pid, start) in list(self.adopted.items()):
             if not process_alive(pid, start):
-                job = self.store.get(job_id)
-                self.store.finish(job_id, "failed", error=status.lost_error(job),
+                reason = self.deaths.setdefault(job_id, status.death_error(
+                    job_id, status.lost_error(self.store.get(job_id)), self.state_dir))
+                self.store.finish(job_id, "failed", error=reason,
                                   tb=_tail(job_log_path(self.state_dir, job_id)))
                 del self.adopted[job_id]
+                self.deaths.pop(job_id, None)
+
+    def _watch_stalls(self) -> None:
+        """Mark our running jobs whose heartbeat is too old as stalled, once each, and log it."""
+        ours = set(self.children) | set(self.adopted)
+        if not ours:
+            return
+        now = time.time()
+        for job in self.store.list(("running",)):
+            if job.id in ours and not job.stalled and status.is_stalled(job, now):
+                if self.store.mark_stalled(job.id):
+                    _say(f"job #{job.id} stalled: {status.stalled_error(job, now)}")
 
 
 def _kill_group(pid: int, grace_s: float = 3.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
     try:
         os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGCONT)       # a stopped (stalled) group receives it only now
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s

@@ -4,10 +4,23 @@ Recovery rule: a job recorded as `running` whose worker process no longer exists
 pid *and* process start time, so a recycled pid does not count) cannot finish any more; it is
 failed with a message saying so. A worker that outlived its runner keeps running: it is in its
 own session, records its own outcome, and the next runner only watches it.
+
+Stall rule: a worker's heartbeat thread writes the time every HEARTBEAT_S seconds whatever its
+main thread is doing (a long matmul, a pause, a child process). A running job whose heartbeat is
+older than `stall_limit_s(job)` has a worker that exists but is not being run: stopped
+(SIGSTOP, a suspended terminal), frozen by the machine (swapping), or hung inside a call that
+holds the interpreter. The runner marks it stalled; the mark clears by itself at the next beat.
+The limit is STALL_S (60 s; $QCOMPARE_STALL_S overrides it), 3x in the stages where one call may
+legitimately hold the interpreter for long (loading or converting weights, drawing calibration
+text, quantizing), times the effort's scale: its evaluated tokens over quick's 2,048, between 1
+and 4 (thorough: 4), since a larger run's single calls are larger.
 """
 from __future__ import annotations
 
+import json
+import os
 import signal
+import time
 
 from qcompare.core.errors import UserError
 from qcompare.jobs.store import Job
@@ -29,10 +42,45 @@ def exit_error(returncode: int) -> UserError:
 
 
 def classify(job: Job, worker_alive: bool | None) -> str:
-    """Displayed state: 'lost' for a running job whose worker is gone, else the stored state."""
+    """Displayed state: 'lost' for a running job whose worker is gone, 'stalled' for one whose
+    worker the runner found without a recent heartbeat, else the stored state."""
     if job.state == "running" and worker_alive is False:
         return "lost"
+    if job.state == "running" and (job.stalled or is_stalled(job, time.time())):
+        return "stalled"
     return job.state
+
+
+HEARTBEAT_S = 2.0
+STALL_S = 60.0
+SLOW_STAGES = ("preparing", "converting", "baseline: loading", "loading", "drawing calibration",
+               "calibration", "quantiz", "noise floor")
+QUICK_TOKENS = 2048
+
+
+def stall_limit_s(job: Job) -> float:
+    """Seconds without a heartbeat after which a running job counts as stalled (module text)."""
+    base = float(os.environ.get("QCOMPARE_STALL_S", STALL_S))
+    stage = (job.stage or "").lower()
+    slow = 3.0 if any(stage.startswith(s) or f" {s}" in stage for s in SLOW_STAGES) else 1.0
+    try:
+        tokens = float(json.loads(job.spec_json).get("eval", {}).get("tokens", QUICK_TOKENS))
+    except (ValueError, AttributeError, TypeError):
+        tokens = QUICK_TOKENS
+    return base * slow * min(max(tokens / QUICK_TOKENS, 1.0), 4.0)
+
+
+def is_stalled(job: Job, now: float) -> bool:
+    """A running job whose last heartbeat is older than its limit (jobs from before heartbeats,
+    which have none, never are)."""
+    return (job.state == "running" and job.heartbeat is not None
+            and now - job.heartbeat > stall_limit_s(job))
+
+
+def stalled_error(job: Job, now: float) -> UserError:
+    """What the CLI and the Jobs page say of a stalled job: since when, at which stage, what to do."""
+    return UserError(key="errors.stalled", id=job.id, pid=job.pid,
+                     s=now - (job.heartbeat or now), limit=stall_limit_s(job), stage=job.stage)
 
 
 def lost_error(job: Job) -> UserError:
@@ -108,3 +156,15 @@ def result_missing(job, state_dir) -> bool:
     if sensitivity.is_sensitivity_json(job.spec_json):
         return not sensitivity.SensitivityStore(state_dir).exists(key)
     return not ResultStore(state_dir).has(key)
+
+
+def death_error(job_id: int, default: UserError, state_dir) -> UserError:
+    """Why a worker that died without recording its outcome failed: the state folder's full
+    disk when it is full now (its memory-mapped writes or its last table write failed for it),
+    else `default` (the signal or exit status; a lost worker)."""
+    from qcompare.core import diskspace
+
+    if diskspace.is_full(state_dir):
+        return UserError(key="errors.disk_full_job", id=job_id, folder=state_dir,
+                         mib=diskspace.free_bytes(state_dir) / diskspace.MIB)
+    return default

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL,
     started REAL,
     finished REAL,
-    error_i18n TEXT
+    error_i18n TEXT,
+    heartbeat REAL,
+    stalled REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key);
@@ -76,6 +78,8 @@ class Job:
     started: float | None
     finished: float | None
     error_i18n: str | None = None            # the error in every language (UserError.translations)
+    heartbeat: float | None = None           # when the worker last said it is alive (time.time)
+    stalled: float | None = None             # when the runner found the heartbeat too old
 
 
 class JobStore:
@@ -101,9 +105,12 @@ class JobStore:
         self._db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
-        if "error_i18n" not in columns:          # a table written before failures were translated
+        # columns a table written by an older version lacks: failures' translations, heartbeats
+        for name, kind in (("error_i18n", "TEXT"), ("heartbeat", "REAL"), ("stalled", "REAL")):
+            if name in columns:
+                continue
             try:
-                self._db.execute("ALTER TABLE jobs ADD COLUMN error_i18n TEXT")
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
             except sqlite3.OperationalError as e:    # another process added it first
                 if "duplicate column" not in str(e):
                     raise
@@ -234,9 +241,21 @@ class JobStore:
         return cur.lastrowid
 
     def mark_running(self, job_id: int, pid: int, pid_start: float) -> bool:
+        now = time.time()
         cur = self._exec("UPDATE jobs SET state='running', pid=?, pid_start=?, started=?, "
-                         "stage='starting worker' WHERE id=? AND state='queued'",
-                         (pid, pid_start, time.time(), job_id))
+                         "heartbeat=?, stalled=NULL, stage='starting worker' "
+                         "WHERE id=? AND state='queued'", (pid, pid_start, now, now, job_id))
+        return cur.rowcount == 1
+
+    def beat(self, job_id: int) -> None:
+        """The worker's heartbeat: it is alive now (and no longer stalled, if it was)."""
+        self._exec("UPDATE jobs SET heartbeat=?, stalled=NULL WHERE id=? AND state='running'",
+                   (time.time(), job_id))
+
+    def mark_stalled(self, job_id: int) -> bool:
+        """The runner's verdict that a running job's heartbeat is too old (`status.stalled`)."""
+        cur = self._exec("UPDATE jobs SET stalled=? WHERE id=? AND state='running' "
+                         "AND stalled IS NULL", (time.time(), job_id))
         return cur.rowcount == 1
 
     def progress(self, job_id: int, stage: str, fraction: float) -> None:

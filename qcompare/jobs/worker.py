@@ -410,6 +410,34 @@ def run_job(spec_json: str, state_dir, report: Report = lambda s, f: None,
                process_started=process_started)["key"]
 
 
+class Heartbeat:
+    """A daemon thread that writes the job's heartbeat every `every` seconds while the main
+    thread works (the runner's stall rule, `qcompare.jobs.status`). A table it cannot write
+    (locked, a full disk) skips a beat; the runner's limit is many beats long."""
+
+    def __init__(self, store, job_id: int, every: float):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(store, job_id, every),
+                                        name="heartbeat", daemon=True)
+
+    def _run(self, store, job_id: int, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                store.beat(job_id)
+            except UserError:
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry of a spawned worker: run one job of the table and record the outcome there. When
     the table itself cannot be written (a full disk), the worker exits non-zero and the runner
@@ -427,11 +455,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     reporter = store.reporter(job.id)
+    from qcompare.jobs.status import HEARTBEAT_S
+
     try:
         import psutil
 
-        key = run_job(job.spec_json, args.state_dir, reporter,
-                      process_started=psutil.Process().create_time())
+        with Heartbeat(store, job.id, HEARTBEAT_S):
+            key = run_job(job.spec_json, args.state_dir, reporter,
+                          process_started=psutil.Process().create_time())
         outcome: tuple = ("done", None, None, key)
         code = 0
     except BaseException as e:  # noqa: BLE001 - every failure becomes a readable row

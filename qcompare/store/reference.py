@@ -25,12 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from qcompare.core import diskspace
+
 
 class ReferenceWriter:
     def __init__(self, folder: Path, n_scored: int, vocab: int):
         self.folder = folder
-        self.logprobs = np.lib.format.open_memmap(folder / "logprobs.npy", mode="w+",
-                                                  dtype=np.float16, shape=(n_scored, vocab))
+        path = folder / "logprobs.npy"
+        self.logprobs = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16,
+                                                  shape=(n_scored, vocab))
+        with open(path, "r+b") as f:           # a sparse file until its blocks are reserved
+            diskspace.reserve(f.fileno(), os.fstat(f.fileno()).st_size, path,
+                              "the baseline's log-probabilities")
         self.targets = np.zeros(n_scored, dtype=np.int64)
         self.pos = 0
         self.nll: np.ndarray | None = None   # the pass's per-token NLL, saved beside when set

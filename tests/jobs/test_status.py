@@ -39,3 +39,40 @@ def test_running_jobs_come_first_then_queued_in_run_order_then_the_newest_finish
     jobs = [_job(1, "done", finished=1), _job(2, "failed", finished=5), _job(3, "queued"),
             _job(4, "running"), _job(5, "queued")]
     assert [j.id for j in status.display_order(jobs)] == [4, 3, 5, 2, 1]
+
+
+def test_a_heartbeat_older_than_its_stage_limit_is_a_stall_and_slow_stages_get_longer(monkeypatch):
+    monkeypatch.delenv("QCOMPARE_STALL_S", raising=False)
+    quick = '{"eval": {"tokens": 2048}}'
+    job = _job(1, "running", spec_json=quick, stage="perplexity window 3/8", heartbeat=1000.0,
+               pid=7, started=990.0)
+    assert status.stall_limit_s(job) == status.STALL_S
+    assert not status.is_stalled(job, 1000.0 + status.STALL_S - 1)
+    assert status.is_stalled(job, 1000.0 + status.STALL_S + 1)
+    assert status.classify(replace(job, heartbeat=1e12), True) == "running"
+    assert status.classify(replace(job, stalled=1070.0, heartbeat=1e12), True) == "stalled"
+    assert status.classify(job, False) == "lost"                       # gone beats stalled
+    loading = replace(job, stage="loading weights")
+    assert status.stall_limit_s(loading) == 3 * status.STALL_S
+    assert status.stall_limit_s(replace(loading, stage="baseline: loading fp32 reference")) == 180
+    thorough = replace(job, spec_json='{"eval": {"tokens": 8192}}')
+    assert status.stall_limit_s(thorough) == 4 * status.STALL_S        # scaled by the effort
+    assert status.stall_limit_s(replace(job, spec_json='{"eval": {"tokens": 999999}}')) == 240
+    monkeypatch.setenv("QCOMPARE_STALL_S", "2")
+    assert status.stall_limit_s(job) == 2
+    # jobs written before heartbeats existed have none and never stall; finished jobs neither
+    assert not status.is_stalled(replace(job, heartbeat=None), 1e12)
+    assert not status.is_stalled(replace(job, state="done"), 1e12)
+    text = str(status.stalled_error(job, 1010.0))
+    assert "job #1 has stalled" in text and "10 s" in text and "cancel 1" in text
+    assert "ジョブ #1" in status.stalled_error(job, 1010.0).text("ja")
+
+
+def test_a_worker_that_died_on_a_full_disk_is_blamed_on_the_disk(tmp_path, monkeypatch):
+    from qcompare.core import diskspace
+
+    default = status.exit_error(-7)
+    assert status.death_error(3, default, tmp_path) is default           # space left: the signal
+    monkeypatch.setattr(diskspace, "free_bytes", lambda folder: 512 * 1024)
+    text = str(status.death_error(3, default, tmp_path))
+    assert "disk is full (0.5 MiB free" in text and "job #3 could not finish" in text

@@ -58,14 +58,15 @@ def test_status_rules():
     assert eta_seconds(s.get(j), s.get(j).started + 10) == 30
 
 
-def test_a_table_from_before_translated_errors_gains_the_column_and_keeps_its_jobs(tmp_path):
+def test_a_table_from_before_translated_errors_and_heartbeats_gains_the_columns_and_keeps_its_jobs(
+        tmp_path):
     import sqlite3
 
     from qcompare.core.errors import UserError
     from qcompare.jobs.store import _SCHEMA, JobStore
 
-    old = _SCHEMA.replace(",\n    error_i18n TEXT", "")
-    assert "error_i18n" not in old
+    old = _SCHEMA.replace(",\n    error_i18n TEXT,\n    heartbeat REAL,\n    stalled REAL", "")
+    assert "error_i18n" not in old and "heartbeat" not in old
     db = sqlite3.connect(tmp_path / "jobs.sqlite")
     db.executescript(old)
     db.execute("INSERT INTO jobs(key,label,spec_json,created) VALUES ('k','old job','{}',0)")
@@ -73,8 +74,26 @@ def test_a_table_from_before_translated_errors_gains_the_column_and_keeps_its_jo
     db.close()
     store = JobStore.open(tmp_path)
     (job,) = store.list()
-    assert job.label == "old job" and job.error_i18n is None
+    assert job.label == "old job" and job.error_i18n is None and job.heartbeat is None
+    assert store.mark_running(job.id, 1, None) and store.get(job.id).heartbeat is not None
     store.finish(job.id, "failed", error=UserError(key="errors.cancelled"))
     got = store.get(job.id)
     assert got.error == "cancelled by the user" and "ユーザーが取り消しました" in got.error_i18n
     JobStore.open(tmp_path)                                      # a second open: nothing to add
+
+
+def test_a_beat_clears_the_stall_mark_and_only_running_jobs_are_marked():
+    from qcompare.jobs.store import JobStore
+
+    s = JobStore.memory()
+    j, _ = s.submit("k", "x", "{}")
+    assert not s.mark_stalled(j)                                  # queued: nothing to stall
+    s.mark_running(j, 1, None)
+    first = s.get(j).heartbeat
+    assert s.mark_stalled(j) and s.get(j).stalled is not None
+    assert not s.mark_stalled(j)                                  # marked once
+    s.beat(j)
+    assert s.get(j).stalled is None and s.get(j).heartbeat >= first
+    s.finish(j, "done")
+    s.beat(j)
+    assert s.get(j).state == "done"

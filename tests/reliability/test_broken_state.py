@@ -140,3 +140,80 @@ def test_the_browser_is_shown_an_errors_type_not_its_traceback():
     config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] == "type"
     assert config["server"]["address"] == "127.0.0.1"
+
+
+def _fill(where: Path) -> Path:
+    """Write zeros into `where` until its file system is full; returns the file."""
+    filler = where / "filler.bin"
+    block = b"\0" * (1 << 20)
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError:
+            pass
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_disk_that_fills_mid_job_is_named_at_once_and_the_job_fails_for_it(
+        tmpfs, tiny_model_dir):
+    """The disk fills while a job evaluates and its worker then dies of SIGBUS (what a
+    memory-mapped page on a full disk does): the waiting `run` returns within seconds saying
+    the disk is full and which job could not finish; once space is freed the job is failed
+    for the disk, not for the signal; nothing stored changes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from harness import kill_runner, wait_for
+
+    state = tmpfs("48m")
+    env = {**os.environ, "QCOMPARE_TEST_PAUSE": "perplexity window:30",
+           "QCOMPARE_RUNNER_IDLE_EXIT_S": "30"}
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "qcompare", "--home", str(state), "run", "--model",
+         str(tiny_model_dir), "--method", "rtn", *TINY], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env)
+    store = JobStore.open(state)
+    try:
+        job = wait_for(lambda: [j for j in store.list() if j.stage.startswith("perplexity window")],
+                       120, "the job to pause in its evaluation")[0]
+        before = stored(state)
+        filler = _fill(state)
+        os.killpg(job.pid, signal.SIGBUS)
+        t0 = time.monotonic()
+        _, stderr = waiting.communicate(timeout=30)
+        assert time.monotonic() - t0 < 10
+        assert waiting.returncode in (1, 2), stderr
+        assert "disk is full" in stderr and f"job #{job.id} could not finish" in stderr, stderr
+        filler.unlink()
+        failed = wait_for(lambda: store.get(job.id).state == "failed" and store.get(job.id), 15,
+                          "the job to be recorded once space is free")
+        assert "disk is full" in failed.error and "SIGBUS" not in failed.error, failed.error
+        assert stored(state) == before
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        kill_runner(state)
+
+
+def test_a_baseline_file_reserves_its_blocks_so_a_full_disk_fails_before_any_write(tmpfs):
+    """A memory-mapped file on a disk with too little space is refused when it is created, with
+    the sizes, instead of killing its writer with SIGBUS at the first page it touches."""
+    from qcompare.core.errors import UserError
+    from qcompare.store.reference import ReferenceWriter
+
+    where = tmpfs("4m")
+    with pytest.raises(UserError, match="disk full:.*baseline's log-probabilities"):
+        ReferenceWriter(where, 64, 49_152)                   # 6.3 MB of fp16 on a 4 MB disk
+    ReferenceWriter(where, 16, 1024)                          # 32 KB: fits, and is allocated
+    import os
+
+    assert os.stat(where / "logprobs.npy").st_blocks * 512 >= 16 * 1024 * 2

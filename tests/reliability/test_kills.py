@@ -147,3 +147,48 @@ def test_sweep_of_cached_specs_answers_from_the_cache_twice(no_runner_left, tiny
     second = run_cli(state, *args)
     assert second.returncode == 0 and "cache hit: fp32" in second.stderr, second.stderr
     assert "Traceback" not in second.stderr and time.monotonic() - t0 < 30
+
+
+def test_a_stopped_worker_is_marked_stalled_waiting_ends_and_cancel_still_ends_it(
+        no_runner_left, tiny_model_dir):
+    """SIGSTOP of a worker: a long call (the pause seam, beyond the limit) is not a stall, since
+    the heartbeat thread keeps beating; a stopped process is, within the limit and a poll; the
+    waiting `run` says so and returns; `jobs` shows it; `cancel` ends the stopped group."""
+    state = no_runner_left
+    store = JobStore.open(state)
+    env = {"QCOMPARE_STALL_S": "5", "QCOMPARE_TEST_PAUSE": "speed:20",
+           "QCOMPARE_RUNNER_IDLE_EXIT_S": "30"}
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "qcompare", "--home", str(state), "run", "--model",
+         str(tiny_model_dir), "--method", "rtn", *TINY], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+    job = wait_for(lambda: [j for j in store.list() if j.stage.startswith("speed")], 120,
+                   "the job to pause in its speed stage")[0]
+    time.sleep(7)                                            # paused past the 5 s limit
+    assert store.get(job.id).stalled is None and waiting.poll() is None
+    before = stored(state)
+    os.killpg(job.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        _, stderr = waiting.communicate(timeout=30)
+        took = time.monotonic() - t0
+        assert waiting.returncode == 2, stderr
+        assert f"job #{job.id} has stalled" in stderr and f"cancel {job.id}" in stderr, stderr
+        assert took < 15, took                                # the limit, a beat and a check
+        marked = wait_for(lambda: store.get(job.id).stalled and store.get(job.id), 10,
+                          "the runner to mark the job stalled")
+        assert marked.state == "running"
+        listed = run_cli(state, "jobs")
+        assert " stalled " in listed.stdout and "has stalled" in listed.stdout, listed.stdout
+        assert "stalled" in (state / "logs" / "runner.log").read_text()
+        out = run_cli(state, "cancel", job.id)
+        assert out.returncode == 0 and "cancelled" in out.stdout, out.stderr
+        wait_for(lambda: not process_alive(job.pid, job.pid_start), 15, "the stopped worker to end")
+        assert store.get(job.id).state == "cancelled" and stored(state) == before
+    finally:
+        try:
+            os.killpg(job.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if waiting.poll() is None:
+            waiting.kill()
