@@ -11,6 +11,7 @@ from qcompare.decide import estimate
 from qcompare.i18n import catalogue as i18n
 from qcompare.sources import models
 from qcompare.sources.corpora import corpus_from_arg
+from qcompare.ui import sharing
 from qcompare.ui.data import param_count, planned_specs, resolve_model, results, state_dir, submit_specs
 from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
@@ -28,13 +29,16 @@ picked = st.selectbox(t("compare.model"), choices, key="model",
                       format_func=lambda c: t("compare.embedded") if c == "embedded" else c)
 ref = st.text_input(t("compare.ref"), placeholder="/path/to/model-folder, org/name or model.gguf",
                     key="model_ref") if picked == OTHER else picked
+if sharing.is_shared():
+    st.caption("🔒 " + t("compare.shared", address=sharing.bind_address(),
+                         roots=", ".join(str(r) for r in sharing.roots())))
 c1, c2 = st.columns(2)
 trust = c1.checkbox(t("compare.trust"), help=t("compare.trust_help"))
 pickle = c2.checkbox(t("compare.pickle"), help=t("compare.pickle_help"))
 model_spec, model_ok = None, False
 if ref:
     try:
-        model_spec = resolve_model(models.model_from_arg(ref, trust, pickle))
+        model_spec = resolve_model(sharing.confine_model(models.model_from_arg(ref, trust, pickle)))
         model_ok = True
     except UserError as e:
         user_error(e)
@@ -81,8 +85,8 @@ with st.expander(t("compare.calib_title", names=", ".join(calibrating))):
 
 calib = None
 try:
-    corpus = corpus_from_arg(corpus_arg)
-    calib = CalibSpec(corpus=corpus_from_arg(calib_arg) if calib_arg.strip() else corpus,
+    corpus = sharing.confine_corpus(corpus_from_arg(corpus_arg))
+    calib = CalibSpec(corpus=sharing.confine_corpus(corpus_from_arg(calib_arg)) if calib_arg.strip() else corpus,
                       samples=int(calib_samples), seq_len=int(calib_len), seed=int(calib_seed))
 except UserError as e:
     corpus = None

@@ -15,6 +15,7 @@ from qcompare.explore.decoding import Decoding
 from qcompare.explore.generation_worker import ensure_worker, running
 from qcompare.jobs.submit import build_specs
 from qcompare.ui.data import results, start_runner, state_dir
+from qcompare.ui.escape import literal
 from qcompare.ui.lang import t
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import user_error
@@ -114,7 +115,7 @@ def _stream() -> None:
         st.info(t("generate.waiting") if alive else t("generate.waiting_start"))
         return
     if state.get("status") == "failed":
-        st.error(t("generate.failed", error=state.get("error")))
+        st.error(t("generate.failed", error=literal(state.get("error"))))
         with st.expander(t("generate.traceback")):
             st.code(state.get("traceback", ""))
         return
@@ -123,14 +124,14 @@ def _stream() -> None:
     scale = max(float(pd.Series(kls).quantile(0.95)) if kls else 0.0, 1e-6)
     for col, c in zip(cols, state["columns"]):
         with col:
-            st.markdown(f"**{c['label']}**")
+            st.markdown(f"**{literal(c['label'])}**")
             m = st.columns(3)
             m[0].metric(t("generate.ttft"), f"{c['ttft_ms']:.0f} ms" if c["ttft_ms"] else "—")
             m[1].metric(t("generate.tok_s"), f"{c['tok_s']:.1f}" if c["tok_s"] else "—")
             m[2].metric(t("generate.weights"), (f"{c['weights_mib']:.0f} MiB" if c["weights_mib"] >= 10 else f"{c['weights_mib']:.2f} MiB")
                         if c["weights_mib"] else "—")
             if c["error"]:
-                st.error(c["error"])
+                st.error(literal(c["error"]))
             elif c["kl"] is not None and c["pieces"]:
                 st.html(f"<div style='line-height:1.8'>{prompt_html(state)}"
                         f"{generation.html_tokens(c['pieces'], c['kl'], c['first_divergence'], scale)}</div>")

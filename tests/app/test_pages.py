@@ -115,6 +115,56 @@ def test_compare_explains_invalid_input_next_to_the_field(app):
     assert next(b for b in at.button if b.label.startswith("Submit")).disabled
 
 
+@pytest.fixture
+def shared_server(monkeypatch):
+    """The app as if served with --server.address 0.0.0.0 (a meetup's network)."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    yield
+    config.set_option("server.address", before)
+
+
+def test_a_shared_dashboard_reads_typed_paths_only_from_allowed_folders(
+        app, seeded, tiny_model_dir, tmp_path, monkeypatch, shared_server):
+    """Served beyond loopback, a model folder or corpus outside the allowed roots (here a
+    0600 secret beside the model) is refused with the roots and how to add one; the same
+    folder listed in QCOMPARE_ALLOWED_ROOTS is accepted; the page says paths are confined."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the server's secret " * 200)
+    secret.chmod(0o600)
+    at = app("pages/compare.py")
+    assert any("typed model and corpus paths must lie in" in c.value for c in at.caption)
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()                        # "Other: …"
+    at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
+    refused = [e.value for e in at.error]
+    assert any("outside the folders this shared dashboard may read" in e and "0.0.0.0" in e
+               and "QCOMPARE_ALLOWED_ROOTS" in e for e in refused), refused
+    assert next(b for b in at.button if b.label.startswith("Submit")).disabled
+    at.text_input(key="model_ref").input(str(seeded / "models" / ".." / ".." / "etc")).run()
+    assert any("outside the folders" in e.value for e in at.error)    # no way out by ..
+    corpus_box = next(b for b in at.text_input if b.label == "Corpus")
+    corpus_box.input(str(secret)).run()
+    assert any("secret.txt is outside the folders" in e.value for e in at.error)
+    monkeypatch.setenv("QCOMPARE_ALLOWED_ROOTS", f"{tiny_model_dir.parent}:{tmp_path}")
+    at = app("pages/compare.py")
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()
+    at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
+    assert not [e.value for e in at.error if "outside the folders" in e.value]
+
+
+def test_on_loopback_paths_are_not_confined(app, tiny_model_dir):
+    at = app("pages/compare.py")
+    assert not any("must lie in" in c.value for c in at.caption)
+    model = at.selectbox(key="model")
+    model.set_value(model.options[-1]).run()
+    at.text_input(key="model_ref").input(str(tiny_model_dir)).run()
+    assert not at.error, [e.value for e in at.error]
+
+
 def test_unavailable_methods_are_disabled_with_their_reason(app, monkeypatch):
     import os
     if os.path.exists("/proc/driver/nvidia/version"):

@@ -321,3 +321,66 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
     assert coloured > 0                      # tokens of both columns carry their KL
     assert float(font.removesuffix("px")) >= 60          # 3rem at a 22 px root
     assert float(deep_font.removesuffix("px")) >= 60 and deep_url.endswith("?present=1"), (deep_font, deep_url)
+
+
+INJECTED = '<h1 style="color:red;font-size:60px">INJECTED <input placeholder="your HF token">'
+PAGES = ("", "compare", "jobs", "results", "choose", "recipe", "generate", "playground", "drift")
+
+
+@pytest.fixture
+def injected_server(tmp_path, tiny_model_dir):
+    """A state whose model folder, corpus file and failed job's message carry HTML: a measured
+    row of a model in a folder named like markup (in the state's models/, so the demo pages
+    list it too), on a corpus file named likewise, and a failed job quoting both."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from qcompare.core.registry import parse_method_arg
+    from qcompare.core.specs import EvalSpec
+    from qcompare.jobs import worker
+    from qcompare.jobs.store import JobStore
+    from qcompare.jobs.submit import build_specs
+    from qcompare.sources import corpora
+    from qcompare.sources.models import model_from_arg
+
+    state_dir = tmp_path / "state_dir"
+    model = state_dir / "models" / INJECTED
+    shutil.copytree(tiny_model_dir, model)
+    corpus = tmp_path / f"{INJECTED}.txt"
+    corpus.write_text(corpora.embedded_text()[:40_000])
+    ev = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, speed_repeats=1)
+    specs = build_specs(model_from_arg(str(model)), [parse_method_arg("fp32"),
+                        parse_method_arg("rtn:bits=4")], corpora.corpus_from_arg(str(corpus)), ev)
+    for spec in specs:
+        worker.run(spec, state_dir)
+    store = JobStore.open(state_dir)
+    job, _ = store.submit("k" * 64, f"rtn:bits=3 on {model}", specs[1].to_json())
+    store.finish(job, "failed", error=f"could not read {model} or {corpus}")
+    for url in _serve(state_dir, tmp_path):
+        yield url
+
+
+def test_no_page_renders_markup_from_a_model_path_corpus_name_or_error(injected_server, tmp_path):
+    """Every page, opened in a real browser: the markup in the folder's name shows as text
+    where it shows at all, and no element of it (the giant heading, the live input box) exists
+    in the page or in any frame of it."""
+    from playwright.sync_api import sync_playwright
+
+    out = Path(os.environ.get("QCOMPARE_E2E_OUT", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    seen_as_text = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        for path in PAGES:
+            page.goto(f"{injected_server}/{path}")
+            page.wait_for_selector("[data-testid='stMain'] h1", timeout=60_000)
+            page.wait_for_timeout(2500)               # fragments, charts, the job table
+            for frame in page.frames:
+                assert frame.locator("h1[style*='font-size:60px']").count() == 0, path
+                assert frame.locator("input[placeholder='your HF token']").count() == 0, path
+            if "INJECTED" in page.locator("body").inner_text():      # the sidebar's filters too
+                seen_as_text.append(path or "home")
+            page.screenshot(path=str(out / f"injected-{path or 'home'}.png"))
+        browser.close()
+    # the path is shown (as text) where a person needs it: the jobs and the results at least
+    assert {"jobs", "results"} <= set(seen_as_text), seen_as_text
