@@ -412,6 +412,9 @@ def cmd_report(args) -> int:
     out = Path(args.output)
     if out.is_dir():
         raise UserError(key="errors.output_is_folder", output=args.output)
+    if not out.resolve().parent.is_dir():            # said before the rows are read
+        raise UserError(key="errors.output_no_folder", output=args.output,
+                        folder=out.resolve().parent)
     rows = _model_rows(args.state_dir, args.model)
     for col, values in (("method", args.method), ("effort", args.effort), ("device", args.device)):
         if values and not rows.empty:
