@@ -33,7 +33,8 @@ def embedded_text() -> str:
     return raw.decode("utf-8")
 
 
-def _file_text(path: str) -> str:
+def _regular_file(path: str) -> Path:
+    """The corpus file `path`, refused when it is a folder, a device or missing."""
     p = user_path(path)
     if p.is_dir():
         raise UserError(key="errors.corpus_folder", path=path)
@@ -41,7 +42,11 @@ def _file_text(path: str) -> str:
         raise UserError(key="errors.corpus_not_file", path=path)
     if not p.is_file():
         raise UserError(key="errors.corpus_missing", path=path)
-    raw = p.read_bytes()
+    return p
+
+
+def _file_text(path: str) -> str:
+    raw = _regular_file(path).read_bytes()
     if b"\x00" in raw[:65536]:
         raise UserError(key="errors.corpus_binary", path=path)
     try:
@@ -97,8 +102,8 @@ def resolve(spec: CorpusSpec, min_tokens: int = 0) -> CorpusSpec:
     that cannot hold `min_tokens` tokens (`check_long_enough`)."""
     if spec.source == "file":                 # streamed: the file is never held whole
         _, sha, n_bytes = _scan_file(spec.ref, 0)
-        if min_tokens and n_bytes + 1 < min_tokens:
-            raise UserError(key="errors.corpus_short", label=spec.label, n=n_bytes, tokens=min_tokens)
+        if min_tokens:
+            _check_bytes(n_bytes, spec.label, min_tokens)
         return CorpusSpec(source=spec.source, ref=spec.ref, content_sha256=sha)
     text = load_text(spec)
     if min_tokens:
@@ -118,7 +123,10 @@ def corpus_from_arg(arg: str) -> CorpusSpec:
 def check_long_enough(text: str, label: str, tokens: int) -> None:
     """Refuse, without a tokenizer, a text that cannot hold `tokens` tokens: every token but a
     leading special one covers at least one UTF-8 byte, so a text of B bytes has at most B + 1."""
-    n = len(text.encode("utf-8"))
+    _check_bytes(len(text.encode("utf-8")), label, tokens)
+
+
+def _check_bytes(n: int, label: str, tokens: int) -> None:
     if n + 1 < tokens:
         raise UserError(key="errors.corpus_short", label=label, n=n, tokens=tokens)
 
@@ -133,13 +141,7 @@ def _scan_file(ref: str, max_chars: int) -> tuple[str, str, int]:
     by block, so a 1 GB corpus is never read whole."""
     import codecs
 
-    p = user_path(ref)
-    if p.is_dir():
-        raise UserError(key="errors.corpus_folder", path=ref)
-    if p.exists() and not p.is_file():
-        raise UserError(key="errors.corpus_not_file", path=ref)
-    if not p.is_file():
-        raise UserError(key="errors.corpus_missing", path=ref)
+    p = _regular_file(ref)
     digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
     kept: list[str] = []
     n_kept, offset, blank = 0, 0, True
