@@ -11,11 +11,10 @@ from qcompare.core.shape import ModelShape
 def shape_of_gguf(path: Path, name: str = "") -> ModelShape:
     """Layers, sizes and vocabulary from a GGUF file's metadata; tied when the file has no
     `output.weight`; the file's non-tensor bytes kept for GGUF sizes."""
-    from gguf import GGUFReader
-
     from qcompare.methods.kernels.gguf_types import source_metadata_bytes
+    from qcompare.sources import gguf_header
 
-    r = GGUFReader(str(path))
+    r = gguf_header.reader(path)
 
     def field(key: str):
         f = r.fields[key]

@@ -64,10 +64,10 @@ def tensor_types(path: Path) -> dict[str, dict]:
     bytes. llama.cpp's K-quant mixes pick types per tensor and fall back to other types where a
     row length is not a multiple of 256 (the embedded model's 576-wide rows), so the type name
     alone does not say what was stored."""
-    from gguf import GGUFReader
+    from qcompare.sources import gguf_header
 
     out: dict[str, dict] = {}
-    for t in GGUFReader(str(path)).tensors:
+    for t in gguf_header.reader(path).tensors:
         if len(t.shape) < 2:
             continue
         e = out.setdefault(t.tensor_type.name, {"tensors": 0, "elements": 0, "bytes": 0})

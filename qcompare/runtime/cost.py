@@ -78,9 +78,9 @@ def gguf_cost_model(path: str | os.PathLike, kv_elem_bytes: int = 2) -> CostMode
     """A GGUF file as llama.cpp runs it: tensor bytes as stored; the token embedding counts
     one row unless there is no `output.weight` (the head then reads it whole); llama.cpp's
     default KV cache is f16 (2 bytes)."""
-    import gguf
+    from qcompare.sources import gguf_header
 
-    r = gguf.GGUFReader(str(path))
+    r = gguf_header.reader(path)
     arch = r.fields["general.architecture"].contents()
 
     def field(name, default=None):

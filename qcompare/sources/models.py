@@ -21,7 +21,7 @@ from typing import Callable
 from qcompare.core import locks
 from qcompare.core.errors import UserError
 from qcompare.core.specs import ModelSpec
-from qcompare.sources import load_errors
+from qcompare.sources import gguf_header, load_errors
 from qcompare.sources.paths import user_path
 
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -167,9 +167,7 @@ def layer_count(spec: ModelSpec) -> int | None:
             cfg = json.loads((Path(spec.ref) / "config.json").read_text(encoding="utf-8"))
             return int(cfg["num_hidden_layers"])
         if spec.source in ("embedded", "gguf"):
-            import gguf
-
-            r = gguf.GGUFReader(str(embedded_gguf() if spec.source == "embedded" else spec.ref))
+            r = gguf_header.reader(embedded_gguf() if spec.source == "embedded" else spec.ref)
             arch = r.fields["general.architecture"].contents()
             return int(r.fields[f"{arch}.block_count"].contents())
     except Exception:  # noqa: BLE001 - a folder or file that does not read is refused elsewhere
@@ -177,11 +175,35 @@ def layer_count(spec: ModelSpec) -> int | None:
     return None
 
 
+def linear_input_sizes(spec: ModelSpec) -> list[int] | None:
+    """The input sizes of a Llama-style model's Linear layers (hidden size, heads x head size,
+    intermediate size) from its config.json or GGUF header, without loading it; None where they
+    cannot be read cheaply (a hub model, another architecture, a broken file)."""
+    try:
+        if spec.source == "local":
+            cfg = json.loads((Path(spec.ref) / "config.json").read_text(encoding="utf-8"))
+            h, inter, heads = (int(cfg[k]) for k in ("hidden_size", "intermediate_size",
+                                                      "num_attention_heads"))
+            head_dim = int(cfg.get("head_dim") or h // heads)
+        elif spec.source in ("embedded", "gguf"):
+            r = gguf_header.reader(embedded_gguf() if spec.source == "embedded" else spec.ref)
+            arch = r.fields["general.architecture"].contents()
+            f = {k: r.fields[f"{arch}.{k}"].contents() for k in
+                 ("embedding_length", "feed_forward_length", "attention.head_count")}
+            h, inter, heads = (int(f[k]) for k in ("embedding_length", "feed_forward_length",
+                                                    "attention.head_count"))
+            key = r.fields.get(f"{arch}.attention.key_length")
+            head_dim = int(key.contents()) if key is not None else h // heads
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - unknown here: the worker checks the loaded model
+        return None
+    return sorted({h, heads * head_dim, inter})
+
+
 def gguf_param_count(path: Path) -> int:
     """Number of weights in a GGUF file, from its header."""
-    import gguf
-
-    return sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)
+    return sum(int(t.n_elements) for t in gguf_header.reader(path).tensors)
 
 
 def check_gguf(path: Path) -> None:
@@ -192,9 +214,7 @@ def check_gguf(path: Path) -> None:
             raise UserError(key="errors.gguf_magic", path=path)
     size = path.stat().st_size
     try:
-        import gguf
-
-        reader = gguf.GGUFReader(str(path))
+        reader = gguf_header.reader(path)
         end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     except ImportError:
         return                                       # no reader here: the worker will tell
@@ -344,9 +364,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     kw = {"gguf_file": gguf.name}
-    # Each from_pretrained on a GGUF file parses its whole header again (about 3 s for a
-    # 49k-token vocabulary here): the config is read once and handed to the model load.
-    with load_errors.explained(gguf):
+    # Each from_pretrained on a GGUF file parses its whole header again (about 5 s for a
+    # 49k-token vocabulary here): the config is read once and handed to the model load, and
+    # every parse inside is answered by one (`gguf_header.shared_parses`).
+    with load_errors.explained(gguf), gguf_header.shared_parses():
         tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
         config = AutoConfig.from_pretrained(gguf.parent, **kw)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, config=config,

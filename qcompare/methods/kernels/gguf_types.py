@@ -132,6 +132,6 @@ def metadata_bytes(shape) -> int:
 def source_metadata_bytes(path) -> int:
     """A GGUF file's bytes outside its tensor data (header, metadata, tensor table, padding
     before the data): its data offset."""
-    from gguf import GGUFReader
+    from qcompare.sources import gguf_header
 
-    return int(GGUFReader(str(path)).data_offset)
+    return int(gguf_header.reader(path).data_offset)
