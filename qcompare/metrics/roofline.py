@@ -47,10 +47,10 @@ from pathlib import Path
 
 # per buffer (far larger than any CPU cache) and fresh processes (see measure_bandwidth); the
 # test suite sets both smaller through the environment, as it needs no precise bandwidth
-BANDWIDTH_MIB = int(os.environ.get("QCOMPARE_BANDWIDTH_MIB", "1024"))
-BANDWIDTH_REPEATS = 10
-BANDWIDTH_PROCESSES = int(os.environ.get("QCOMPARE_BANDWIDTH_PROCESSES", "5"))
-PROFILE_VERSION = 3          # bump when the measurement changes: older cached profiles are redone
+BANDWIDTH_MIB = int(os.environ.get("QCOMPARE_BANDWIDTH_MIB", "512"))
+BANDWIDTH_REPEATS = 5
+BANDWIDTH_PROCESSES = int(os.environ.get("QCOMPARE_BANDWIDTH_PROCESSES", "3"))
+PROFILE_VERSION = 4          # bump when the measurement changes: older cached profiles are redone
 MATMUL_N = {"cpu": int(os.environ.get("QCOMPARE_MATMUL_N", "2048")), "cuda": 8192}
 REPEATS = 5
 
@@ -104,16 +104,41 @@ def copy_bandwidth(device: str = "cpu", mib: int | None = None,
     return 2 * n * 4 / best / 1e9
 
 
-_CHILD = ("import sys, torch; torch.set_num_threads(int(sys.argv[1])); "
-          "from qcompare.metrics.roofline import copy_bandwidth; print(copy_bandwidth('cpu'))")
+def numpy_bandwidth(mib: int | None = None, repeats: int = BANDWIDTH_REPEATS) -> float:
+    """`copy_bandwidth` on the CPU with numpy instead of torch (the same copy and dot product,
+    the best of `repeats` after one untimed pass each): a fresh process that imports numpy
+    starts in a tenth of a second, one that imports torch in about 3 s, and the measurement
+    itself takes well under a second. Measured here against torch's in fresh processes: within
+    the spread between processes (23.2-24.7 against 24.5 GB/s)."""
+    import numpy as np
+
+    n = (mib or BANDWIDTH_MIB) * 2**20 // 4
+    src = np.ones(n, dtype=np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best = float("inf")
+    for op in (lambda: np.copyto(dst, src), lambda: np.dot(src, dst)):
+        op()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            op()
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n * 4 / best / 1e9
+
+
+# numpy's BLAS (the dot product) gets the job's thread count, as torch's kernels do
+_CHILD = ("import os, sys; os.environ['OPENBLAS_NUM_THREADS'] = os.environ['OMP_NUM_THREADS'] = "
+          "sys.argv[1]; from qcompare.metrics.roofline import numpy_bandwidth; "
+          "print(numpy_bandwidth())")
 
 
 def measure_bandwidth(device: str = "cpu", processes: int | None = None) -> float:
     """The machine's memory bandwidth (GB/s): on CUDA `copy_bandwidth` on the device in this
-    process; on a CPU the best `copy_bandwidth` of `processes` fresh processes with this
-    process's thread count. On this 2-vCPU VM a process's measurements agree to a few % with
-    each other, but a fresh process gets either about 47-51 or about 77-80 GB/s (and so, we
-    found, does a runtime's decode): one process is not enough."""
+    process; on a CPU the best `numpy_bandwidth` of `processes` fresh processes with this
+    process's thread count (about 1 s each: it is on the first job's path). On one 2-vCPU VM a
+    process's measurements agreed to a few % with each other, but a fresh process got either
+    about 47-51 or about 77-80 GB/s (and so, we found, did a runtime's decode): one process is
+    not enough."""
     processes = BANDWIDTH_PROCESSES if processes is None else processes
     if device != "cpu" or processes < 1:
         return copy_bandwidth(device)
