@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.kernels.linears import check_group_size
+from qcompare.methods.kernels.linears import check_group_size, group_size_problem
 from qcompare.runtime.torch_model import TorchRuntime
 
 
@@ -96,6 +96,16 @@ class _LlmCompressorMethod(Method):
 
     def recipe(self):
         raise NotImplementedError
+
+    @classmethod
+    def request_problem(cls, spec) -> str | None:
+        """A group size that does not divide the model's Linear inputs (128 does not divide the
+        embedded model's 576): refused at submission with the sizes that fit."""
+        from qcompare.sources import models
+
+        c = cls.config_cls.parse(spec.method.options_dict)
+        return group_size_problem(models.linear_input_sizes(spec.model),
+                                  getattr(c, "group_size", 0), "llm-compressor")
 
     @classmethod
     def stored_bits(cls, options: dict, tensor, shape) -> float:

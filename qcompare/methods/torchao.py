@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qcompare.core.method import BuildContext, Built, Method, MethodConfig, Needs
-from qcompare.methods.kernels.linears import check_group_size
+from qcompare.methods.kernels.linears import check_group_size, group_size_problem
 from qcompare.runtime.storage import stored_bytes
 from qcompare.runtime.torch_model import TorchRuntime
 
@@ -128,6 +128,15 @@ class TorchAoInt4WeightOnly(_TorchAo):
     kernel = "dequantized"
     layout_note = ("int4 codes held one per int8 byte (torchao's portable "
                    "IntxUnpackedToInt8Tensor), dequantized for each matmul")
+
+    @classmethod
+    def request_problem(cls, spec) -> str | None:
+        """A group size that does not divide the model's Linear inputs, refused at submission."""
+        from qcompare.sources import models
+
+        c = cls.config_cls.parse(spec.method.options_dict)
+        return group_size_problem(models.linear_input_sizes(spec.model), c.group_size,
+                                  "torchao int4")
 
     def build(self, ctx: BuildContext) -> Built:
         """Quantized after loading with torchao's `quantize_` (the LM head left out, as

@@ -2,7 +2,7 @@
 LM head untied from the embedding, a submodule replaced, group sizes checked up front."""
 from __future__ import annotations
 
-from qcompare.core.errors import UserError
+from qcompare.core.errors import Message, UserError
 
 
 def quantizable_linears(model, include_lm_head: bool):
@@ -31,22 +31,34 @@ def set_module(root, name: str, module) -> None:
     setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
+def group_size_problem(sizes, group_size: int, library: str) -> Message | None:
+    """Why `group_size` does not fit Linears with these input sizes (each must be a multiple of
+    it), with the sizes that would, largest first; None when it fits, when there are no groups
+    (0) or when the sizes are unknown (None)."""
+    import math
+
+    if not group_size or not sizes:
+        return None
+    sizes = sorted(set(sizes))
+    bad = [n for n in sizes if n % group_size]
+    if not bad:
+        return None
+    g = math.gcd(*sizes)
+    ok = [d for d in (256, 128, 64, 32, 16) if g % d == 0]
+    return Message("errors.group_divisible", library=library, group_size=group_size,
+                   bad=", ".join(map(str, bad)), ok=" / ".join(map(str, ok + [0])))
+
+
 def check_group_size(model, group_size: int, library: str) -> None:
     """Libraries that quantize groups of input columns need every quantized Linear's input size
     divisible by the group size, and some fail late or silently otherwise: say so before any
-    work, with the sizes that would work."""
-    import math
-
+    work, with the sizes that would work. (Submission checks the same from the model's config,
+    `group_size_problem`; this catches architectures the config reading does not model.)"""
     import torch
 
-    if not group_size:
-        return
     head = model.get_output_embeddings()
-    sizes = sorted({m.in_features for m in model.modules()
-                    if isinstance(m, torch.nn.Linear) and m is not head})
-    bad = [n for n in sizes if n % group_size]
-    if bad:
-        g = math.gcd(*sizes)
-        ok = [d for d in (256, 128, 64, 32, 16) if g % d == 0]
-        raise UserError(key="errors.group_divisible", library=library, group_size=group_size,
-                        bad=", ".join(map(str, bad)), ok=" / ".join(map(str, ok + [0])))
+    problem = group_size_problem([m.in_features for m in model.modules()
+                                  if isinstance(m, torch.nn.Linear) and m is not head],
+                                 group_size, library)
+    if problem:
+        raise UserError(key=problem.key, **problem.values)
