@@ -170,7 +170,8 @@ else:
     if noise is not None:
         st.caption(t("results.noise", parts="; ".join(
             t("results.noise_part", name=name, kld=v["kld_mean"], top1=v["top1_agree"])
-            for name, v in noise["variants"].items())))
+            for name, v in noise["variants"].items()),
+            **{k: noise.get(k, "?") for k in ("tokens", "of_tokens")}))
     elif len(refs) == 1:
         st.caption(t("results.noise_pending"))
 

@@ -24,8 +24,6 @@ STAGES: tuple[tuple[str, str], ...] = (
     (r"roofline: this machine's bandwidth and matmul peak", "stage.roofline"),
     (r"writing result", "stage.writing"),
     (r"noise floor: baseline in (?P<name>.+)", "stage.noise_floor"),
-    (r"noise floor not computed \((?P<error>.+)\); the next run on this baseline tries again",
-     "stage.noise_floor_failed"),
     (r"done", "stage.done"),
     (r"cache hit", "stage.cache_hit"),
     (r"calibration inputs of every Linear \(baseline\)", "stage.linear_inputs"),

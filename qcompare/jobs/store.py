@@ -207,7 +207,9 @@ class JobStore:
         return [Job(**dict(r)) for r in rows]
 
     def next_queued(self) -> Job | None:
-        row = self._exec("SELECT * FROM jobs WHERE state='queued' ORDER BY id LIMIT 1").fetchone()
+        # a noise-floor job (qcompare.jobs.noise_job) only when nothing else waits
+        row = self._exec("SELECT * FROM jobs WHERE state='queued' "
+                         "ORDER BY key LIKE 'noise-%', id LIMIT 1").fetchone()
         return Job(**dict(row)) if row else None
 
     # --- writing ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from qcompare.core import diskspace, registry
 from qcompare.core.errors import UserError
 from qcompare.core.specs import CalibSpec, CorpusSpec, EvalSpec, MethodSpec, ModelSpec, RunSpec
-from qcompare.jobs import status
+from qcompare.jobs import noise_job, status
 from qcompare.jobs.runner import ensure_runner, process_alive
 from qcompare.jobs.store import JobStore
 from qcompare.sources import corpora, models
@@ -91,8 +91,10 @@ def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = Tru
     """Queue specs; a cached spec is answered at once (and, with `record_hits`, listed as a
     done job, as the dashboard shows it). A cached result that no longer reads is moved aside
     and computed again; a running job of the same spec whose worker is gone is failed first.
-    Jobs are queued cheapest first (`queue_order`), so the first points land quickly; the
-    answers come back in the order of `specs`. `runner` picks which runner is started when none
+    Jobs are queued cheapest first (`queue_order`), so the first points land quickly, and a
+    baseline without a noise floor gets its noise-floor job, which runs after all of them
+    (`qcompare.jobs.noise_job`); the answers (the specs' own jobs) come back in the order of
+    `specs`. `runner` picks which runner is started when none
     serves the folder ("local", or "ray" on the cluster at `address`)."""
     results, store = ResultStore(state_dir), JobStore.open(state_dir)
     answers: dict[int, Submitted] = {}
@@ -114,7 +116,8 @@ def submit(specs: list[RunSpec], state_dir: str | Path, start_runner: bool = Tru
         job_id, new = store.submit(key, label, spec.to_json())
         answers[i] = Submitted(spec, job_id, False, new, note)
         queued = True
-    if queued and start_runner:
+    noise = noise_job.queue_for(specs, state_dir, store)     # runs after every other job
+    if (queued or noise) and start_runner:
         ensure_runner(state_dir, runner=runner, address=address)
     return [answers[i] for i in range(len(specs))]
 

@@ -111,6 +111,23 @@ def _evaluate(runtime, ids, nbytes, windows, bos_id, report: Report,
     return out, per_token
 
 
+def evaluation_tokens(opened: prepare.Opened):
+    """(token ids, the bytes each owns, the protocol's windows) of the spec's evaluation: the
+    corpus's first `tokens` tokens (`metrics.quality`)."""
+    from qcompare.metrics import quality as q
+
+    ev, spec = opened.spec.eval, opened.spec
+    ids, nbytes = q.tokenize_stream(opened.tokenizer, corpora.load_checked(spec.corpus), ev.tokens)
+    if len(ids) < ev.tokens:
+        raise UserError(key="errors.corpus_tokens", label=spec.corpus.label, n=len(ids),
+                        tokens=ev.tokens)
+    if ev.bos_stream:
+        bos = opened.tokenizer.bos_token_id
+        ids, nbytes = (q.bos_first(ids, bos, ev.tokens, ids, bos),
+                       q.bos_first(nbytes, 0, ev.tokens, ids, bos))
+    return ids, nbytes, q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
+
+
 def _ensure_reference(opened: prepare.Opened, ids, nbytes, windows, bos_id, report: Report):
     """Baseline (fp32) log-probabilities for this model, corpus and protocol, computed once."""
     from qcompare.runtime.torch_model import TorchRuntime
@@ -219,18 +236,17 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     method_cls, method, tokenizer = opened.method_cls, opened.method, opened.tokenizer
     with clock("load"):
         prepare.check_memory(opened)
+        ids, nbytes, windows = evaluation_tokens(opened)
         text = corpora.load_checked(spec.corpus)
-        ids, nbytes = q.tokenize_stream(tokenizer, text, ev.tokens)
-        if len(ids) < ev.tokens:
-            raise UserError(key="errors.corpus_tokens", label=spec.corpus.label, n=len(ids),
-                            tokens=ev.tokens)
-        windows = q.plan_windows(len(ids), ev.window, ev.protocol, ev.effective_stride)
         bos_id = tokenizer.bos_token_id
     with clock("reference"):
         reference = _ensure_reference(opened, ids, nbytes, windows, bos_id,
                                       _phase(report, 0.05, 0.40))
-        ensure_pieces(state_dir, spec.reference_key(),
-                      q.token_texts(tokenizer, text, len(ids)), windows)
+        pieces = q.token_texts(tokenizer, text, ev.tokens)
+        if ev.bos_stream:
+            pieces = q.bos_first(pieces, "", ev.tokens, q.tokenize_stream(tokenizer, text, 1)[0],
+                                 bos_id)
+        ensure_pieces(state_dir, spec.reference_key(), pieces, windows)
 
     calib = None
     if opened.calibrates:
@@ -316,13 +332,6 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     row["finished_at"] = dt.datetime.now(dt.timezone.utc)
     check_finite(row)
     ResultStore(state_dir).write(row)
-    if os.environ.get("QCOMPARE_NOISE_FLOOR", "1") != "0":      # after the row: charts first
-        try:
-            _ensure_noise_floor(opened, ids, nbytes, windows, bos_id, reference,
-                                _phase(report, 0.98, 1.0))
-        except Exception as e:  # noqa: BLE001 - the row is stored; the next job tries again
-            report(f"noise floor not computed ({type(e).__name__}: {e}); the next run on this "
-                   "baseline tries again", 1.0)
     report("done", 1.0)
     return row
 
@@ -341,40 +350,6 @@ def check_finite(row: dict) -> None:
     if bad:
         raise UserError(key="errors.row_not_finite",
                         values=", ".join(f"{k}={row[k]}" for k in bad))
-
-
-def _ensure_noise_floor(opened: prepare.Opened, ids, nbytes, windows, bos_id, reference,
-                        report: Report, variants: dict | None = None) -> dict:
-    """The baseline's noise floor (`qcompare.stats.noisefloor`), computed once per baseline pass."""
-    import torch
-
-    from qcompare.runtime.torch_model import TorchRuntime
-    from qcompare.stats import noisefloor
-    from qcompare.store.reference import ReferenceStore
-
-    spec, state_dir = opened.spec, opened.state_dir
-    key = spec.reference_key()
-    store = ReferenceStore(state_dir)
-    with store.lock(f"{key}.noise"):
-        have = noisefloor.read(state_dir, key)
-        if have is not None and variants is None:
-            return have
-        out = {}
-        for i, (name, (dtype, round_weights)) in enumerate((variants or noisefloor.VARIANTS).items()):
-            report(f"noise floor: baseline in {name}", i / len(noisefloor.VARIANTS))
-            t0 = time.perf_counter()
-            model = opened.load(dtype)
-            if round_weights:
-                with torch.no_grad():
-                    for p in model.parameters():
-                        p.copy_(p.to(torch.bfloat16).to(p.dtype))
-            quality, _ = _evaluate(TorchRuntime(model, spec.eval.device), ids, nbytes, windows,
-                                   bos_id, lambda s, f: None, reference=reference)
-            out[name] = {k: quality[k] for k in ("kld_mean", "kld_p99", "top1_agree", "ppl")}
-            out[name]["seconds"] = time.perf_counter() - t0
-            del model
-            gc.collect()
-        return noisefloor.write(state_dir, key, out) if variants is None else out
 
 
 def _matmul_dtype(built) -> str:
@@ -397,10 +372,13 @@ def failure_message(e: BaseException) -> UserError | str:
 
 def run_job(spec_json: str, state_dir, report: Report = lambda s, f: None,
              process_started: float | None = None) -> str:
-    """Run one job of the table by the kind of its spec (a RunSpec, or a sensitivity sweep,
-    `qcompare.recipes.sensitivity`); returns the key its result is stored under."""
+    """Run one job of the table by the kind of its spec (a RunSpec, a noise floor,
+    `qcompare.jobs.noise_job`, or a sensitivity sweep, `qcompare.recipes.sensitivity`); returns the key its result is stored under."""
+    from qcompare.jobs import noise_job
     from qcompare.recipes import sensitivity
 
+    if noise_job.is_noise_json(spec_json):
+        return noise_job.run(spec_json, state_dir, _with_test_pause(report))
     if sensitivity.is_sensitivity_json(spec_json):
         from qcompare.jobs import sensitivity_job
 

@@ -1,17 +1,21 @@
 """The noise floor: how far the baseline drifts from itself with only numerical noise added.
 
-Computed once per baseline pass (model, corpus, protocol, device), by the first job that finds
-it missing, after that job's row is written: the fp32 baseline run again
+Computed once per baseline pass (model, corpus, protocol, device) by its own low-priority job
+(`qcompare.jobs.noise_job`, which runs when no other job waits): the fp32 baseline run again
 
 * in bf16 compute (weights and activations in bfloat16),
 * in fp16 compute (float16),
 * with its weights rounded to bf16 but computed in fp32,
 
 each scored against the stored fp32 baseline exactly like a method (KL divergence, top-1
-agreement, `metrics.quality.score_window`). The band is the largest KL and the lowest top-1
-agreement among them: a method inside it cannot be told from the baseline by these metrics,
-whatever its ranking says. An fp32 rerun gives exactly 0 (tests check it). Kept as
-`noise.json` beside the baseline (`<state_dir>/baselines/<reference_key>/`).
+agreement, `metrics.quality.score_window`). On CUDA the first two compute in the dtype; on a CPU,
+where fp16 arithmetic is emulated and slow, they are simulated in fp32 with every stored value
+rounded to the dtype (`noise_job.rounded_compute`), and named so (`variants`). The floor is
+computed on the baseline's first sixteenth of scored tokens (at least 128; `scope`) and says
+so. The band is the largest KL and the lowest top-1 agreement among the variants: a method
+inside it cannot be told from the baseline by these metrics, whatever its ranking says. An fp32
+rerun gives exactly 0 (tests check it). Kept as `noise.json` beside the baseline
+(`<state_dir>/baselines/<reference_key>/`).
 """
 from __future__ import annotations
 
@@ -22,8 +26,38 @@ from pathlib import Path
 
 from qcompare.core.columns import METRICS
 
-VARIANTS = {"bf16 compute": ("bfloat16", False), "fp16 compute": ("float16", False),
-            "bf16-rounded weights, fp32 compute": ("float32", True)}
+# name -> (dtype, weights only, simulated in fp32)
+CUDA_VARIANTS = {"bf16 compute": ("bfloat16", False, False),
+                 "fp16 compute": ("float16", False, False),
+                 "bf16-rounded weights, fp32 compute": ("bfloat16", True, False)}
+CPU_VARIANTS = {"bf16 compute (simulated)": ("bfloat16", False, True),
+                "fp16 compute (simulated)": ("float16", False, True),
+                "bf16-rounded weights, fp32 compute": ("bfloat16", True, False)}
+
+
+def variants(device: str) -> dict[str, tuple[str, bool, bool]]:
+    return CUDA_VARIANTS if device == "cuda" else CPU_VARIANTS
+
+
+SHARE, MIN_TOKENS = 16, 128
+
+
+def scope(windows: list) -> list:
+    """The part of the baseline's windows (`metrics.quality.Window`) the noise floor scores:
+    its first scored tokens, a sixteenth of them but at least MIN_TOKENS (all, when fewer). A
+    window cut short keeps its start and context and ends after its last kept scored token, so
+    its scores line up with the stored baseline's first rows."""
+    from dataclasses import replace
+
+    total = sum(w.n_scored for w in windows)
+    want, out = min(total, max(MIN_TOKENS, total // SHARE)), []
+    for w in windows:
+        if want <= 0:
+            break
+        k = min(w.n_scored, want)
+        out.append(replace(w, end=w.start + w.score_from + k))
+        want -= k
+    return out
 
 
 def path(state_dir: str | os.PathLike, reference_key: str) -> Path:
@@ -32,15 +66,17 @@ def path(state_dir: str | os.PathLike, reference_key: str) -> Path:
 
 def read(state_dir: str | os.PathLike, reference_key: str) -> dict | None:
     """{"variants": {name: {kld_mean, kld_p99, top1_agree, ppl, seconds}}, "kld_band",
-    "top1_band"}, or None when not computed (yet)."""
+    "top1_band", "tokens", "of_tokens"}, or None when not computed (yet)."""
     try:
         return json.loads(path(state_dir, reference_key).read_text())
     except (OSError, ValueError):
         return None
 
 
-def write(state_dir: str | os.PathLike, reference_key: str, variants: dict) -> dict:
-    data = {"variants": variants,
+def write(state_dir: str | os.PathLike, reference_key: str, variants: dict,
+          part: dict | None = None) -> dict:
+    """Store the floor; `part`: {"tokens", "of_tokens"} it was computed on."""
+    data = {"variants": variants, **(part or {}),
             "kld_band": max(v["kld_mean"] for v in variants.values()),
             "top1_band": min(v["top1_agree"] for v in variants.values())}
     target = path(state_dir, reference_key)

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from qcompare.core.registry import parse_method_arg
 from qcompare.core.specs import CorpusSpec, EvalSpec
+from qcompare.jobs import noise_job, worker
 from qcompare.jobs import submit as submitting
-from qcompare.jobs import worker
 from qcompare.jobs.store import JobStore
 from qcompare.sources.models import model_from_arg
 from tests.app.pagetest import page_on
@@ -25,13 +25,7 @@ TINY = EvalSpec(tokens=256, window=64, speed_prompt=16, speed_new_tokens=4, spee
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, tiny_model_dir):
-    state_dir = tmp_path_factory.mktemp("seeded-state")
-    os.environ["QCOMPARE_NOISE_FLOOR"] = "1"            # the pages show it
-    try:
-        _seed(state_dir, tiny_model_dir)
-    finally:
-        os.environ["QCOMPARE_NOISE_FLOOR"] = "0"
-    return state_dir
+    return _seed(tmp_path_factory.mktemp("seeded-state"), tiny_model_dir)
 
 
 def _seed(state_dir, tiny_model_dir):
@@ -41,6 +35,7 @@ def _seed(state_dir, tiny_model_dir):
     specs += submitting.build_specs(model, methods[:1], CorpusSpec(), replace(TINY, protocol="strided"))
     for s in specs:
         worker.run(s, state_dir)
+    noise_job.run(noise_job.to_json(specs[0]), state_dir)     # the pages show it
     return state_dir
 
 
