@@ -120,8 +120,14 @@ class EvalSpec:
         "help": "stop repeating once 2 repeats agree: decode's (max - min) / median at most this; "
                 "0 runs every repeat", "omit_default": True})
     threads: int = field(default=0, metadata={"help": "CPU threads for torch; 0 means all cores"})
+    # derived from `protocol`, never set: the llamacpp protocol's stream starts with BOS, as
+    # llama-perplexity's does (metrics.quality); rows measured before (without it) keep their
+    # own keys and baselines and are never ranked against these
+    bos_stream: bool = field(default=False, metadata={
+        "help": "the evaluated stream starts with BOS (the llamacpp protocol)", "omit_default": True})
 
     def __post_init__(self):
+        object.__setattr__(self, "bos_stream", self.protocol == "llamacpp")
         _check_choice("protocol", self.protocol, PROTOCOLS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("dtype", self.dtype, DTYPES)

@@ -9,8 +9,11 @@ Protocol (every row names it, so numbers from different tools are never silently
 * Windows (`plan_windows`): the model sees each window alone, starting from an empty cache.
   - disjoint: consecutive non-overlapping windows of W tokens, the remainder dropped; every
     token but the first of each window is scored (W = 2048 is the GPTQ/AWQ papers' protocol).
-  - llamacpp: the same windows with the first token replaced by BOS; only the second half is
-    scored: logits at positions W/2 .. W-2 predict tokens W/2+1 .. W-1 (llama-perplexity).
+  - llamacpp: exactly as llama.cpp's `llama-perplexity -c W`: the text is tokenized with BOS
+    prepended (`bos_first`: the stream is BOS followed by the text's first N-1 tokens, unless
+    the tokenizer put a BOS there itself), cut into consecutive windows of W, each window's
+    first token replaced by BOS, and only the second half scored: logits at positions
+    W/2 .. W-2 predict tokens W/2+1 .. W-1.
   - strided: sliding windows of at most W tokens starting every S tokens; in each, only the
     tokens not scored by an earlier window are scored (the transformers perplexity guide).
 * A scored token t at position i has NLL_t = -log softmax(z_{i-1})[x_i], computed in fp32.
@@ -61,6 +64,20 @@ def tokenize_stream(tokenizer, text: str, n_tokens: int) -> tuple[np.ndarray, np
     ids, offsets = _stream(tokenizer, text, n_tokens)
     nbytes = [len(piece.encode("utf-8")) for piece in _pieces(text, offsets)]
     return np.asarray(ids, dtype=np.int64), np.asarray(nbytes, dtype=np.int64)
+
+
+def bos_first(values, bos_value, n_tokens: int, ids, bos_id: int | None):
+    """The llamacpp protocol's stream (module doc) of a per-token sequence `values` (the ids,
+    the bytes each owns, the text each owns) whose ids are `ids`: `bos_value` first (BOS owns no
+    bytes and no text), then the first n_tokens - 1 values. Unchanged when the tokenizer
+    already starts the stream with BOS."""
+    if bos_id is None:
+        raise ValueError("the llamacpp protocol needs a tokenizer with a BOS token")
+    if len(ids) and int(ids[0]) == bos_id:
+        return values
+    if isinstance(values, np.ndarray):
+        return np.concatenate([np.asarray([bos_value], dtype=values.dtype), values[:n_tokens - 1]])
+    return [bos_value, *values[:n_tokens - 1]]
 
 
 def token_texts(tokenizer, text: str, n_tokens: int) -> list[str]:
