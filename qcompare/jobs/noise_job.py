@@ -15,7 +15,8 @@ Protocol:
   is simulated in fp32: one fp32 load, and per variant every parameter rounded to the dtype and
   every module's output and every Linear's input rounded to it (`rounded_compute`), so what is
   stored between operations has the dtype's precision while the arithmetic inside an operation
-  (accumulation, softmax) stays fp32, as on tensor cores.
+  (accumulation, softmax) stays fp32, as on tensor cores. The job itself is
+  `worker.run_noise_floor` (it scores like every job, `worker.noise_floor_compute`).
 * It scores the baseline's first scored tokens (`noisefloor.scope`: a sixteenth, at least 128):
   at `quick` 127 of 2,044, about 1 s a variant for the embedded model on 2 cores. The stored
   floor says how many tokens it used.
@@ -23,12 +24,9 @@ Protocol:
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
-import time
 from dataclasses import replace
-from pathlib import Path
 
 from qcompare.core.specs import MethodSpec, RunSpec, canonical_json
 from qcompare.stats import noisefloor
@@ -127,61 +125,3 @@ def rounded_compute(model, dtype: str, weights_only: bool = False):
         with torch.no_grad():
             for p, s in zip(model.parameters(), saved):
                 p.copy_(s)
-
-
-def compute(opened, ids, nbytes, windows, bos_id, reference, report=lambda s, f: None,
-            variants: dict | None = None) -> dict:
-    """{"variants": {name: {kld_mean, kld_p99, top1_agree, ppl, seconds}}, "tokens",
-    "of_tokens"} over the noise floor's part of `windows` (`noisefloor.scope`), against `reference`
-    (module doc); `variants` (name -> (dtype, weights only, simulated)) replaces the device's."""
-    from qcompare.jobs.worker import _evaluate
-    from qcompare.runtime.torch_model import TorchRuntime
-
-    device = opened.spec.eval.device
-    variants = variants or noisefloor.variants(device)
-    part = noisefloor.scope(windows)
-    out, fp32 = {}, None
-    for i, (name, (dtype, weights_only, simulated)) in enumerate(variants.items()):
-        report(f"noise floor: baseline in {name}", i / len(variants))
-        t0 = time.perf_counter()
-        if simulated or weights_only:      # an fp32 model, rounded
-            fp32 = fp32 if fp32 is not None else opened.load("float32")
-            ctx = rounded_compute(fp32, dtype, weights_only)
-        else:                              # a real load and computation in `dtype`
-            model = opened.load(dtype)
-            ctx = contextlib.nullcontext(model)
-        with ctx as m:
-            quality, _ = _evaluate(TorchRuntime(m, device), ids, nbytes, part, bos_id,
-                                   lambda s, f: None, reference=reference)
-        out[name] = {k: quality[k] for k in ("kld_mean", "kld_p99", "top1_agree", "ppl")}
-        out[name]["seconds"] = time.perf_counter() - t0
-        if not (simulated or weights_only):
-            del model
-            gc.collect()
-    return {"variants": out, "tokens": int(sum(w.n_scored for w in part)),
-            "of_tokens": int(sum(w.n_scored for w in windows))}
-
-
-def run(spec_json: str, state_dir: str | os.PathLike, report=lambda s, f: None) -> str:
-    """The noise-floor job: compute and store the floor of the spec's baseline unless stored;
-    returns the job's key."""
-    from qcompare.jobs import prepare
-    from qcompare.jobs.worker import _ensure_reference, evaluation_tokens
-    from qcompare.store.reference import ReferenceStore
-
-    spec = from_json(spec_json)
-    rk = spec.reference_key()
-    state_dir = Path(state_dir)
-    report("preparing model", 0.0)
-    opened = prepare.open_spec(spec, state_dir, lambda s, f: report(s, 0.0))
-    ids, nbytes, windows = evaluation_tokens(opened)
-    reference = _ensure_reference(opened, ids, nbytes, windows, opened.tokenizer.bos_token_id,
-                                  lambda s, f: report(s, 0.05 + 0.25 * f))
-    with ReferenceStore(state_dir).lock(f"{rk}.noise"):
-        if noisefloor.read(state_dir, rk) is None:
-            got = compute(opened, ids, nbytes, windows, opened.tokenizer.bos_token_id, reference,
-                          lambda s, f: report(s, 0.3 + 0.7 * f))
-            noisefloor.write(state_dir, rk, got["variants"],
-                             {k: got[k] for k in ("tokens", "of_tokens")})
-    report("done", 1.0)
-    return job_key(rk)

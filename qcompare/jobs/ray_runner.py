@@ -39,6 +39,7 @@ from pathlib import Path
 
 from qcompare.core.errors import UserError
 from qcompare.jobs import status
+from qcompare.jobs.noise_job import KEY_PREFIX as NOISE_PREFIX
 from qcompare.jobs.runner import DEFAULT_IDLE_EXIT_S, _say, _tail, claim, job_log_path
 from qcompare.jobs.store import JobStore
 
@@ -48,10 +49,14 @@ REPO = Path(__file__).resolve().parents[2]
 def task_resources(spec_json: str, state_dir: Path) -> dict:
     """Ray resources of one job: CPUs, GPUs and memory (bytes), from its spec."""
     from qcompare.core.specs import RunSpec
+    from qcompare.jobs import noise_job
     from qcompare.recipes.sensitivity import SensitivitySpec, is_sensitivity_json
     from qcompare.sources import models
 
-    spec = (SensitivitySpec if is_sensitivity_json(spec_json) else RunSpec).from_json(spec_json)
+    if noise_job.is_noise_json(spec_json):
+        spec = noise_job.from_json(spec_json)
+    else:
+        spec = (SensitivitySpec if is_sensitivity_json(spec_json) else RunSpec).from_json(spec_json)
     cpus = spec.eval.threads or int(os.environ.get("QCOMPARE_RAY_CPUS", "1"))
     res = {"num_cpus": cpus, "num_gpus": 1 if spec.eval.device == "cuda" else 0}
     try:
@@ -140,7 +145,9 @@ class RayRunner:
 
     def _start_queued(self) -> None:
         while len(self.tasks) < self.max_jobs:
-            job = next((j for j in reversed(self.store.list(("queued",)))
+            # oldest first, a noise-floor job after every other (qcompare.jobs.noise_job)
+            job = next((j for j in sorted(self.store.list(("queued",)),
+                                          key=lambda j: (j.key.startswith(NOISE_PREFIX), j.id))
                         if j.id not in self.tasks), None)
             if job is None:
                 return

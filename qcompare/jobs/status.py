@@ -105,15 +105,25 @@ def display_order(jobs: list[Job]) -> list[Job]:
 
 def batch(jobs: list[Job], gap_s: float = 60.0) -> list[Job]:
     """The jobs of the current sweep: the newest run of submissions, each created within
-    `gap_s` of the one before, and every job still active."""
+    `gap_s` of the one before, and every job still active, one per spec: a cache hit recorded
+    by pressing the same button again stands for the job that computed it (so a second press
+    mid-sweep neither shrinks the sweep nor loses its time estimate). Noise-floor jobs
+    (`qcompare.jobs.noise_job`) are not part of a sweep."""
+    jobs = [j for j in jobs if not j.key.startswith("noise-")]     # noise_job.KEY_PREFIX
     if not jobs:
         return []
     order = sorted(jobs, key=lambda j: j.created)
     start = len(order) - 1
     while start > 0 and order[start].created - order[start - 1].created <= gap_s:
         start -= 1
-    picked = {j.id for j in order[start:]} | {j.id for j in jobs if j.state in ("queued", "running")}
-    return [j for j in order if j.id in picked]
+    picked = order[start:] + [j for j in order[:start] if j.state in ("queued", "running")]
+    computed = {j.key: j for j in order if j.state == "done" and not j.cached}
+    out: dict[str, Job] = {}
+    for j in picked:
+        j = computed.get(j.key, j) if j.cached else j
+        if j.key not in out or out[j.key].state not in ("queued", "running"):
+            out[j.key] = j
+    return sorted(out.values(), key=lambda j: j.created)
 
 
 def batch_summary(jobs: list[Job], now: float, lang: str = "en") -> str:

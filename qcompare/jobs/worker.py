@@ -30,9 +30,10 @@ from qcompare import __version__
 from qcompare.core import diskspace
 from qcompare.core.errors import UserError
 from qcompare.core.specs import PROTOCOL_VERSION, RunSpec
-from qcompare.jobs import prepare
+from qcompare.jobs import noise_job, prepare
 from qcompare.sources import corpora, models
-from qcompare.store.results import ResultStore
+from qcompare.stats import noisefloor
+from qcompare.store.results import ResultStore, check_finite
 
 Report = Callable[[str, float], None]          # (stage, fraction of the whole job)
 # The divergence of the baseline from itself, exactly: both sides are the same log-probabilities.
@@ -330,26 +331,67 @@ def run(spec: RunSpec, state_dir: str | os.PathLike, report: Report = lambda s, 
     # which must carry these numbers, comes after (a few milliseconds)
     row["phases_json"] = json.dumps({k: round(v, 3) for k, v in clock.seconds.items()})
     row["finished_at"] = dt.datetime.now(dt.timezone.utc)
-    check_finite(row)
+    check_finite(row)              # (the store checks again)
     ResultStore(state_dir).write(row)
     report("done", 1.0)
     return row
 
 
-# a row is a measurement only when these are numbers: a NaN or infinite perplexity, divergence
-# or speed (a method that produced NaN weights, an overflow) is a failed job, never a row
-MUST_BE_FINITE = ("ppl", "nll_mean", "bits_per_byte", "kld_mean", "kld_p99", "top1_agree",
-                  "weights_mib", "prefill_tok_s", "decode_tok_s", "ttft_ms")
+
+def noise_floor_compute(opened, ids, nbytes, windows, bos_id, reference,
+                        report=lambda s, f: None, variants: dict | None = None) -> dict:
+    """The noise floor's numbers (protocol: `qcompare.jobs.noise_job`):
+    {"variants": {name: {kld_mean, kld_p99, top1_agree, ppl, seconds}}, "tokens",
+    "of_tokens"} over the noise floor's part of `windows` (`noisefloor.scope`), against
+    `reference`; `variants` (name -> (dtype, weights only, simulated)) replaces the device's."""
+    from qcompare.runtime.torch_model import TorchRuntime
+
+    device = opened.spec.eval.device
+    variants = variants or noisefloor.variants(device)
+    part = noisefloor.scope(windows)
+    out, fp32 = {}, None
+    for i, (name, (dtype, weights_only, simulated)) in enumerate(variants.items()):
+        report(f"noise floor: baseline in {name}", i / len(variants))
+        t0 = time.perf_counter()
+        if simulated or weights_only:      # an fp32 model, rounded
+            fp32 = fp32 if fp32 is not None else opened.load("float32")
+            ctx = noise_job.rounded_compute(fp32, dtype, weights_only)
+        else:                              # a real load and computation in `dtype`
+            model = opened.load(dtype)
+            ctx = contextlib.nullcontext(model)
+        with ctx as m:
+            quality, _ = _evaluate(TorchRuntime(m, device), ids, nbytes, part, bos_id,
+                                   lambda s, f: None, reference=reference)
+        out[name] = {k: quality[k] for k in ("kld_mean", "kld_p99", "top1_agree", "ppl")}
+        out[name]["seconds"] = time.perf_counter() - t0
+        if not (simulated or weights_only):
+            del model
+            gc.collect()
+    return {"variants": out, "tokens": int(sum(w.n_scored for w in part)),
+            "of_tokens": int(sum(w.n_scored for w in windows))}
 
 
-def check_finite(row: dict) -> None:
-    """Refuse to store a row whose headline numbers are not finite (MUST_BE_FINITE; speed
-    columns only where speed was measured)."""
-    bad = [k for k in MUST_BE_FINITE if k in row and row[k] is not None
-           and not np.isfinite(float(row[k]))]
-    if bad:
-        raise UserError(key="errors.row_not_finite",
-                        values=", ".join(f"{k}={row[k]}" for k in bad))
+def run_noise_floor(spec_json: str, state_dir: str | os.PathLike, report=lambda s, f: None) -> str:
+    """The noise-floor job (`qcompare.jobs.noise_job`): compute and store the floor of the
+    spec's baseline unless stored; returns the job's key."""
+    from qcompare.store.reference import ReferenceStore
+
+    spec = noise_job.from_json(spec_json)
+    rk = spec.reference_key()
+    state_dir = Path(state_dir)
+    report("preparing model", 0.0)
+    opened = prepare.open_spec(spec, state_dir, lambda s, f: report(s, 0.0))
+    ids, nbytes, windows = evaluation_tokens(opened)
+    reference = _ensure_reference(opened, ids, nbytes, windows, opened.tokenizer.bos_token_id,
+                                  lambda s, f: report(s, 0.05 + 0.25 * f))
+    with ReferenceStore(state_dir).lock(f"{rk}.noise"):
+        if noisefloor.read(state_dir, rk) is None:
+            got = noise_floor_compute(opened, ids, nbytes, windows, opened.tokenizer.bos_token_id,
+                                      reference, lambda s, f: report(s, 0.3 + 0.7 * f))
+            noisefloor.write(state_dir, rk, got["variants"],
+                             {k: got[k] for k in ("tokens", "of_tokens")})
+    report("done", 1.0)
+    return noise_job.job_key(rk)
 
 
 def _matmul_dtype(built) -> str:
@@ -374,11 +416,10 @@ def run_job(spec_json: str, state_dir, report: Report = lambda s, f: None,
              process_started: float | None = None) -> str:
     """Run one job of the table by the kind of its spec (a RunSpec, a noise floor,
     `qcompare.jobs.noise_job`, or a sensitivity sweep, `qcompare.recipes.sensitivity`); returns the key its result is stored under."""
-    from qcompare.jobs import noise_job
     from qcompare.recipes import sensitivity
 
     if noise_job.is_noise_json(spec_json):
-        return noise_job.run(spec_json, state_dir, _with_test_pause(report))
+        return run_noise_floor(spec_json, state_dir, _with_test_pause(report))
     if sensitivity.is_sensitivity_json(spec_json):
         from qcompare.jobs import sensitivity_job
 

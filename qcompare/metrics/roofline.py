@@ -24,7 +24,7 @@ once, so its limit is arithmetic. For a P-token prompt and N new tokens:
   A V cost 2 x 2 x heads x head_dim per earlier position, P/2 of them on average under the
   causal mask; the output head runs for the last prompt position only, as serving does).
 * prefill roofline % = 100 x F x prefill_tok_s / peak, with the peak matmul FLOP/s measured
-  here (`measure_matmul`, 2048 x 2048) in the row's compute dtype when its kernels are torch's
+  here (`measure_matmul`, up to 2048 x 2048) in the row's compute dtype when its kernels are torch's
   float matmuls in that dtype, else in float32: integer kernels (torch.ao, torchao int8 with
   dynamic activations), bf16 kernels inside a library (bitsandbytes here) and llama.cpp's can
   then exceed 100 %, which says they beat torch's float32 matmul.
@@ -157,16 +157,33 @@ def measure_bandwidth(device: str = "cpu", processes: int | None = None) -> floa
     return best or copy_bandwidth(device)
 
 
+MATMUL_LONG_S = 0.1         # a matmul this long is large enough to measure the peak
+
+
 def measure_matmul(device: str = "cpu", dtype: str = "float32", n: int | None = None,
                    repeats: int = REPEATS) -> float:
-    """GFLOP/s of an n x n matmul in `dtype`: 2 n^3 / time, the best of `repeats` after a warm-up."""
+    """GFLOP/s of an n x n matmul in `dtype`: 2 n^3 / time, the best of `repeats` after a warm-up.
+    Without `n`, the size doubles from 256 up to MATMUL_N until one matmul takes MATMUL_LONG_S:
+    a CPU without bf16 or fp16 units emulates them about 100x slower than fp32, and a 2048 x 2048
+    matmul in bf16 then took over 30 s (five minutes for the measurement, on the first bf16 row's
+    critical path), while at its largest size every fast dtype is measured as before."""
     import torch
 
-    n = n or MATMUL_N.get(device, 1024)
     t = getattr(torch, dtype)
-    a = torch.randn(n, n, device=device).to(t)
-    b = torch.randn(n, n, device=device).to(t)
-    a @ b
+    cap = n or MATMUL_N.get(device, 1024)
+    n = n or min(256, cap)
+    warm = torch.ones(64, 64, device=device, dtype=t)
+    warm @ warm                       # a dtype's first matmul sets its kernels up (seconds)
+    while True:
+        a = torch.randn(n, n, device=device).to(t)
+        b = torch.randn(n, n, device=device).to(t)
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        if n >= cap or time.perf_counter() - t0 >= MATMUL_LONG_S:
+            break
+        n *= 2
     best = float("inf")
     for _ in range(repeats):
         _sync(device)

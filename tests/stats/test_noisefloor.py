@@ -63,7 +63,7 @@ def test_the_noise_floor_is_its_own_last_job_once_per_baseline(tiny_model_dir, s
     # the fp32 baseline rerun against its own stored pass: exactly zero
     opened = prepare.open_spec(noise_job.baseline_spec(specs[0]), state_dir)
     ids, nbytes, windows = worker.evaluation_tokens(opened)
-    again = noise_job.compute(opened, ids, nbytes, windows, opened.tokenizer.bos_token_id,
+    again = worker.noise_floor_compute(opened, ids, nbytes, windows, opened.tokenizer.bos_token_id,
                               ReferenceStore(state_dir).read(rk),
                               variants={"fp32 again": ("float32", False, True)})
     v = again["variants"]["fp32 again"]
@@ -97,7 +97,7 @@ def test_a_failing_noise_floor_job_leaves_the_rows_and_is_queued_again(tiny_mode
     def broken(*a, **kw):
         raise MemoryError("no room for a second copy")
 
-    monkeypatch.setattr(noise_job, "compute", broken)
+    monkeypatch.setattr(worker, "noise_floor_compute", broken)
     (spec,) = submitting.build_specs(models.model_from_arg(str(tiny_model_dir)),
                                      [parse_method_arg("rtn:bits=4")], CorpusSpec(), tiny_eval)
     submitting.submit([spec], state_dir, start_runner=False)
@@ -110,7 +110,7 @@ def test_a_failing_noise_floor_job_leaves_the_rows_and_is_queued_again(tiny_mode
     assert noise_job.queue_for([spec], state_dir, store) != []     # the next submission retries
 
 
-def test_the_band_is_drawn_on_kl_and_top1_axes_only():
+def test_the_band_is_drawn_on_kl_and_top1_axes_only_and_coming_is_said_before():
     rows = pd.DataFrame([{"method": m, "method_label": m, "key": m, "family": "f", "options_json": "{}",
                           "model_fingerprint": "m", "corpus_sha256": "c", "protocol": "p",
                           "tokens": 1, "window": 1, "stride": 1, "device": "cpu",
@@ -124,3 +124,9 @@ def test_the_band_is_drawn_on_kl_and_top1_axes_only():
     assert any(s.type == "rect" and s.y0 == 0.97 for s in top.layout.shapes)
     ppl = charts.tradeoff(rows, "weights_mib", "ppl", noise=noise)
     assert not any(s.type == "rect" for s in ppl.layout.shapes)
+    # before its job has run: said on the KL axis, not drawn
+    coming = charts.tradeoff(rows, "weights_mib", "kld_mean", noise_pending=True, lang="ja")
+    assert not any(s.type == "rect" for s in coming.layout.shapes) and any(a.text == "ノイズフロア: 計算待ち"
+                                            for a in coming.layout.annotations)
+    assert not any("noise" in (a.text or "") for a in
+                   charts.tradeoff(rows, "weights_mib", "ppl", noise_pending=True).layout.annotations)
