@@ -17,10 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from qcompare.core import columns as column_table
+from qcompare.core.errors import UserError
 
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(),
           "time": pa.timestamp("us", tz="UTC")}
@@ -72,10 +74,12 @@ class ResultStore:
         return self.path(key).is_file()
 
     def write(self, row: dict) -> Path:
-        """Write one row atomically; unknown columns are refused so typos cannot hide data."""
+        """Write one row atomically; unknown columns are refused so typos cannot hide data, and
+        a row whose headline numbers are not finite is refused (`check_finite`)."""
         unknown = sorted(set(row) - set(COLUMNS))
         if unknown:
             raise KeyError(f"result columns not in the schema: {unknown}")
+        check_finite(row)
         table = pa.Table.from_pylist([row], schema=SCHEMA)
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".tmp-pid{os.getpid()}-", suffix=".parquet")
@@ -136,3 +140,19 @@ class ResultStore:
             p.unlink()
             return True
         return False
+
+
+# a row is a measurement only when these are numbers: a NaN or infinite perplexity, divergence
+# or speed (a method that produced NaN weights, an overflow) is a failed job, never a row
+MUST_BE_FINITE = ("ppl", "nll_mean", "bits_per_byte", "kld_mean", "kld_p99", "top1_agree",
+                  "weights_mib", "prefill_tok_s", "decode_tok_s", "ttft_ms")
+
+
+def check_finite(row: dict) -> None:
+    """Refuse to store a row whose headline numbers are not finite (MUST_BE_FINITE; speed
+    columns only where speed was measured)."""
+    bad = [k for k in MUST_BE_FINITE if k in row and row[k] is not None
+           and not np.isfinite(float(row[k]))]
+    if bad:
+        raise UserError(key="errors.row_not_finite",
+                        values=", ".join(f"{k}={row[k]}" for k in bad))

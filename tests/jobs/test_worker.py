@@ -10,7 +10,7 @@ from qcompare.jobs import worker
 from qcompare.jobs.runner import run_inline
 from qcompare.jobs.store import JobStore
 from qcompare.sources.models import model_from_arg
-from qcompare.store.results import ResultStore
+from qcompare.store.results import ResultStore, check_finite
 
 
 def _specs(model_dir, ev, *methods):
@@ -183,5 +183,5 @@ def test_a_run_with_non_finite_numbers_is_a_failed_job_and_stores_no_row(tiny_mo
     assert job.state == "failed" and "not finite" in job.error and "ppl=nan" in job.error
     assert not ResultStore(state_dir).has(spec.key())
     with pytest.raises(UserError, match="no row was stored"):
-        worker.check_finite({"ppl": 12.0, "kld_mean": float("inf")})
-    worker.check_finite({"ppl": 12.0, "kld_mean": 0.1, "decode_tok_s": None})     # no speed: fine
+        check_finite({"ppl": 12.0, "kld_mean": float("inf")})
+    check_finite({"ppl": 12.0, "kld_mean": 0.1, "decode_tok_s": None})     # no speed: fine
