@@ -11,9 +11,11 @@ from qcompare.decide import estimate
 from qcompare.i18n import catalogue as i18n
 from qcompare.stats import ranking
 from qcompare.stats.comparability import latest_group
+from qcompare.store import pack
 from qcompare.ui import presenter
 from qcompare.ui.data import embedded_state, preset_plan, results, state_dir, submit_preset
 from qcompare.ui.data import ranked as data_ranked
+from qcompare.ui.escape import literal
 from qcompare.ui.lang import current, t
 from qcompare.ui.navigation import ensure_navigation
 from qcompare.ui.notices import show_submitted, user_error
@@ -48,6 +50,21 @@ if st.button(t("home.button"), type="primary", key="home.run"):
         show_submitted(submit_preset("default", EFFORT))
     except UserError as e:
         user_error(e)
+
+
+with st.expander(t("home.pack_title")):
+    st.caption(t("home.pack_help"))
+    uploaded = st.file_uploader(t("home.pack_upload"), type=["qcpack"], key="home.pack")
+    if uploaded is not None and st.session_state.get("home.pack_done") != uploaded.file_id:
+        try:
+            got = pack.load(state_dir(), uploaded)
+            st.session_state["home.pack_done"] = uploaded.file_id
+            m = got.manifest
+            st.success(t("home.pack_loaded", added=got.rows_added, kept=got.rows_kept,
+                         machine=literal(m.get("machine", "")), who=literal(m.get("who") or "?"),
+                         when=m.get("created_at", "")))
+        except UserError as e:
+            user_error(e)
 
 
 @st.fragment(run_every=5)

@@ -20,14 +20,11 @@ from qcompare.charts import tradeoff as charts
 from qcompare.core import columns as table
 from qcompare.stats.comparability import differing
 
-PRECISION_NOTE = ("Perplexity and KL divergence are means over the evaluated tokens; ± is one "
-                  "standard error over windows. Speeds are medians of repeated runs, with the "
-                  "min–max range; a spread over ±25 % means the machine was busy. KL divergence "
-                  "and top-1 agreement are measured against the fp32 baseline on the same tokens.")
 CSS = """
 body { font-family: system-ui, 'Noto Sans CJK JP', sans-serif; margin: 2rem auto; max-width: 1200px;
        color: #222; padding: 0 1rem; }
 h1 { font-size: 1.7rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+.wide { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.82rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; }
 th { background: #f4f4f4; } td.s { text-align: left; }
@@ -48,7 +45,8 @@ def _table_html(d: pd.DataFrame) -> str:
                 text, cls = ("—" if v is None else str(v)), ' class="s"'
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+            "</tbody></table></div>")
 
 
 def _versions(rows: pd.DataFrame) -> pd.DataFrame:
@@ -58,79 +56,81 @@ def _versions(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[cols].drop_duplicates().reset_index(drop=True)
 
 
-def _figures(rows: pd.DataFrame, published: pd.DataFrame | None) -> list:
+def _figures(rows: pd.DataFrame, published: pd.DataFrame | None, lang: str) -> list:
     figs = []
     for x, y in (("weights_mib", "ppl"), ("weights_mib", "kld_mean")):
         if rows[[x, y]].dropna().shape[0]:
             figs.append(charts.tradeoff(rows, x, y, log_y=(y == "kld_mean"), export=True,
-                                        published=published))
-    bars = charts.delta_bars(rows, "ppl")
+                                        published=published, lang=lang))
+    bars = charts.delta_bars(rows, "ppl", lang)
     if bars.data and len(bars.data[0].x):
         figs.append(bars)
     return figs
 
 
 def build(rows: pd.DataFrame, title: str = "qcompare report", published: pd.DataFrame | None = None,
-          machine: list[dict] | None = None, now: datetime | None = None) -> str:
-    """The whole report as one HTML string (module doc)."""
+          machine: list[dict] | None = None, now: datetime | None = None, lang: str = "en") -> str:
+    """The whole report as one HTML string (module doc), its words in `lang`."""
+    from qcompare.i18n import catalogue as i18n
+
+    def t(key: str, **values) -> str:
+        return html.escape(i18n.t(f"report.{key}", lang, **values))
+
     if rows.empty:
         raise ValueError("no rows to report: widen the filters")
     now = now or datetime.now(timezone.utc)
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    parts = [f"<!DOCTYPE html><html lang='{lang}'><head><meta charset='utf-8'>"
              f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
-             f"<p>{len(rows)} measured row(s), written {now:%Y-%m-%d %H:%M} UTC by qcompare. "
-             "Every number below was measured by qcompare unless it is in the section "
-             "“Published figures”.</p>"]
+             f"<p>{t('intro', n=len(rows), when=f'{now:%Y-%m-%d %H:%M}')}</p>"]
     notes = sorted({str(n) for n in rows.get("model_note", pd.Series(dtype=str)).dropna() if n})
     mixed = differing(rows)
-    parts.append("<h2>Notes</h2>")
+    parts.append(f"<h2>{t('notes')}</h2>")
     for n in notes:
-        parts.append(f"<p class='note'><b>Model:</b> {html.escape(n)}</p>")
-    parts.append(f"<p><b>Protocol:</b> {html.escape(', '.join(sorted({f'{p} windows of {w} tokens, {t} tokens evaluated' for p, w, t in zip(rows['protocol'], rows['window'], rows['tokens'])})))}; "
-                 f"corpus {html.escape(', '.join(sorted(set(map(str, rows['corpus'])))))}.</p>")
-    parts.append(f"<p><b>Precision:</b> {html.escape(PRECISION_NOTE)}</p>")
+        parts.append(f"<p class='note'><b>{t('model')}</b> {html.escape(n)}</p>")
+    protocols = sorted({i18n.t("report.protocol_one", lang, protocol=p, window=w, tokens=n)
+                        for p, w, n in zip(rows["protocol"], rows["window"], rows["tokens"])})
+    parts.append(f"<p><b>{t('protocol')}</b> "
+                 f"{t('protocol_text', protocols=', '.join(protocols), corpus=', '.join(sorted(set(map(str, rows['corpus'])))))}</p>")
+    parts.append(f"<p><b>{t('precision')}</b> {t('precision_text')}</p>")
     if mixed:
-        parts.append(f"<p class='note'>These rows differ in {html.escape(', '.join(mixed))}: "
-                     "their quality numbers are not comparable with each other.</p>")
+        parts.append(f"<p class='note'>{t('mixed', fields=', '.join(mixed))}</p>")
 
-    parts.append("<h2>Charts</h2>")
-    for i, fig in enumerate(_figures(rows, published)):
+    parts.append(f"<h2>{t('charts')}</h2>")
+    for i, fig in enumerate(_figures(rows, published, lang)):
         fig.update_layout(width=None, autosize=True)
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
                                  config={"displaylogo": False}, div_id=f"chart-{i}"))
 
-    parts.append("<h2>Rows</h2>")
+    parts.append(f"<h2>{t('rows')}</h2>")
     shown = [c for c in table.names(table=True) if c in rows]
     parts.append(_table_html(rows[shown].rename(columns={"method_label": "method"})))
 
-    parts.append("<h2>Environment</h2>")
+    parts.append(f"<h2>{t('environment')}</h2>")
     parts.append(_table_html(_versions(rows)))
-    parts.append(f"<p>Report written on {html.escape(platform.platform())}, "
-                 f"Python {html.escape(platform.python_version())}.</p>")
+    parts.append(f"<p>{t('written_on', platform=platform.platform(), python=platform.python_version())}</p>")
     for p in machine or []:
-        parts.append("<p>Measured machine profile: " + html.escape(
-            f"{p['device']} ({p['device_name']}, {p['threads']} threads): memory bandwidth "
-            f"{p['bandwidth_gbs']:.1f} GB/s, matmul " + ", ".join(
-                f"{v:.0f} GFLOP/s in {k}" for k, v in p["matmul_gflops"].items())
-            + f", measured {p['measured_at']}") + "</p>")
+        parts.append("<p>" + t("machine", device=p["device"], name=p["device_name"],
+                               threads=p["threads"], bandwidth=p["bandwidth_gbs"],
+                               matmul=", ".join(f"{v:.0f} GFLOP/s ({k})"
+                                                for k, v in p["matmul_gflops"].items()),
+                               when=p["measured_at"]) + "</p>")
 
     if published is not None and not published.empty:
-        parts.append("<h2>Published figures (not measured here)</h2>")
-        parts.append("<p>From the source material and the AWQ paper, with what each source did "
-                     "not state. Drawn as hollow markers, never on the measured frontier.</p>")
+        parts.append(f"<h2>{t('published')}</h2>")
+        parts.append(f"<p>{t('published_text')}</p>")
         cols = ["source", "where", "model", "hardware", "method", "bits", "weights_gb",
                 "memory_gb", "gb_means", "decode_tok_s", "ppl", "ppl_text", "note"]
         parts.append(_table_html(published[cols]))
 
-    parts.append("<h2>Spec of each row</h2>")
+    parts.append(f"<h2>{t('specs')}</h2>")
     for _, r in rows.iterrows():
         spec = r.get("spec_json") or "{}"
         try:
             spec = json.dumps(json.loads(spec), indent=1, sort_keys=True)
         except ValueError:
             pass
-        parts.append(f"<details><summary>{html.escape(str(r['method_label']))} — key "
+        parts.append(f"<details><summary>{html.escape(str(r['method_label']))} — {t('key')} "
                      f"<code>{html.escape(str(r['key'])[:16])}</code></summary>"
                      f"<pre>{html.escape(spec)}</pre>"
                      f"<p>{html.escape(str(r.get('notes') or ''))}</p></details>")

@@ -423,9 +423,41 @@ def cmd_report(args) -> int:
         raise UserError("no result rows match these filters: python -m qcompare results lists "
                         "what is stored.")
     text = report.build(rows, title=args.title, published=published.load() if args.published else None,
-                        machine=roofline.cached_profiles(args.state_dir))
+                        machine=roofline.cached_profiles(args.state_dir), lang=args.lang)
     write_output(out, lambda path: Path(path).write_text(text, encoding="utf-8"))
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(rows)} rows): it opens offline in any browser")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    """Write a demo pack of stored rows (--output), or merge one into the state folder (--load)
+    (`qcompare.store.pack`)."""
+    from qcompare.store import pack
+
+    if args.load:
+        from qcompare.sources.paths import user_path
+
+        got = pack.load(args.state_dir, user_path(args.load))
+        m = got.manifest
+        print(f"loaded {args.load} (made {m['created_at']} on {m['machine']} by {m['who'] or '?'}): "
+              f"{got.rows_added} row(s) added, {got.rows_kept} already here and kept; "
+              f"{len(got.added)} file(s) written")
+        return 0
+    rows = _model_rows(args.state_dir, args.model)
+    for col, values in (("method", args.method), ("effort", args.effort), ("device", args.device)):
+        if values and not rows.empty:
+            rows = rows[rows[col].isin(values)]
+    if rows.empty:
+        raise UserError(key="errors.pack_nothing")
+    out = Path(args.output)
+    if not out.resolve().parent.is_dir():
+        raise UserError(key="errors.output_no_folder", output=args.output, folder=out.resolve().parent)
+    manifest = {}
+    write_output(out, lambda path: manifest.update(pack.write(
+        args.state_dir, path, list(rows["key"]), who=args.who, logprobs=args.logprobs)))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {len(manifest['rows'])} row(s), "
+          f"{len(manifest['baselines'])} baseline(s), {len(manifest['sensitivity'])} sensitivity "
+          f"sweep(s); load it with: python -m qcompare pack --load {out.name}")
     return 0
 
 
@@ -506,7 +538,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", action="append", default=[], help="only these devices (repeat)")
     p.add_argument("--published", action="store_true", help="include the published layer")
     p.add_argument("--title", default="qcompare report")
+    p.add_argument("--lang", default="en", choices=("en", "ja"),
+                   help="language of the report's text and charts")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("pack", help="a demo pack: stored rows, their per-token files, baselines' "
+                                    "side files and noise floors in one file; or load one")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--output", help="the .qcpack file to write")
+    what.add_argument("--load", help="a .qcpack file to merge into the state folder")
+    p.add_argument("--model", default=None, help="rows of this model (a label or part of one)")
+    p.add_argument("--method", action="append", default=[], help="only these methods (repeat)")
+    p.add_argument("--effort", action="append", default=[], help="only these efforts (repeat)")
+    p.add_argument("--device", action="append", default=[], help="only these devices (repeat)")
+    p.add_argument("--who", default="", help="who made the pack (default: this user)")
+    p.add_argument("--logprobs", action="store_true",
+                   help="also the baselines' log-probabilities (large), so new runs on them "
+                        "need no baseline pass")
+    p.set_defaults(func=cmd_pack)
 
     from qcompare.cli.recipes import add_commands
     add_commands(sub)

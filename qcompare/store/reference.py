@@ -96,7 +96,10 @@ class ReferenceStore:
             (tmp / "meta.json").write_text(json.dumps({**meta, **w.meta, "n_scored": n_scored,
                                                        "vocab": vocab}, indent=1))
             final = self.folder(key)
-            if final.exists():
+            if final.exists():          # side files (pieces, noise floor; from a demo pack
+                for p in final.iterdir():       # without log-probabilities) stay with the pass
+                    if p.is_file() and not (tmp / p.name).exists():
+                        os.replace(p, tmp / p.name)
                 shutil.rmtree(final)
             os.replace(tmp, final)
         finally:

@@ -87,7 +87,7 @@ def test_recommend_and_report_from_measured_rows(cli, state_dir, tiny_model_dir,
         "--method", "rtn:bits=2,granularity=channel", *TINY)
     out = json.loads(cli("recommend", "--device", "cpu", "--memory-gb", "4", "--json").stdout)
     assert [c["method_label"] for c in out["measured"]][0] == "fp32"
-    assert out["model"]["hidden"] == 64 and out["rules"][0]["methods"] == ["gguf:type=Q4_K_M"]
+    assert out["model"]["hidden"] == 64 and out["rules"][0]["methods"] == ["gguf:type=Q8_0", "gguf:type=Q4_K_M"]
     text = cli("recommend", "--device", "cpu", "--memory-gb", "4", "--priority", "size").stdout
     assert text.startswith("From measurements") and "1. rtn bits=2" in text
     assert "Rules of thumb (the source guide, not measured here):" in text
@@ -97,7 +97,7 @@ def test_recommend_and_report_from_measured_rows(cli, state_dir, tiny_model_dir,
              "--max-kld", "0.001", "--lang", "ja").stdout
     assert ja.startswith("測定から（") and "1. rtn bits=2" not in ja       # over the KLD limit
     assert "除外:" in ja and "KLD 上限" in ja and "経験則（元のガイドより" in ja
-    assert "fits in" not in ja and "収まる（余裕" in ja and "GGUF Q4_K_M" in ja
+    assert "fits in" not in ja and "収まる（余裕" in ja and "GGUF Q8_0" in ja
     same = json.loads(cli("recommend", "--device", "cpu", "--memory-gb", "4", "--json",
                           "--lang", "ja").stdout)
     assert same["measured"][0]["reason"].isascii() and same == out       # --json stays English
@@ -106,6 +106,11 @@ def test_recommend_and_report_from_measured_rows(cli, state_dir, tiny_model_dir,
     html = report.read_text()
     assert "wrote" in out and html.count("Plotly.newPlot") >= 2 and "cdn.plot.ly/plotly" not in html
     assert "rtn bits=8" in html and "fp32</td>" not in html and "Published figures" in html
+    cli("report", "--output", str(report), "--method", "rtn", "--published", "--lang", "ja")
+    ja = report.read_text()
+    assert "<html lang='ja'>" in ja and "公表値（ここでの測定ではありません）" in ja
+    assert "Published figures" not in ja and "Precision:" not in ja and "注記" in ja
+    assert "<div class='wide'><table>" in ja                 # a wide table scrolls, not the page
 
 
 def test_methods_in_japanese_keeps_the_names_and_translates_the_text(cli):
