@@ -76,5 +76,7 @@ with st.sidebar:
     sidebar_status()
 
 if presenter.active():
-    presenter.demo_script(presenter.steps(), expanded=nav.url_path in ("", "home"))
+    # collapsed: its title line carries the rehearsal check; the steps open on a click (open,
+    # on Home they filled a 1024x768 projector's first screen)
+    presenter.demo_script(presenter.steps(), expanded=False)
 nav.run()

@@ -272,9 +272,12 @@ PUB_COLUMNS = ("source", "where", "model", "method", "note", "ppl_text", "hardwa
 with tab_pub:
     pub = published.load()
     st.markdown(t("choose.pub_intro"))
-    st.dataframe(pub[list(PUB_COLUMNS)], hide_index=True, column_config={
+    st.caption(t("choose.pub_quoted"))
+    st.dataframe(pub[list(PUB_COLUMNS)].astype(object).where(pub[list(PUB_COLUMNS)].notna(), "—"),
+                 hide_index=True, column_config={
         c: st.column_config.Column(t(f"choose.p_{c}"), width="large" if c == "note" else None)
         for c in PUB_COLUMNS})
     st.subheader(t("choose.pub_beside"))
     st.caption(t("choose.pub_beside_caption"))
-    st.dataframe(published.beside_measured(pub, df, lang), hide_index=True)
+    beside = published.beside_measured(pub, df, lang)
+    st.dataframe(beside.astype(object).where(beside.notna(), "—"), hide_index=True)

@@ -44,8 +44,13 @@ measured = {}
 for _, r in rows.sort_values("finished_at", ascending=False).iterrows():
     if r["method"] != registry.BASELINE and r["method_label"] not in measured:
         measured[r["method_label"]] = r["spec_json"]
-picked = c[1].multiselect(t("generate.variants"), list(measured),
-                          default=list(measured)[:2], max_selections=3, key="gen.variants")
+# the presenter's choice stays as new rows arrive: options in a fixed (alphabetical) order, and
+# the first default (the two newest) fixed once per session
+if "gen.variants" not in st.session_state:
+    st.session_state["gen.variants"] = list(measured)[:2]
+st.session_state["gen.variants"] = [v for v in st.session_state["gen.variants"] if v in measured]
+picked = c[1].multiselect(t("generate.variants"), sorted(measured), max_selections=3,
+                          key="gen.variants")
 typed = c[1].text_input(t("generate.typed"), "", key="gen.typed", help=t("generate.typed_help"))
 OWN = "own"
 prompt_choice = st.radio(t("generate.prompt"), list(generation.DEFAULT_PROMPTS) + [OWN], horizontal=True,

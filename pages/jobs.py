@@ -26,7 +26,29 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     seconds = int(seconds)
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return (t("jobs.duration_min", m=seconds // 60, s=seconds % 60) if seconds >= 60
+            else t("jobs.duration_sec", s=seconds))
+
+
+def _card(j) -> str:
+    """The job's title in the page's language, from its spec (the stored label is English)."""
+    from qcompare.core.specs import RunSpec
+    from qcompare.jobs import noise_job
+
+    try:
+        if noise_job.is_noise_json(j.spec_json):
+            spec = noise_job.from_json(j.spec_json)
+            return t("jobs.card_noise", model=_model(spec.model), protocol=spec.eval.protocol,
+                     device=spec.eval.device)
+        spec = RunSpec.from_json(j.spec_json)
+    except Exception:  # noqa: BLE001 - another kind of job (a sensitivity sweep): its label
+        return j.label
+    method = registry.get(spec.method.name).short_label(spec.method.options_dict)
+    return t("jobs.card", method=method, model=_model(spec.model), device=spec.eval.device)
+
+
+def _model(model) -> str:
+    return t("jobs.embedded_model") if model.source == "embedded" else model.label
 
 
 @st.fragment(run_every=2)
@@ -68,7 +90,7 @@ def job_table() -> None:
             else:
                 what = f"`{t(f'jobs.s_{state}')}` · {literal(stages.text(j.stage, current(), registry.stage_patterns())) or '—'}"
             c[0].markdown(f'<span id="job-{j.id}"></span>{ICONS.get(state, "")} **#{j.id}** '
-                          f"{literal(j.label)}  \n{what}", unsafe_allow_html=True)
+                          f"{literal(_card(j))}  \n{what}", unsafe_allow_html=True)
             if j.state == "running":
                 c[0].progress(min(max(j.progress, 0.0), 1.0))
                 c[1].caption(t("jobs.elapsed", t=_duration(elapsed), eta=_duration(status.eta_seconds(j, now))))

@@ -87,7 +87,8 @@ ties = ([(r["key"], ranked.loc[i + 1, "key"]) for i, r in ranked.iterrows()
 refs = view["reference_key"].dropna().unique()
 noise = noisefloor.read(state_dir(), refs[0]) if len(refs) == 1 else None
 fig = charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                      published=layer, ties=ties, noise=noise, lang=lang)
+                      published=layer, ties=ties, noise=noise, lang=lang,
+                      noise_pending=noise is None and len(refs) == 1)
 presenter.chart(fig, key="tradeoff")
 if layer is not None:
     drawn = len(published.on_axes(layer, x, y))
@@ -108,7 +109,8 @@ if not front.empty:
 def export_figure():
     """Built anew for the file: the shown figure carries Streamlit's rewritten template."""
     return charts.tradeoff(view, x, y, log_x=log_x, log_y=log_y, show_collapsed=show_all,
-                           export=True, published=layer, ties=ties, noise=noise)
+                           export=True, published=layer, ties=ties, noise=noise, lang=lang,
+                           noise_pending=noise is None and len(refs) == 1)
 
 
 with st.expander(t("results.recipe")):
@@ -284,6 +286,6 @@ if png_reason is None:
 else:
     d[3].caption(t("results.camera", reason=png_reason))
 d[4].download_button(t("results.report"), lambda: report.build(
-    view, title=f"qcompare report: {', '.join(sorted(set(view['model'])))}", published=layer,
-    machine=profiles), "qcompare-report.html", "text/html", on_click="ignore",
+    view, title=t("results.report_title", models=", ".join(sorted(set(view["model"])))), published=layer,
+    machine=profiles, lang=lang), "qcompare-report.html", "text/html", on_click="ignore",
     help=t("results.report_help"))

@@ -139,7 +139,7 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
              log_y: bool = False, title: str = "", show_collapsed: bool = False,
              export: bool = False, published: pd.DataFrame | None = None,
              ties: list[tuple[str, str]] | None = None, noise: dict | None = None,
-             lang: str = "en") -> go.Figure:
+             lang: str = "en", noise_pending: bool = False) -> go.Figure:
     """Scatter of every measured row with the Pareto frontier (its words in `lang`).
 
     Every point is labelled (chartstyle.point_label) where its label fits without collisions,
@@ -154,7 +154,8 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
     "published: <source>", after the frontier is computed from the measured rows alone.
     `ties` (pairs of row keys, e.g. neighbours of `qcompare.stats.ranking` whose interval covers 0)
     are joined by a dotted grey line: not distinguishable at this sample size. `noise`
-    (`qcompare.stats.noisefloor.read`) shades the baseline's noise floor on a KL or top-1 axis."""
+    (`qcompare.stats.noisefloor.read`) shades the baseline's noise floor on a KL or top-1 axis;
+    with `noise_pending` (its job has not run yet) such an axis says "noise floor: coming"."""
     fig = go.Figure()
     unfit = _not_finite_rows(df, x, y)
     d = df.drop(index=unfit.index).dropna(subset=[x, y]).copy()
@@ -229,7 +230,7 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
         fig.add_trace(go.Scatter(x=f[x], y=f[y], mode="lines", name=i18n.t("chart.frontier", lang),
                                  line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
     if pub is not None and not pub.empty:
-        add_published(fig, pub, x, y, lang)
+        add_published(fig, pub, x, y, lang, measured=d)
     where = {r["key"]: (r[x], r[y]) for _, r in ok.iterrows()}
     first = True
     for a, b in ties or []:
@@ -248,6 +249,11 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
                            else (floor[0] if higher else floor[1]),
                            xanchor="left", yanchor="top" if higher else "bottom",
                            showarrow=False, font={"size": 11, "color": "#1f77b4"})
+    elif noise is None and noise_pending and METRICS[y].noise_band:
+        fig.add_annotation(text=i18n.t("chart.noise_pending", lang), xref="paper", yref="paper",
+                           x=0, y=0 if higher else 1, xanchor="left",
+                           yanchor="bottom" if higher else "top", showarrow=False,
+                           font={"size": 11, "color": "#1f77b4"})
     if METRICS[y].vs_baseline and not base.empty:
         fig.add_vline(x=float(base[x].iloc[0]), line={"color": "#555", "dash": "dash"},
                       annotation_text=f"{BASELINE} baseline (the reference)",
@@ -272,13 +278,20 @@ def tradeoff(df: pd.DataFrame, x: str = "weights_mib", y: str = "ppl", log_x: bo
                            xref="paper", yref="paper", x=1, y=-0.16, xanchor="right",
                            showarrow=False, font={"size": 11, "color": "#b00020"})
     if wide:
-        fig.add_annotation(text=f"⚠ speed spread over ±{SPREAD_WARN:.0%} for "
-                                f"{', '.join(point_label(r) for r in wide)}: a busy machine?",
+        fig.add_annotation(text=i18n.t("chart.spread_warn", lang, spread=SPREAD_WARN,
+                                       labels=", ".join(point_label(r) for r in wide)),
                            xref="paper", yref="paper", x=0, y=-0.16, xanchor="left",
                            showarrow=False, font={"size": 11, "color": "#b35900"})
     if export:
-        fig.update_layout(template="plotly_white", width=1200, height=650,
-                          margin={"t": 90, "l": 100, "r": 40, "b": 90}, font={"size": 14})
+        # a file has no scrolling legend: it goes under the plot, four entries a row, and the
+        # figure grows to hold every entry
+        entries = sum(1 for tr in fig.data if tr.showlegend is not False)
+        rows = -(-entries // 4)
+        fig.update_layout(template="plotly_white", width=1200, height=650 + 26 * rows,
+                          margin={"t": 90, "l": 100, "r": 40, "b": 130 + 26 * rows},
+                          font={"size": 14},
+                          legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.14,
+                                  "yanchor": "top", "groupclick": "toggleitem"})
     return fig
 
 
@@ -286,10 +299,23 @@ PUBLISHED_SYMBOLS = {"seed guide": "circle-open", "seed meetup talk": "diamond-o
                      "AWQ paper": "square-open"}
 
 
-def add_published(fig: go.Figure, pub: pd.DataFrame, x: str, y: str, lang: str = "en") -> None:
+def add_published(fig: go.Figure, pub: pd.DataFrame, x: str, y: str, lang: str = "en",
+                  measured: pd.DataFrame | None = None) -> None:
     """Hollow markers, one trace per source, legend 'published: <source>'; hover says what the
-    source did not state. Never part of a frontier (they are added after it)."""
+    source did not state. Never part of a frontier (they are added after it). Where the
+    published figures are of other models than the `measured` rows' (a 7B beside the 135M
+    embedded model), the chart says so above the plot."""
     from qcompare.sources.published import short_source
+
+    if measured is not None and "model" in measured and "model" in pub and not pub.empty:
+        ours = {str(m) for m in measured["model"].dropna()}
+        theirs = sorted({str(m) for m in pub["model"].dropna()} - ours)
+        if theirs and ours:
+            fig.add_annotation(text=i18n.t("chart.published_other_model", lang,
+                                           models=", ".join(theirs)),
+                               xref="paper", yref="paper", x=0, y=1.0, xanchor="left",
+                               yanchor="bottom", showarrow=False,
+                               font={"size": 12, "color": "#444"})
 
     for source, part in pub.groupby("source", sort=False):
         short = short_source(str(source))
@@ -339,7 +365,7 @@ def choice_chart(points: pd.DataFrame, x: str, y: str, x_label: str, y_label: st
             hovertext=part["reason"] if "reason" in part else part["method_label"],
             hoverinfo="text"))
     if pub is not None and not pub.empty:
-        add_published(fig, pub, x, y, lang)
+        add_published(fig, pub, x, y, lang, measured=d)
     if x_limit is not None or y_limit is not None:
         x1 = min(x_limit, x_range[1]) if x_limit is not None else x_range[1]
         y1 = min(y_limit, y_range[1]) if y_limit is not None else y_range[1]
@@ -419,6 +445,7 @@ def delta_bars(df: pd.DataFrame, metric: str, lang: str = "en") -> go.Figure:
     cut = i18n.t("kl.delta_cut", lang) if (d["delta_pct"].abs() > BAR_CAP_PCT).any() else ""
     fig.update_layout(title=i18n.t("kl.delta_title", lang, label=label(metric, lang), baseline=BASELINE, cut=cut),
                       xaxis_title=i18n.t("kl.delta_x", lang), margin={"t": 60, "l": 10, "r": 10, "b": 10},
+                      yaxis={"automargin": True},        # method labels are never clipped
                       height=max(240, 60 + 36 * len(d)))
     return fig
 
@@ -438,9 +465,11 @@ def png_unavailable_reason() -> str | None:
     return None
 
 
-def to_png(fig: go.Figure, width: int = 1200, height: int = 650) -> bytes:
-    """PNG of a figure built with export=True (kaleido, through a local Chromium)."""
-    return fig.to_image(format="png", width=width, height=height, scale=2)
+def to_png(fig: go.Figure, width: int | None = None, height: int | None = None) -> bytes:
+    """PNG of a figure built with export=True (kaleido, through a local Chromium), at the
+    figure's own size (an exported trade-off grows with its legend)."""
+    return fig.to_image(format="png", width=width or fig.layout.width or 1200,
+                        height=height or fig.layout.height or 650, scale=2)
 
 
 def layer_metrics(layers: list[dict]) -> list[str]:

@@ -19,6 +19,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 RULES_OF_THUMB: dict[str, tuple[str, ...]] = {
     "qlora": ("bnb-nf4:double_quant=true",),          # fine-tuning: NF4 + QLoRA
     "cpu": ("gguf:type=Q4_K_M",),                     # CPU only
+    "cpu_roomy": ("gguf:type=Q8_0", "gguf:type=Q4_K_M"),  # CPU whose RAM holds 8 bits easily
     "fp16": ("fp16",),                                # when 16-bit weights fit 80 % of the GPU
     "int4": ("awq:bits=4,group_size=128", "gptq:bits=4,group_size=128"),  # serving / quality
 }

@@ -25,10 +25,15 @@ MODELS: dict[str, ModelShape] = {m.name: m for m in (
     _m("Llama-3.1-70B", 80, 8192, 64, 8, 28672, 128256),
 )}
 
-# nominal memory in GiB (what nvidia-smi's total is close to, before ECC and driver reserves)
+# GiB a program can allocate: the total nvidia-smi reports (its MiB / 1024), which is less than
+# the marketed "24 GB" where ECC and the driver reserve part of it (an A10's 24 GiB of chips shows
+# 23,028 MiB); the catalogue names say GiB so the two are never read as one number
 GPUS: dict[str, float] = {
-    "T4 (16 GB)": 16, "RTX 4080 (16 GB)": 16, "A10 (24 GB)": 24, "L4 (24 GB)": 24,
-    "RTX 4090 (24 GB)": 24, "A100 40GB": 40, "A6000 / L40S (48 GB)": 48, "A100 80GB": 80,
-    "H100 (80 GB)": 80, "H200 (141 GB)": 141,
+    "T4 (15.0 GiB)": 15360 / 1024, "RTX 4080 (16.0 GiB)": 16376 / 1024,
+    "A10 (22.5 GiB)": 23028 / 1024, "L4 (22.5 GiB)": 23034 / 1024,
+    "RTX 4090 (24.0 GiB)": 24564 / 1024, "A100 40GB (40.0 GiB)": 40960 / 1024,
+    "L40S (45.0 GiB)": 46068 / 1024, "RTX A6000 (48.0 GiB)": 49140 / 1024,
+    "A100 80GB (80.0 GiB)": 81920 / 1024, "H100 SXM (79.6 GiB)": 81559 / 1024,
+    "H200 (140.4 GiB)": 143771 / 1024,
 }
 COMMON_SIZES_GIB = (16, 24, 40, 48, 80)

@@ -74,7 +74,7 @@ def plan(specs, rows: pd.DataFrame, state_dir: str | Path) -> Estimate:
 
 
 def describe(e: Estimate, lang: str = "en") -> str:
-    """'about 4.2 min for 11 runs (2 cached)' and the basis."""
+    """'about 4.2 min for 9 runs (and 2 already in the cache)' and the basis."""
     if e.runs == 0:
         return i18n.t("estimate.all_cached", lang, cached=e.cached)
     cached = i18n.t("estimate.cached", lang, n=e.cached) if e.cached else ""

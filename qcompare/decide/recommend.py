@@ -324,9 +324,20 @@ def rules(shape: ModelShape | None, c: Constraints, lang: str = "en") -> list[Ru
         if shape is not None:
             try:
                 e = _size(RULES_OF_THUMB["cpu"][0], shape, c)
-                why += t("cpu_size", need=_gib(e.total), ctx=_ctx(c.context))
+                q8 = _size(RULES_OF_THUMB["cpu_roomy"][0], shape, c)
             except ValueError as err:             # rows llama.cpp's blocks cannot hold
-                why += t("cpu_unsized", error=err)
+                out.append(rule(t("cpu"), list(RULES_OF_THUMB["cpu"]), why + t("cpu_unsized", error=err)))
+                return out
+            ram = None if c.memory_gib is None else c.memory_gib * GIB
+            if ram is not None and q8.total <= FP16_FRACTION * ram:      # room for 8 bits
+                out.append(rule(t("cpu_roomy"), list(RULES_OF_THUMB["cpu_roomy"]),
+                                t("cpu_roomy_why", q8=_gib(q8.total), q4=_gib(e.total),
+                                  ram=_gib(ram), room=_gib(ram - q8.total), ctx=_ctx(c.context))))
+                return out
+            why += t("cpu_size", need=_gib(e.total), ctx=_ctx(c.context))
+            if ram is not None:
+                why += (t("cpu_room", room=_gib(ram - e.total), ram=_gib(ram), q8=_gib(q8.total))
+                        if e.total <= ram else t("cpu_no_room", ram=_gib(ram)))
         out.append(rule(t("cpu"), list(RULES_OF_THUMB["cpu"]), why))
         return out
     if shape is None or c.memory_gib is None:

@@ -30,7 +30,10 @@ from pathlib import Path
 
 from qcompare.explore.decoding import Decoding
 
-DEFAULT_PROMPTS = ("昔々、あるところに", "Once upon a time, in a small village by the sea,")
+# the embedded model is a small English model: it continues English text, and Japanese poorly
+# (「昔々、あるところに」 gets the same broken phrase over and over), which a demo should show as such
+DEFAULT_PROMPTS = ("Once upon a time, in a small village by the sea,",
+                   "The three things to know about quantization are", "昔々、あるところに")
 MAX_COLUMNS = 4          # the baseline and up to three variants
 FINISHED = ("done", "cancelled", "failed")
 

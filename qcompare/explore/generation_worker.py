@@ -144,7 +144,7 @@ class Server:
                         col["ttft_ms"] = (now - t_start) * 1000
                     elif now > t_first:
                         col["tok_s"] = (len(col["tokens"]) - 1) / (now - t_first)
-                    col["text"] = tok.decode(col["tokens"], skip_special_tokens=True)
+                    col["text"] = visible_text(tok, col["tokens"])
                     save()
                     if (len(col["tokens"]) >= d.max_new_tokens or token == tok.eos_token_id
                             or generation.cancelled(self.state_dir, rid)):
@@ -182,6 +182,13 @@ class Server:
             base_rows = runtime.logits(seq, len(col["tokens"]))
             col["kl"] = kl_rows(base_rows, torch.stack(logits_seen)).tolist()
             col["first_divergence"] = generation.first_divergence(base["tokens"], col["tokens"])
+
+
+def visible_text(tok, tokens: list[int]) -> str:
+    """The decoded tokens without a trailing partial character: a byte-level token can end inside
+    a multi-byte UTF-8 character (any Japanese one), which decodes as U+FFFD until the token
+    that completes it arrives; the stream shows whole characters only."""
+    return tok.decode(tokens, skip_special_tokens=True).rstrip("\ufffd")
 
 
 def _pieces(tok, tokens: list[int]) -> list[str]:

@@ -17,7 +17,7 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
 h1 { font-size: 3rem !important; } h2, h3 { font-size: 2.1rem !important; }
 [data-testid="stMetricValue"] { font-size: 2.6rem !important; }
 [data-testid="stCaptionContainer"] { font-size: 1rem !important; }
-[data-testid="stMainBlockContainer"] { max-width: 96vw; padding-top: 2rem; }
+[data-testid="stMainBlockContainer"] { max-width: 96vw; padding-top: 4.2rem; }
 </style>
 """
 FONT = {"size": 22, "color": "#000000"}
@@ -48,9 +48,19 @@ def apply() -> None:
 
 def theme(fig: go.Figure) -> go.Figure:
     """The figure restyled for the back of a room: black on white, thick axes, large fonts,
-    markers at least 16 px and lines at least 4 px."""
+    markers at least 16 px and lines at least 4 px; and laid out for a 1024-px projector: the
+    legend under the plot (a side legend took half the width and scrolled), a long title in
+    smaller type rather than cut, and point labels turned inwards near the plot's edges so they
+    stay inside it."""
+    title = fig.layout.title.text or ""
+    entries = sum(1 for tr in fig.data if tr.showlegend is not False and tr.name)
+    rows = -(-entries // 3)
+    height = (fig.layout.height or 450) + 34 * rows
     fig.update_layout(font=FONT, paper_bgcolor="#FFFFFF", plot_bgcolor="#FFFFFF",
-                      title_font={"size": 28}, legend_font={"size": 20})
+                      title_font={"size": max(16, min(28, 1500 // max(len(title), 1)))},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18,
+                              "yanchor": "top", "font": {"size": 18}, "title": {"text": ""}},
+                      height=height, margin={"b": 110 + 34 * rows})
     fig.update_xaxes(**AXIS)
     fig.update_yaxes(**AXIS)
     for trace in fig.data:
@@ -63,7 +73,46 @@ def theme(fig: go.Figure) -> go.Figure:
                 trace.line.width = max(trace.line.width or 0, 4)
             if trace.textfont is not None:
                 trace.textfont.size = 20
+            _labels_inwards(fig, trace)
     return fig
+
+
+def _share(value, axis) -> float | None:
+    """Where `value` sits across `axis`'s range, 0 (start) to 1 (end); None without a range."""
+    import math
+
+    rng = axis.range
+    if not rng or value is None or not isinstance(value, (int, float)):
+        return None
+    lo, hi = rng
+    if axis.type == "log":
+        if value <= 0:
+            return None
+        value = math.log10(value)
+    return (value - lo) / (hi - lo) if hi != lo else None
+
+
+def _labels_inwards(fig: go.Figure, trace) -> None:
+    """Point labels near the plot's left or right quarter, or its top tenth, are placed on the
+    side facing the plot's middle (presenter type is large: outward labels ran off the plot)."""
+    if not trace.text or "text" not in (trace.mode or "") or trace.x is None or trace.y is None:
+        return
+    xs, ys = list(trace.x), list(trace.y)
+    given = trace.textposition
+    positions = list(given) if isinstance(given, (list, tuple)) else [given or "top center"] * len(xs)
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i >= len(positions):
+            break
+        sx, sy = _share(x, fig.layout.xaxis), _share(y, fig.layout.yaxis)
+        vertical, _, horizontal = (positions[i] or "top center").partition(" ")
+        if sx is not None and sx > 0.75:
+            horizontal = "left"
+        elif sx is not None and sx < 0.25:
+            horizontal = "right"
+        if sy is not None and sy > 0.9:
+            vertical = "bottom"
+        positions[i] = f"{vertical} {horizontal or 'center'}"
+    trace.textposition = positions
 
 
 def chart(fig: go.Figure, where=None, **kw) -> None:
@@ -79,7 +128,10 @@ def chart(fig: go.Figure, where=None, **kw) -> None:
 
 def demo_script(steps: list[dict], expanded: bool) -> None:
     """The prepared steps: title, what it shows, where its numbers come from, a link."""
-    with st.expander(t("presenter.script"), expanded=expanded):
+    live = [str(i) for i, s in enumerate(steps, 1) if s.get("live")]
+    with st.expander(t("presenter.script") + "  ·  " + (
+            t("presenter.rehearsal_live", n=len(live), steps=", ".join(live)) if live
+            else t("presenter.rehearsal_ready")), expanded=expanded, icon="⏱️" if live else "✅"):
         for i, s in enumerate(steps, 1):
             c = st.columns([4, 2])
             c[0].markdown(f"**{i}. {s['title']}** — {s['what']}  \n{s['source']}")
@@ -88,7 +140,8 @@ def demo_script(steps: list[dict], expanded: bool) -> None:
 
 def steps() -> list[dict]:
     """The demo's steps with where their numbers come from right now (the stored rows, or what
-    the step will measure): never a prepared figure."""
+    the step will measure): never a prepared figure. `live`: the step would measure in front of
+    the audience (rows missing, the model not yet converted), which the rehearsal check names."""
     from qcompare.core.errors import UserError
     from qcompare.explore import generation
     from qcompare.ui.data import embedded_state, preset_plan, results, state_dir
@@ -100,20 +153,24 @@ def steps() -> list[dict]:
         have = sum(s.key() in stored for s in plan)
         comparison = (t("presenter.s1_all", n=len(plan)) if have == len(plan) else
                       t("presenter.s1_some", have=have, n=len(plan), missing=len(plan) - have))
+        missing = have < len(plan)
     except UserError as e:
-        comparison = t("presenter.s1_refused", error=e)
+        comparison, missing = t("presenter.s1_refused", error=e), True
     done = list((generation.folder(state_dir()) / "requests").glob("*.json"))
     state, _ = embedded_state(str(state_dir()))
     return [
         {"title": t("presenter.s1_title"), "page": "pages/home.py", "link": t("nav.home"),
-         "icon": "🏠", "what": t("presenter.s1_what"), "source": comparison},
+         "icon": "🏠", "what": t("presenter.s1_what"), "source": comparison, "live": missing},
         {"title": t("presenter.s2_title"), "page": "pages/results.py", "link": t("nav.results"),
          "icon": "📈", "what": t("presenter.s2_what"),
-         "source": t("presenter.s2_rows", n=len(df)) if len(df) else t("presenter.s2_none")},
+         "source": t("presenter.s2_rows", n=len(df)) if len(df) else t("presenter.s2_none"),
+         "live": not len(df)},
         {"title": t("presenter.s3_title"), "page": "pages/generate.py", "link": t("nav.generate"),
          "icon": "✍️", "what": t("presenter.s3_what"),
-         "source": t("presenter.s3_source") + (t("presenter.s3_count", n=len(done)) if done else "")},
+         "source": t("presenter.s3_source") + (t("presenter.s3_count", n=len(done)) if done else ""),
+         "live": state != "ready"},
         {"title": t("presenter.s4_title"), "page": "pages/playground.py", "link": t("nav.playground"),
          "icon": "🎛️", "what": t("presenter.s4_what"),
-         "source": t("presenter.s4_ready") if state == "ready" else t("presenter.s4_waiting")},
+         "source": t("presenter.s4_ready") if state == "ready" else t("presenter.s4_waiting"),
+         "live": state != "ready"},
     ]

@@ -35,7 +35,7 @@ def _seed(state_dir, tiny_model_dir):
     specs += submitting.build_specs(model, methods[:1], CorpusSpec(), replace(TINY, protocol="strided"))
     for s in specs:
         worker.run(s, state_dir)
-    noise_job.run(noise_job.to_json(specs[0]), state_dir)     # the pages show it
+    worker.run_noise_floor(noise_job.to_json(specs[0]), state_dir)     # the pages show it
     return state_dir
 
 
@@ -80,7 +80,12 @@ def test_default_comparison_button_queues_jobs(app, seeded):
     from qcompare.core.specs import RunSpec
     assert {effort_of(RunSpec.from_json(j.spec_json)) for j in queued} == {"quick"}
     assert queued[-1].label.startswith("fp32")            # listed newest first: queued first
-    assert any("queued as job" in i.value or "already queued" in i.value for i in at.info)
+    assert [i.value.lstrip("⏳ ") for i in at.info] == [f"{len(methods)} of {len(methods)} runs queued "
+                                                       "(0 already running, 0 already measured)."]
+    # pressed again mid-sweep: one line, nothing queued twice
+    next(b for b in at.button if "default comparison" in b.label).click().run()
+    assert [i.value.lstrip("⏳ ") for i in at.info] == [f"Already running: 0 of {len(methods)} done."]
+    assert len(JobStore.open(seeded).list(("queued",))) - before == len(methods)
 
 
 def test_compare_renders_method_forms_and_submits(app, seeded, tiny_model_dir):
@@ -447,7 +452,7 @@ def test_choose_ranks_the_measured_rows_and_excludes_by_the_limit(app):
 def test_choose_rule_button_queues_the_runs_on_the_measured_protocol(app, seeded):
     at = _choose(app)
     at.radio(key="choose.device").set_value("cuda").run()
-    at.selectbox(key="choose.gpu").set_value("H100 (80 GB)").run()
+    at.selectbox(key="choose.gpu").set_value("H100 SXM (79.6 GiB)").run()
     assert any("FP16" in i.value for i in at.info)
     before = {j.id for j in JobStore.open(seeded).list(("queued",))}
     next(b for b in at.button if b.label.startswith("Measure it on")).click().run()

@@ -16,6 +16,17 @@ def test_the_theme_is_large_and_high_contrast():
     assert out.layout.xaxis.linewidth == 2
 
 
+def test_the_theme_fits_a_1024_projector_legend_below_labels_inwards_long_titles_smaller():
+    fig = go.Figure([go.Scatter(x=[1, 5, 10], y=[1, 5, 9.8], mode="markers+text", name="a",
+                                text=["left", "middle", "right"], textposition="top right")])
+    fig.update_layout(xaxis={"range": [0, 10.5]}, yaxis={"range": [0, 10]},
+                      title="A long title " * 8)
+    out = presenter.theme(fig)
+    assert out.layout.legend.orientation == "h" and out.layout.legend.y < 0     # under the plot
+    assert list(out.data[0].textposition) == ["top right", "top right", "bottom left"]
+    assert out.layout.title.font.size < 22                    # 104 characters: smaller type
+
+
 def _open(tmp_path, monkeypatch, page=None):
     return page_on(tmp_path, page, monkeypatch, query={"present": "1"})
 
@@ -27,6 +38,9 @@ def test_present_1_turns_it_on_with_the_demo_script(tmp_path, monkeypatch):
     script = [m.value for m in at.markdown if m.value.startswith("**1. The default comparison**")]
     assert script and "runs stored" in script[0]           # says what is cached, never a number made up
     assert any(m.value.startswith("**4. The playground**") for m in at.markdown)
+    # the rehearsal check, in the script's title line: on an empty state every step is live
+    (script_box,) = [e for e in at.expander if e.label.startswith("Demo script")]
+    assert script_box.label.endswith("rehearsal: step 1, 2, 3, 4 would measure live")
 
 
 def test_charts_use_the_presenter_theme_and_it_switches_off(tmp_path, monkeypatch, tiny_model_dir):

@@ -193,6 +193,14 @@ def test_published_points_are_hollow_labelled_and_never_on_the_frontier():
     (layer,) = [t for t in fig.data if t.name.startswith("published")]
     assert layer.name == "published: AWQ paper" and layer.marker.symbol.endswith("-open")
     assert fig.layout.xaxis.range[0] < 1.0                             # the axis takes it in
+    # of another model than the measured rows': said on the chart, in the page's language
+    measured = _df().assign(model="embedded SmolLM2-135M-Instruct")
+    other = charts.tradeoff(measured, "weights_mib", "ppl", published=pub.assign(model="Llama-2-7B"),
+                            lang="ja")
+    assert any("Llama-2-7B の公表値" in (a.text or "") for a in other.layout.annotations)
+    same = charts.tradeoff(measured, "weights_mib", "ppl",
+                           published=pub.assign(model="embedded SmolLM2-135M-Instruct"))
+    assert not any("another model" in (a.text or "") for a in same.layout.annotations)
 
 
 def test_choice_chart_shades_the_feasible_region_and_greys_the_excluded():
@@ -239,3 +247,18 @@ def test_rows_with_non_finite_numbers_are_left_out_and_named(y):
     assert all(math.isfinite(v) for v in fig.layout.yaxis.range)
     note = [a.text for a in fig.layout.annotations if "not a finite" in a.text]
     assert note and "smoothquant" in note[0] and "(2)" in note[0]
+
+
+def test_an_exported_chart_speaks_the_pages_language_and_holds_its_whole_legend():
+    points = [("fp32", {}, 500.0, 15.0)] + [("rtn", {"bits": b}, 60.0 * b, 15 + 1 / b) for b in range(2, 9)] \
+        + [("gptq", {"bits": b}, 61.0 * b, 15 + 0.5 / b) for b in (2, 3, 4, 8)]
+    df = _rows(points)
+    ja = charts.tradeoff(df, export=True, lang="ja")
+    en = charts.tradeoff(df, export=True)
+    assert ja.layout.xaxis.title.text != en.layout.xaxis.title.text
+    assert any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in ja.layout.title.text)
+    assert ja.layout.legend.orientation == "h"                  # under the plot, not scrolling
+    entries = sum(1 for t in ja.data if t.showlegend is not False)
+    assert ja.layout.height >= 650 + 26 * -(-entries // 4)
+    bars = charts.delta_bars(df, "ppl", "ja")
+    assert bars.layout.yaxis.automargin is True                 # labels never clipped

@@ -90,7 +90,14 @@ def test_no_measured_rows_gives_labelled_rules():
     llama = MODELS["Llama-2-7B"]
     cpu = recommend.recommend(pd.DataFrame(), llama, Constraints(device="cpu", memory_gib=16))
     assert cpu.measured == [] and cpu.basis == "no measured rows for this model"
-    assert cpu.rules[0].methods == ["gguf:type=Q4_K_M"] and "not measured here" in cpu.rules[0].note
+    # 16 GiB of RAM holds Q8_0 (about 7 GiB with a 4k context) within 80 %: the 8-bit choice
+    assert cpu.rules[0].methods == ["gguf:type=Q8_0", "gguf:type=Q4_K_M"] and "not measured here" in cpu.rules[0].note
+    assert "it leaves" in cpu.rules[0].why
+    eight = recommend.rules(llama, Constraints(device="cpu", memory_gib=8))       # 8 GiB: 4 bits
+    assert eight[0].methods == ["gguf:type=Q4_K_M"] and "of 8.00 GiB" in eight[0].why
+    assert "Q8_0 would need" in eight[0].why
+    tiny_ram = recommend.rules(llama, Constraints(device="cpu", memory_gib=2))
+    assert tiny_ram[0].methods == ["gguf:type=Q4_K_M"] and "does not fit" in tiny_ram[0].why
     big = recommend.rules(llama, Constraints(device="cuda", memory_gib=80))
     assert big[0].methods == ["fp16"]                                    # 13.5 GB in 80 GB
     # FP16 (12.6 GiB of weights) fits in 80 % of 24 GiB by the calculator; not of 16 GiB

@@ -10,7 +10,7 @@ BASE = Job(id=0, key="k", label="x", spec_json="{}", state="queued", stage="", p
 
 
 def _job(i, state, **kw):
-    return replace(BASE, id=i, state=state, created=1000.0 + i, **kw)
+    return replace(BASE, **{"id": i, "key": f"k{i}", "state": state, "created": 1000.0 + i, **kw})
 
 
 def test_the_summary_counts_the_sweep_and_estimates_what_is_left():
@@ -25,6 +25,19 @@ def test_the_summary_counts_the_sweep_and_estimates_what_is_left():
 def test_the_summary_says_when_it_cannot_estimate_yet():
     text = status.batch_summary([_job(1, "running", started=1000, progress=0.5), _job(2, "queued")], 1010)
     assert text == "0 of 2 done, time left: known once a job of this sweep has finished"
+
+
+def test_a_second_press_mid_sweep_keeps_the_sweep_and_its_estimate():
+    first = [_job(1, "done", started=1000, finished=1060), _job(2, "done", started=1060, finished=1120),
+             _job(3, "running", started=1120, progress=0.5), _job(4, "queued")]
+    before = status.batch_summary(first, now=1150)
+    # 300 s later the button is pressed again: the two done specs are recorded as cache hits
+    # (new rows), the running and queued ones are joined (no new rows); a noise-floor job waits
+    hits = [_job(11, "done", key="k1", cached=1, created=1450.0),
+            _job(12, "done", key="k2", cached=1, created=1450.1)]
+    noise = [_job(13, "queued", key="noise-abc", created=1450.2)]
+    after = status.batch_summary(first + hits + noise, now=1150)
+    assert before.startswith("2 of 4 done") and after == before
 
 
 def test_an_old_sweep_is_not_counted_with_the_new_one():
