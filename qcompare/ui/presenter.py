@@ -95,7 +95,9 @@ def _share(value, axis) -> float | None:
 def _labels_inwards(fig: go.Figure, trace) -> None:
     """Point labels near the plot's left or right quarter, or its top tenth, are placed on the
     side facing the plot's middle (presenter type is large: outward labels ran off the plot)."""
-    if not trace.text or "text" not in (trace.mode or "") or trace.x is None or trace.y is None:
+    text = trace.text
+    if text is None or isinstance(text, str) or len(text) == 0 or "text" not in (trace.mode or "") \
+            or trace.x is None or trace.y is None:         # (text may be a numpy array)
         return
     xs, ys = list(trace.x), list(trace.y)
     given = trace.textposition

@@ -25,6 +25,11 @@ def test_the_theme_fits_a_1024_projector_legend_below_labels_inwards_long_titles
     assert out.layout.legend.orientation == "h" and out.layout.legend.y < 0     # under the plot
     assert list(out.data[0].textposition) == ["top right", "top right", "bottom left"]
     assert out.layout.title.font.size < 22                    # 104 characters: smaller type
+    import numpy as np  # labels as a numpy array too
+    arr = go.Figure(go.Scatter(x=np.array([1.0, 9.9]), y=np.array([1.0, 2.0]), mode="markers+text",
+                               text=np.array(["a", "b"])))
+    arr.update_layout(xaxis={"range": [0, 10]}, yaxis={"range": [0, 10]})
+    assert list(presenter.theme(arr).data[0].textposition) == ["top right", "top left"]
 
 
 def _open(tmp_path, monkeypatch, page=None):

@@ -280,7 +280,8 @@ def test_presenter_mode_generation_and_the_playground_in_a_real_browser(demo_ser
         deep_font = page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize")
         deep_url = page.url
         page.goto(demo_server + "/?present=1")
-        page.get_by_text("The default comparison").first.wait_for(timeout=60_000)
+        # the demo script, collapsed, with the rehearsal check in its title line
+        page.get_by_text("rehearsal:").first.wait_for(timeout=60_000)
         assert page.locator("[data-testid='stToolbarActions'] >> text=Deploy").count() == 0
         page.screenshot(path=str(out / "presenter-home.png"))
         page.goto(demo_server + "/generate?present=1")
